@@ -1,0 +1,42 @@
+# Two entry points for a fresh machine (see README):
+#   make run   - create .venv, install phytoscope, open it on the bundled model and samples
+#                (headless: classifies the samples and prints counts and alerts)
+#   make test  - create .venv, install phytoscope with every CPU extra, run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+SAMPLES ?= resources/samples
+
+.PHONY: run test venv lint bench deb clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamp files re-run the install whenever pyproject.toml changes.
+$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[gui]"
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[gui,tensorflow,dev]"
+	touch $@
+
+run: $(VENV)/.run-installed
+	$(BIN)/phytoscope gui --open $(SAMPLES)
+
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check phytoscope tests
+	$(BIN)/mypy
+
+bench: $(VENV)/.test-installed
+	$(BIN)/phytoscope bench
+
+deb:
+	bash packaging/build_deb.sh
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

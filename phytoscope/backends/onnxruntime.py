@@ -1,0 +1,63 @@
+"""ONNX Runtime: the CPU engine that must always work (the package's core dependency)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from phytoscope.backends.base import Backend
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    model_format = "onnx"
+    install_hint = "pip install onnxruntime"
+    precisions = ("fp32", "int8")
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:
+            return f"onnxruntime is not installed ({exc}); {cls.install_hint}"
+        return None
+
+    def _load_impl(self) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        threads = self.options.get("threads") or int(os.environ.get("PHYTOSCOPE_THREADS", "0"))
+        options.intra_op_num_threads = threads  # 0 = one per physical core
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        available = ort.get_available_providers()
+        wanted = self.options.get("providers") or ["CPUExecutionProvider"]
+        providers = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+        self._session = ort.InferenceSession(
+            str(self.card.model_path), sess_options=options, providers=providers
+        )
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        self._input_name = inputs[0].name
+        self._output_name = outputs[0].name
+        self.card.check_io_shapes(tuple(inputs[0].shape), outputs[0].shape[-1])
+
+    def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        return self._session.run([self._output_name], {self._input_name: batch})[0]
+
+    def _close_impl(self) -> None:
+        del self._session
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        try:
+            import onnxruntime as ort
+
+            info["version"] = ort.__version__
+            info["providers"] = ort.get_available_providers()
+            if self.loaded:
+                info["providers_used"] = self._session.get_providers()
+        except ImportError:
+            pass
+        return info

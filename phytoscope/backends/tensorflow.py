@@ -1,0 +1,67 @@
+"""TensorFlow/Keras: the study's "base model" (a .keras file or a SavedModel folder)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from phytoscope.backends.base import Backend
+
+
+class TensorFlowBackend(Backend):
+    name = "tensorflow"
+    model_format = "keras"
+    install_hint = "pip install 'phytoscope[tensorflow]' (tensorflow-cpu on x86-64, tensorflow on Jetson)"
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorflow") is None:
+            return f"TensorFlow is not installed; {cls.install_hint}"
+        return None
+
+    def _load_impl(self) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+
+        path = self.card.model_path
+        if path.is_dir():  # SavedModel: keep the serving signature, no Python class needed
+            import tensorflow as tf
+
+            loaded = tf.saved_model.load(str(path))
+            self._model = loaded
+            self._fn = loaded.signatures["serving_default"]
+            self._saved_model = True
+            spec = list(self._fn.structured_input_signature[1].values())[0]
+            input_shape = tuple(spec.shape)
+            num_outputs = list(self._fn.structured_outputs.values())[0].shape[-1]
+        else:
+            self._model = keras.models.load_model(path, compile=False)
+            self._saved_model = False
+            input_shape = tuple(self._model.input_shape)
+            num_outputs = self._model.output_shape[-1]
+        self.card.check_io_shapes(input_shape, num_outputs)
+
+    def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        if self._saved_model:
+            return list(self._fn(batch).values())[0].numpy()
+        return np.asarray(self._model(batch, training=False))
+
+    def _close_impl(self) -> None:
+        del self._model
+        import keras
+
+        keras.backend.clear_session()
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        try:
+            import tensorflow as tf
+
+            info["version"] = tf.__version__
+        except ImportError:
+            pass
+        return info

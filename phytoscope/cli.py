@@ -1,0 +1,103 @@
+"""The ``phytoscope`` command: one entry point, one sub-command per job.
+
+Each sub-command lives in ``phytoscope/commands/<name>.py`` with ``HELP``,
+``configure(parser)`` and ``run(args) -> int``; those modules import heavy packages
+(ONNX Runtime, TensorFlow, Qt) only inside ``run``, so ``phytoscope --help`` stays instant
+and a missing optional package only affects the command that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from enum import IntEnum
+
+from phytoscope import __version__
+from phytoscope.errors import BackendUnavailable, Cancelled, ModelError, PhytoscopeError
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    PARTIAL = 3
+    """the run finished but some inputs were skipped (reported on stderr)"""
+    NO_MODEL = 4
+    UNAVAILABLE = 5
+    """a requested runtime, device or sensor is not present here"""
+    CANCELLED = 130
+
+
+COMMANDS = (
+    "gui",
+    "classify",
+    "report",
+    "bench",
+    "train",
+    "evaluate",
+    "export",
+    "build-engine",
+    "telemetry",
+    "archive",
+    "info",
+)
+
+
+def _module_name(command: str) -> str:
+    return "phytoscope.commands." + command.replace("-", "_")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="phytoscope",
+        description="Classify plankton by genus, turn counts into cells/L and raise HAB alerts.",
+    )
+    parser.add_argument("--version", action="version", version=f"phytoscope {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        try:
+            module = importlib.import_module(_module_name(command))
+        except ModuleNotFoundError as exc:
+            if exc.name != _module_name(command):
+                raise
+            continue  # command not part of this build yet
+        child = sub.add_parser(command, help=module.HELP, description=module.HELP)
+        module.configure(child)
+        child.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.command is None:  # no sub-command: open the desktop application
+        args = parser.parse_args(["gui", *(argv or sys.argv[1:])])
+    try:
+        return int(args._module.run(args))
+    except Cancelled as exc:
+        print(f"cancelled: {exc}", file=sys.stderr)
+        return ExitCode.CANCELLED
+    except ModelError as exc:
+        print(f"phytoscope: {exc}", file=sys.stderr)
+        return ExitCode.NO_MODEL
+    except BackendUnavailable as exc:
+        print(f"phytoscope: {exc}", file=sys.stderr)
+        return ExitCode.UNAVAILABLE
+    except PhytoscopeError as exc:
+        print(f"phytoscope: {exc}", file=sys.stderr)
+        return ExitCode.ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return ExitCode.CANCELLED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

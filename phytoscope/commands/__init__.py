@@ -1,0 +1,1 @@
+"""One module per ``phytoscope`` sub-command: ``HELP``, ``configure(parser)``, ``run(args)``."""

@@ -1,0 +1,1 @@
+"""Headless logic: no Qt, no concrete inference engine (those are injected)."""

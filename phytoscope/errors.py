@@ -1,0 +1,42 @@
+"""One exception tree whose messages a technician can act on.
+
+Every error raised on purpose by phytoscope derives from :class:`PhytoscopeError`; the CLI
+and GUI show ``str(error)`` to the user without a traceback, so messages say what went wrong
+and what to do about it.
+"""
+
+
+class PhytoscopeError(Exception):
+    """Base of all errors phytoscope raises deliberately."""
+
+
+class ConfigError(PhytoscopeError):
+    """A setting or command-line value is invalid."""
+
+
+class ModelError(PhytoscopeError):
+    """No model installed, or a model does not match its card (hash, shape, classes)."""
+
+
+class BackendUnavailable(PhytoscopeError):
+    """An inference runtime is not installed or cannot run here (names what to install)."""
+
+
+class BackendError(PhytoscopeError):
+    """An inference runtime failed while loading or running a model."""
+
+
+class SourceError(PhytoscopeError):
+    """An input (file, folder, IFCB bin, camera) cannot be read."""
+
+
+class StorageError(PhytoscopeError):
+    """The results store cannot be opened or written (permissions, disk full, corruption)."""
+
+
+class SensorError(PhytoscopeError):
+    """A telemetry sensor is missing or unreadable."""
+
+
+class Cancelled(PhytoscopeError):
+    """Long work was cancelled by the user; partial results already written are kept."""

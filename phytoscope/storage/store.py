@@ -1,0 +1,140 @@
+"""The results store: one SQLite file in WAL mode.
+
+Each batch of predictions is committed as it arrives, so a crash or power cut mid-run
+loses at most the batch in flight; WAL lets the GUI read while a worker writes.
+A connection belongs to the thread that opened it (sqlite3's rule): each worker opens its
+own :class:`Store` on the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from phytoscope.errors import StorageError
+from phytoscope.storage.migrations import MIGRATIONS
+from phytoscope.types import Prediction, Skipped
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Store:
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            # autocommit mode: transactions are explicit (see transaction())
+            self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"cannot open results database {path}: {exc}") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot create results database {path}: {exc}") from exc
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        current = self.schema_version
+        if current > len(MIGRATIONS):
+            raise StorageError(
+                f"{self.path} was written by a newer phytoscope (schema {current}); upgrade phytoscope"
+            )
+        for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            with self.transaction():
+                for statement in filter(str.strip, script.split(";")):
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Commit on success, roll back on error, and turn disk errors into StorageError."""
+        try:
+            self.db.execute("BEGIN")
+            yield self.db
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self.db.execute("ROLLBACK")
+            raise StorageError(f"results database {self.path}: {exc}") from exc
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- runs and predictions ------------------------------------------------------------
+
+    def start_run(self, backend: str, model: str, model_sha256: str, settings: dict[str, Any] | None = None) -> int:
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO runs(started_at, backend, model, model_sha256, settings) VALUES (?,?,?,?,?)",
+                (utc_now(), backend, model, model_sha256, json.dumps(settings or {})),
+            )
+        return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET finished_at=? WHERE id=?", (utc_now(), run_id))
+
+    def add_predictions(self, run_id: int, predictions: Iterable[Prediction]) -> None:
+        rows = [
+            (
+                run_id, p.source, p.roi_index,
+                *(p.box if p.box else (None, None, None, None)),
+                p.label, p.confidence, json.dumps(p.top_k), json.dumps(list(p.flags)),
+            )
+            for p in predictions
+        ]
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO predictions(run_id, source, roi_index, x, y, w, h, label, confidence, top_k, flags)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+
+    def add_skipped(self, run_id: int, skipped: Iterable[Skipped]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO skipped(run_id, source, reason) VALUES (?,?,?)",
+                [(run_id, s.source, s.reason) for s in skipped],
+            )
+
+    def predictions(self, run_id: int) -> list[Prediction]:
+        rows = self.db.execute(
+            "SELECT * FROM predictions WHERE run_id=? ORDER BY id", (run_id,)
+        ).fetchall()
+        return [
+            Prediction(
+                source=r["source"],
+                roi_index=r["roi_index"],
+                label=r["label"],
+                confidence=r["confidence"],
+                top_k=tuple((name, float(p)) for name, p in json.loads(r["top_k"])),
+                box=(r["x"], r["y"], r["w"], r["h"]) if r["x"] is not None else None,
+                flags=tuple(json.loads(r["flags"])),
+            )
+            for r in rows
+        ]
+
+    def runs(self) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM runs ORDER BY id").fetchall()

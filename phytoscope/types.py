@@ -1,0 +1,93 @@
+"""Frozen value types passed between layers and threads (numpy and stdlib only).
+
+Workers emit these to the GUI thread, so they are immutable: a slot can keep a reference
+without copying and without racing the worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Box = tuple[int, int, int, int]
+"""(x, y, width, height) in pixels of the source image."""
+
+
+@dataclass(frozen=True, eq=False)
+class Roi:
+    """One region of interest: a cropped organism (or a whole image treated as one).
+
+    Parameters
+    ----------
+    source
+        Where it came from: a file path, or ``"<bin path>"`` for an IFCB bin.
+    index
+        ROI number within the source (IFCB roi number; 0-based segment index for frames;
+        page number for multi-page TIFFs; 0 for a single image).
+    image
+        The pixels as read: ``uint8`` or ``uint16``, shape (H, W) grey or (H, W, 3|4) RGB(A).
+    box
+        Position in the source frame, or ``None`` when the ROI *is* the whole image.
+    flags
+        Quality flags raised while reading or segmenting (``"blurry"``, ``"edge"`` ...).
+    meta
+        Extra facts from the source (IFCB: trigger number, ml_analyzed of its bin).
+    """
+
+    source: str
+    index: int
+    image: np.ndarray
+    box: Box | None = None
+    flags: tuple[str, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input that could not be used; the run goes on and reports it."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The classifier's answer for one ROI.
+
+    ``label`` is ``"unknown"`` when the top class's probability is below that class's
+    confidence threshold from the model card; ``top_k`` still holds the raw ranking.
+    """
+
+    source: str
+    roi_index: int
+    label: str
+    confidence: float
+    top_k: tuple[tuple[str, float], ...]
+    box: Box | None = None
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TelemetrySample:
+    """One reading of power and memory, stamped with a monotonic clock.
+
+    ``power_w`` is ``None`` when no power figure exists at all; ``estimated`` is True when it
+    comes from a model (CPU load x rated power) rather than a sensor, and every chart,
+    report and file that shows it must say so.
+    """
+
+    t: float
+    """seconds, time.monotonic()"""
+    wall: float
+    """seconds since the epoch, for logs"""
+    power_w: float | None
+    power_source: str
+    estimated: bool
+    rss_bytes: int
+    ram_used_bytes: int
+    ram_total_bytes: int
+    cpu_percent: float
+    rails_w: tuple[tuple[str, float], ...] = ()
+    gpu_mem_used_bytes: int | None = None

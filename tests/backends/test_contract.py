@@ -1,0 +1,85 @@
+"""Backend contract (tier 2) and parity (tier 3) over every importable CPU engine."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from phytoscope import backends
+from phytoscope.core.classifier import Classifier
+from phytoscope.core.preprocess import preprocess_batch
+from phytoscope.errors import BackendError, ModelError
+from phytoscope.types import Roi
+
+CPU_BACKENDS = [
+    name for name, reason in backends.availability().items() if reason is None and name != "tensorrt"
+]
+
+
+def _batch(card, n=4, seed=1):
+    rng = np.random.default_rng(seed)
+    images = [rng.integers(0, 255, size=(40 + 7 * i, 30 + 3 * i), dtype=np.uint8) for i in range(n)]
+    return images, preprocess_batch(images, card.input)
+
+
+@pytest.mark.parametrize("name", CPU_BACKENDS)
+def test_contract(name, tiny_model_dir):
+    backend = backends.create(name, model=tiny_model_dir)
+    assert not backend.loaded
+    with pytest.raises(BackendError):
+        backend.infer(np.zeros(backend.input_spec.batch_shape(1), np.float32))
+    with backend:
+        images, batch = _batch(backend.card)
+        logits = backend.infer(batch)
+        assert logits.shape == (4, backend.card.num_classes)
+        assert logits.dtype == np.float32
+        with pytest.raises(ValueError):
+            backend.infer(batch.astype(np.float64))
+        with pytest.raises(ValueError):
+            backend.infer(batch[:, :-1])
+        preds = Classifier(backend).predict([Roi("x.png", i, im) for i, im in enumerate(images)])
+        assert [p.roi_index for p in preds] == [0, 1, 2, 3]
+        assert all(p.label in backend.card.class_names for p in preds)
+    assert not backend.loaded
+
+
+def test_parity_tensorflow_vs_onnxruntime(tiny_model_dir):
+    if "tensorflow" not in CPU_BACKENDS:
+        pytest.skip("TensorFlow not installed: parity with ONNX Runtime not checked")
+    with backends.create("onnxruntime", model=tiny_model_dir) as ort, backends.create(
+        "tensorflow", model=tiny_model_dir
+    ) as tf:
+        _, batch = _batch(ort.card, n=8, seed=7)
+        a, b = ort.infer(batch), tf.infer(batch)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    assert (a.argmax(1) == b.argmax(1)).all()
+
+
+def test_tampered_model_is_refused(tiny_model_dir, tmp_path):
+    import shutil
+
+    for f in tiny_model_dir.glob("tiny.onnx*"):
+        shutil.copy(f, tmp_path / f.name)
+    with open(tmp_path / "tiny.onnx", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ModelError, match="does not match its card"):
+        backends.create("onnxruntime", model=tmp_path).load()
+
+
+def test_card_with_wrong_shape_is_refused(tiny_model_dir, tmp_path):
+    import shutil
+
+    for f in tiny_model_dir.glob("tiny.onnx*"):
+        shutil.copy(f, tmp_path / f.name)
+    card = json.loads((tmp_path / "tiny.onnx.json").read_text())
+    card["input"]["height"] = card["input"]["width"] = 64
+    (tmp_path / "tiny.onnx.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="input shape"):
+        backends.create("onnxruntime", model=tmp_path).load()
+
+
+def test_no_model_message(tmp_path):
+    with pytest.raises(ModelError, match="no model installed"):
+        backends.create("onnxruntime", models_dir=tmp_path)
