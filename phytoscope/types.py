@@ -91,3 +91,10 @@ class TelemetrySample:
     cpu_percent: float
     rails_w: tuple[tuple[str, float], ...] = ()
     gpu_mem_used_bytes: int | None = None
+    energy_j: float | None = None
+    """cumulative joules since the sampler opened its source, where the source has energy
+    counters (RAPL, NVML); ``None`` for instantaneous sources. Differences between samples
+    are exact energies, so integrals prefer them over the trapezoid on ``power_w``."""
+    process_cpu_percent: float | None = None
+    """CPU of process ``pid`` as psutil counts it (100 = one core busy); ``cpu_percent``
+    above is the whole machine's utilisation, 0-100 over all cores."""
