@@ -98,3 +98,82 @@ class TelemetrySample:
     process_cpu_percent: float | None = None
     """CPU of process ``pid`` as psutil counts it (100 = one core busy); ``cpu_percent``
     above is the whole machine's utilisation, 0-100 over all cores."""
+
+
+@dataclass(frozen=True)
+class Volume:
+    """How much of the original water sample the counted organisms stand for.
+
+    Every count becomes a concentration through this one number, so IFCB bins, Utermöhl
+    chambers and user-given volumes are treated alike: ``cells/L = count * 1000 /
+    ml_analyzed``. ``method`` is ``"ifcb"``, ``"utermohl"`` or ``"given"``; ``details``
+    keeps the inputs (bin ids and their ml_analyzed, settled volume, areas ...) so a report
+    can show how the volume was obtained.
+    """
+
+    ml_analyzed: float
+    method: str
+    details: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What was analysed, where, when, and how much water (see :mod:`phytoscope.core.sample`).
+
+    ``kind`` is ``"ifcb"``, ``"microscope"``, ``"files"`` or ``"camera"``; ``sampled_at``
+    is ISO 8601 (the time the water was taken, not the time it was analysed). ``id`` and
+    ``created_at`` are set by the store.
+    """
+
+    kind: str
+    sources: tuple[str, ...]
+    volume: Volume
+    site: str = ""
+    sampled_at: str | None = None
+    run_id: int | None = None
+    model: str = ""
+    rule_set: str = ""
+    notes: str = ""
+    id: int | None = None
+    created_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A harmful taxon at or above a published threshold, with its evidence.
+
+    ``level`` is in the rule set's own words (``"red"``, ``"medium"``,
+    ``"moderate_probability"``). ``threshold_per_l`` is the lower edge of that level's band,
+    taken from ``rule_taxon`` (for a genus-only model, the most conservative species row of
+    the genus). When ``unit`` is ``"chains/L"`` the organisms were counted per chain, so the
+    cell concentration is underestimated and ``level`` is a lower bound (``lower_bound``).
+    ``evidence`` lists (source, roi_index) of ROIs counted for the taxon (capped; ``count``
+    is the full number). An alert stays open until acknowledged (``acknowledged_by`` and
+    ``acknowledged_at`` are then set by the store).
+    """
+
+    taxon: str
+    level: str
+    threshold_per_l: float
+    concentration_per_l: float
+    low_per_l: float
+    high_per_l: float
+    count: int
+    unit: str
+    rule_set: str
+    rule_set_version: str
+    model: str
+    rule_taxon: str = ""
+    syndrome: str = ""
+    lower_bound: bool = False
+    flags: tuple[str, ...] = ()
+    evidence: tuple[tuple[str, int], ...] = ()
+    sample_id: int | None = None
+    raised_at: str | None = None
+    id: int | None = None
+    acknowledged_by: str | None = None
+    acknowledged_at: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.acknowledged_at is None
