@@ -35,4 +35,60 @@ MIGRATIONS: list[str] = [
         reason  TEXT NOT NULL
     );
     """,
+    # 2: samples (what was analysed, where, when, how much water), their per-class counts,
+    #    HAB alerts with evidence, and acknowledgements (who and when), kept apart from the
+    #    alert so an acknowledgement never rewrites the evidence
+    """
+    CREATE TABLE samples (
+        id              INTEGER PRIMARY KEY,
+        created_at      TEXT NOT NULL,
+        kind            TEXT NOT NULL,
+        site            TEXT NOT NULL DEFAULT '',
+        sampled_at      TEXT,
+        sources         TEXT NOT NULL DEFAULT '[]',
+        ml_analyzed     REAL NOT NULL CHECK (ml_analyzed > 0),
+        volume_method   TEXT NOT NULL,
+        volume_details  TEXT NOT NULL DEFAULT '[]',
+        run_id          INTEGER REFERENCES runs(id),
+        model           TEXT NOT NULL DEFAULT '',
+        rule_set        TEXT NOT NULL DEFAULT '',
+        summary         TEXT NOT NULL DEFAULT '{}',
+        notes           TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE sample_counts (
+        sample_id   INTEGER NOT NULL REFERENCES samples(id),
+        taxon       TEXT NOT NULL,
+        count       INTEGER NOT NULL CHECK (count >= 0),
+        unit        TEXT NOT NULL DEFAULT 'cells/L',
+        PRIMARY KEY (sample_id, taxon)
+    );
+    CREATE TABLE alerts (
+        id                  INTEGER PRIMARY KEY,
+        sample_id           INTEGER NOT NULL REFERENCES samples(id),
+        raised_at           TEXT NOT NULL,
+        taxon               TEXT NOT NULL,
+        level               TEXT NOT NULL,
+        threshold_per_l     REAL NOT NULL,
+        concentration_per_l REAL NOT NULL,
+        low_per_l           REAL NOT NULL,
+        high_per_l          REAL NOT NULL,
+        count               INTEGER NOT NULL,
+        unit                TEXT NOT NULL,
+        lower_bound         INTEGER NOT NULL DEFAULT 0,
+        rule_set            TEXT NOT NULL,
+        rule_set_version    TEXT NOT NULL,
+        rule_taxon          TEXT NOT NULL DEFAULT '',
+        syndrome            TEXT NOT NULL DEFAULT '',
+        model               TEXT NOT NULL,
+        flags               TEXT NOT NULL DEFAULT '[]',
+        evidence            TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX alerts_sample ON alerts(sample_id);
+    CREATE TABLE acknowledgements (
+        alert_id    INTEGER PRIMARY KEY REFERENCES alerts(id),
+        who         TEXT NOT NULL,
+        at          TEXT NOT NULL,
+        note        TEXT NOT NULL DEFAULT ''
+    );
+    """,
 ]
