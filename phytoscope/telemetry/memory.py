@@ -1,0 +1,94 @@
+"""Memory and CPU figures: the watched process (psutil) and the whole machine (/proc/meminfo).
+
+RAM "used" is ``MemTotal - MemAvailable``, the figure ``psutil.virtual_memory().percent``
+uses; page cache the kernel can drop on demand is not counted as used. On a Jetson the GPU
+allocates from the same RAM, so it is inside these figures; the GPU-mapped part is shown on
+its own where the kernel reports it (``NvMapMemUsed`` in ``/proc/meminfo``, nvgpu kernels).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from phytoscope.errors import SensorError
+from phytoscope.telemetry.base import Reader, read_text
+
+log = logging.getLogger(__name__)
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    """``/proc/meminfo`` as {key: bytes} (the file's kB are KiB)."""
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if not parts:
+            continue
+        try:
+            number = int(parts[0])
+        except ValueError:
+            continue
+        values[key.strip()] = number * 1024 if len(parts) > 1 and parts[1].lower() == "kb" else number
+    return values
+
+
+@dataclass(frozen=True)
+class MemoryReading:
+    rss_bytes: int
+    ram_used_bytes: int
+    ram_total_bytes: int
+    process_cpu_percent: float | None
+    gpu_shared_bytes: int | None
+
+
+class MemoryReader:
+    """RSS and CPU of one process plus system RAM.
+
+    Parameters
+    ----------
+    pid
+        process to watch (default: this one). If it ends, RSS reads 0 and CPU None.
+    procfs_root
+        where ``meminfo`` lives (``/proc``); tests pass a fake tree.
+    """
+
+    def __init__(self, pid: int | None = None, procfs_root: str | Path = "/proc",
+                 reader: Reader = read_text) -> None:
+        self.pid = os.getpid() if pid is None else int(pid)
+        try:
+            self._process: psutil.Process | None = psutil.Process(self.pid)
+        except psutil.Error as exc:
+            raise SensorError(f"no process with pid {self.pid}: {exc}") from exc
+        self._process.cpu_percent(None)  # prime: the first call always answers 0.0
+        self._meminfo = Path(procfs_root) / "meminfo"
+        self._reader = reader
+        self.process_gone = False
+
+    def system_ram(self) -> tuple[int, int, int | None]:
+        """(used, total, GPU-mapped or None) in bytes."""
+        try:
+            info = parse_meminfo(self._reader(self._meminfo))
+            total = info["MemTotal"]
+            available = info.get("MemAvailable", info.get("MemFree", 0))
+            return total - available, total, info.get("NvMapMemUsed")
+        except (OSError, KeyError):
+            vm = psutil.virtual_memory()  # not Linux, or /proc hidden: psutil knows the OS way
+            return vm.total - vm.available, vm.total, None
+
+    def read(self) -> MemoryReading:
+        used, total, gpu = self.system_ram()
+        rss, cpu = 0, None
+        if self._process is not None:
+            try:
+                with self._process.oneshot():
+                    rss = self._process.memory_info().rss
+                    cpu = self._process.cpu_percent(None)
+            except psutil.Error:
+                log.warning("process %s has ended; its RSS now reads 0", self.pid)
+                self._process, self.process_gone = None, True
+        return MemoryReading(rss, used, total, cpu, gpu)
