@@ -1,0 +1,200 @@
+"""Classify a stream of inputs with decoding and pre-processing overlapping inference.
+
+One plain function, :func:`classify_items`, used by ``phytoscope classify``, the GUI's
+inference worker and the benchmark (DESIGN section 4: long work is a function taking
+progress and cancel, unit-tested without Qt).
+
+Why threads: the inference engine (ONNX Runtime, TensorRT, TensorFlow) releases the GIL
+while it runs, and so do OpenCV's decoders and resizers, so a background thread can read
+and pre-process batch N+1 while the calling thread runs batch N through the engine. A
+bounded queue (``prefetch`` batches) keeps memory flat on a folder of millions of images.
+The backend is only ever called from the calling thread, because CUDA contexts and some
+runtimes belong to the thread that created them.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from phytoscope.core.classifier import Classifier
+from phytoscope.core.preprocess import normalise, prepare_uint8
+from phytoscope.errors import Cancelled
+from phytoscope.modelcard import InputSpec
+from phytoscope.types import Prediction, Roi, Skipped
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, "int | None"], None]
+
+
+class CancelFlag(Protocol):
+    """Anything with ``is_set()``: a threading.Event, or the GUI worker's flag."""
+
+    def is_set(self) -> bool: ...
+
+
+@dataclass
+class _Batch:
+    rois: list[Roi]
+    tensor: np.ndarray | None
+    skipped: list[Skipped]
+
+
+_END = object()
+
+
+def prepare_batch(rois: list[Roi], spec: InputSpec) -> tuple[list[Roi], np.ndarray | None, list[Skipped]]:
+    """Pre-process ROIs into one tensor; a ROI that cannot be prepared becomes Skipped.
+
+    Per-ROI failures (a degenerate 0-pixel crop, an odd channel count) must not take the
+    other 15 ROIs of the batch down with them.
+    """
+    kept: list[Roi] = []
+    prepared: list[np.ndarray] = []
+    skipped: list[Skipped] = []
+    for roi in rois:
+        try:
+            prepared.append(prepare_uint8(roi.image, spec))
+            kept.append(roi)
+        except Exception as exc:  # noqa: BLE001 - ValueError, cv2.error...: report, keep going
+            skipped.append(Skipped(f"{roi.source}#{roi.index}", f"cannot pre-process ROI: {exc}"))
+    tensor = normalise(np.stack(prepared), spec) if prepared else None
+    return kept, tensor, skipped
+
+
+def _total_of(items: Iterable[Roi | Skipped]) -> int | None:
+    try:
+        return len(items)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def classify_items(
+    items: Iterable[Roi | Skipped],
+    classifier: Classifier,
+    batch_size: int = 16,
+    progress: Progress | None = None,
+    cancel: CancelFlag | None = None,
+    prefetch: int = 4,
+    workers: int = 2,
+    total: int | None = None,
+) -> Iterator[tuple[list[Prediction], list[Skipped]]]:
+    """Classify every ROI of ``items``, yielding ``(predictions, skipped)`` per batch.
+
+    Parameters
+    ----------
+    items
+        What :func:`phytoscope.sources.iter_inputs` yields (any iterable of Roi/Skipped);
+        it is iterated in a background thread, so lazy decoding overlaps inference.
+    classifier
+        Holds an already loaded backend; only this (the calling) thread calls it.
+    batch_size
+        ROIs per engine call.
+    progress
+        ``progress(done, total)`` after each batch: ``done`` counts ROIs classified plus
+        inputs skipped; ``total`` is ``None`` when the number of items is not known.
+    cancel
+        Checked between batches; when set, the reader stops and :class:`Cancelled` is
+        raised. Batches already yielded stay with the caller (write them as they come).
+    prefetch
+        Pre-processed batches that may wait in the queue (bounds memory).
+    workers
+        Pre-processing threads (resizing releases the GIL; two keep up with one engine).
+    total
+        Known number of items, for the progress callback (else ``len(items)`` if any).
+
+    Yields
+    ------
+    (predictions, skipped)
+        In input order. A batch may hold only skipped entries (no predictions).
+
+    Raises
+    ------
+    Cancelled
+        When ``cancel`` was set.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    total = total if total is not None else _total_of(items)
+    spec = classifier.card.input
+    stop = threading.Event()
+    batches: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="phytoscope-prep")
+
+    def put(value: object) -> bool:
+        """Put unless stopping; False when the consumer has gone away."""
+        while not stop.is_set():
+            try:
+                batches.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def submit(rois: list[Roi], skipped: list[Skipped]) -> Future:
+        def work() -> _Batch:
+            kept, tensor, bad = prepare_batch(rois, spec) if rois else ([], None, [])
+            return _Batch(kept, tensor, skipped + bad)
+
+        return pool.submit(work)
+
+    def reader() -> None:
+        rois: list[Roi] = []
+        skipped: list[Skipped] = []
+        try:
+            for item in items:
+                if stop.is_set() or (cancel is not None and cancel.is_set()):
+                    break
+                if isinstance(item, Skipped):
+                    skipped.append(item)
+                    continue
+                rois.append(item)
+                if len(rois) >= batch_size:
+                    if not put(submit(rois, skipped)):
+                        return
+                    rois, skipped = [], []
+            if rois or skipped:
+                put(submit(rois, skipped))
+        except BaseException as exc:  # noqa: BLE001 - hand the failure to the consumer
+            put(exc)
+        finally:
+            put(_END)
+
+    thread = threading.Thread(target=reader, name="phytoscope-reader", daemon=True)
+    thread.start()
+    done = 0
+    try:
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"stopped after {done} items")
+            try:
+                entry = batches.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if entry is _END:
+                break
+            if isinstance(entry, BaseException):
+                raise entry
+            batch: _Batch = entry.result()  # type: ignore[union-attr]
+            predictions = (
+                classifier.predict_tensor(batch.tensor, batch.rois) if batch.tensor is not None else []
+            )
+            # a cancel that arrived during inference still delivers this batch: it is done
+            done += len(predictions) + len(batch.skipped)
+            if progress is not None:
+                progress(done, total)
+            yield predictions, batch.skipped
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        pool.shutdown(wait=True, cancel_futures=True)
+        if thread.is_alive():  # stuck in a slow read; it is a daemon and stops at its next put
+            log.warning("input reader did not stop within 5 s")
