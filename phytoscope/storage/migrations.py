@@ -91,4 +91,23 @@ MIGRATIONS: list[str] = [
         note        TEXT NOT NULL DEFAULT ''
     );
     """,
+    # 3: label corrections made by a technician in the GUI gallery, with the ROI pixels as
+    #    PNG (longest side <= 128 px, the model's input) so they export as a training folder
+    #    even after the source files are gone
+    """
+    CREATE TABLE corrections (
+        id          INTEGER PRIMARY KEY,
+        created_at  TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        roi_index   INTEGER NOT NULL,
+        predicted   TEXT NOT NULL,
+        confidence  REAL NOT NULL,
+        corrected   TEXT NOT NULL,
+        model       TEXT NOT NULL DEFAULT '',
+        run_id      INTEGER REFERENCES runs(id),
+        who         TEXT NOT NULL DEFAULT '',
+        image_png   BLOB
+    );
+    CREATE INDEX corrections_roi ON corrections(source, roi_index);
+    """,
 ]
