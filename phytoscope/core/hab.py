@@ -66,7 +66,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("rule_set", "taxon", "rank", "syndrome", "level", "min_cells_per_l", "max_cells_per_l", "source")
+COLUMNS = (
+    "rule_set",
+    "taxon",
+    "rank",
+    "syndrome",
+    "level",
+    "min_cells_per_l",
+    "max_cells_per_l",
+    "source",
+)
 RANKS = ("species", "genus", "group")
 BOUNDARIES = (">=", ">")
 NOT_MONITORED = "not monitored by this model"
@@ -172,9 +181,13 @@ def _threshold_rows(path: Path, what: str) -> list[dict[str, str]]:
             if row["max_cells_per_l"].strip():
                 float(row["max_cells_per_l"])
         except (ValueError, AttributeError) as exc:
-            raise ConfigError(f"{what} {path} line {line}: thresholds must be numbers ({exc})") from exc
+            raise ConfigError(
+                f"{what} {path} line {line}: thresholds must be numbers ({exc})"
+            ) from exc
         if row["rank"] not in RANKS:
-            raise ConfigError(f"{what} {path} line {line}: rank must be one of {RANKS}, not {row['rank']!r}")
+            raise ConfigError(
+                f"{what} {path} line {line}: rank must be one of {RANKS}, not {row['rank']!r}"
+            )
     return rows
 
 
@@ -222,7 +235,11 @@ def load_rule_set(name: str, overrides_path: Path | str | None = None) -> RuleSe
         in the overrides replace every shipped row of that pair.
     """
     meta = _metadata()
-    base = [r for r in _threshold_rows(rules_dir() / "hab_thresholds.csv", "rule sets") if r["rule_set"] == name]
+    base = [
+        r
+        for r in _threshold_rows(rules_dir() / "hab_thresholds.csv", "rule sets")
+        if r["rule_set"] == name
+    ]
     overrides = _resolve_overrides(overrides_path)
     extra: list[dict[str, str]] = []
     if overrides is not None:
@@ -241,14 +258,18 @@ def load_rule_set(name: str, overrides_path: Path | str | None = None) -> RuleSe
     for taxon, group in by_taxon.items():
         ranks = {r["rank"] for r in group}
         if len(ranks) != 1:
-            raise ConfigError(f"rule set {name}: taxon {taxon!r} is given two ranks {sorted(ranks)}")
+            raise ConfigError(
+                f"rule set {name}: taxon {taxon!r} is given two ranks {sorted(ranks)}"
+            )
         bands = tuple(
             sorted(
                 (
                     Band(
                         level=r["level"],
                         min_per_l=float(r["min_cells_per_l"]),
-                        max_per_l=float(r["max_cells_per_l"]) if r["max_cells_per_l"].strip() else None,
+                        max_per_l=float(r["max_cells_per_l"])
+                        if r["max_cells_per_l"].strip()
+                        else None,
                         source=r["source"],
                     )
                     for r in group
@@ -257,8 +278,12 @@ def load_rule_set(name: str, overrides_path: Path | str | None = None) -> RuleSe
             )
         )
         if len({b.min_per_l for b in bands}) != len(bands):
-            raise ConfigError(f"rule set {name}: taxon {taxon!r} has two levels starting at the same threshold")
-        taxa.append(RuleTaxon(taxon=taxon, rank=ranks.pop(), syndrome=group[0]["syndrome"], bands=bands))
+            raise ConfigError(
+                f"rule set {name}: taxon {taxon!r} has two levels starting at the same threshold"
+            )
+        taxa.append(
+            RuleTaxon(taxon=taxon, rank=ranks.pop(), syndrome=group[0]["syndrome"], bands=bands)
+        )
 
     info = meta.get(name)
     if info is not None:
@@ -270,7 +295,9 @@ def load_rule_set(name: str, overrides_path: Path | str | None = None) -> RuleSe
         levels = (DEFAULT_BELOW, *dict.fromkeys(b.level for b in ordered))
         boundary, title, dataset, reference = ">=", f"{name} (user-defined)", "user", str(overrides)
     if boundary not in BOUNDARIES:
-        raise ConfigError(f"rule set {name}: boundary must be one of {BOUNDARIES}, not {boundary!r}")
+        raise ConfigError(
+            f"rule set {name}: boundary must be one of {BOUNDARIES}, not {boundary!r}"
+        )
     for t in taxa:
         for b in t.bands:
             if b.level not in levels[1:]:
@@ -309,7 +336,9 @@ def classes_for(rule: RuleTaxon, card: ModelCard) -> tuple[ClassInfo, ...]:
     classes = card.classes
     if rule.rank == "group":
         key = rule.taxon.casefold()
-        return tuple(c for c in classes if (c.group or "").casefold() == key or c.name.casefold() == key)
+        return tuple(
+            c for c in classes if (c.group or "").casefold() == key or c.name.casefold() == key
+        )
     if rule.rank == "genus":
         return tuple(c for c in classes if _genus(c.name) == rule.taxon)
     exact = tuple(c for c in classes if c.name == rule.taxon)
@@ -345,12 +374,24 @@ class Assessment:
     def to_dict(self) -> dict[str, object]:
         c = self.concentration
         return {
-            "taxon": self.taxon, "classes": list(self.classes), "rule_taxon": self.rule_taxon,
-            "rank": self.rank, "syndrome": self.syndrome, "level": self.level,
-            "threshold_per_l": self.threshold_per_l, "next_threshold_per_l": self.next_threshold_per_l,
-            "next_level": self.next_level, "is_alert": self.is_alert, "lower_bound": self.lower_bound,
-            "flags": list(self.flags), "count": c.count, "per_l": c.per_l, "low_per_l": c.low_per_l,
-            "high_per_l": c.high_per_l, "detection_limit_per_l": c.detection_limit_per_l, "unit": c.unit,
+            "taxon": self.taxon,
+            "classes": list(self.classes),
+            "rule_taxon": self.rule_taxon,
+            "rank": self.rank,
+            "syndrome": self.syndrome,
+            "level": self.level,
+            "threshold_per_l": self.threshold_per_l,
+            "next_threshold_per_l": self.next_threshold_per_l,
+            "next_level": self.next_level,
+            "is_alert": self.is_alert,
+            "lower_bound": self.lower_bound,
+            "flags": list(self.flags),
+            "count": c.count,
+            "per_l": c.per_l,
+            "low_per_l": c.low_per_l,
+            "high_per_l": c.high_per_l,
+            "detection_limit_per_l": c.detection_limit_per_l,
+            "unit": c.unit,
         }
 
 
@@ -368,16 +409,23 @@ class HabResult:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "rule_set": self.rule_set.name, "rule_set_title": self.rule_set.title,
-            "rule_set_version": self.rule_set.version, "boundary": self.rule_set.boundary,
+            "rule_set": self.rule_set.name,
+            "rule_set_title": self.rule_set.title,
+            "rule_set_version": self.rule_set.version,
+            "boundary": self.rule_set.boundary,
             "levels": list(self.rule_set.levels),
             "assessments": [a.to_dict() for a in self.assessments],
             "not_monitored": list(self.not_monitored),
         }
 
 
-def _assess_one(rule: RuleTaxon, classes: tuple[ClassInfo, ...], counts: Mapping[str, int], volume: Volume,
-                rule_set: RuleSet) -> Assessment:
+def _assess_one(
+    rule: RuleTaxon,
+    classes: tuple[ClassInfo, ...],
+    counts: Mapping[str, int],
+    volume: Volume,
+    rule_set: RuleSet,
+) -> Assessment:
     names = tuple(c.name for c in classes)
     chain = any(c.chain_forming for c in classes)
     total = sum(int(counts.get(n, 0)) for n in names)
@@ -387,7 +435,9 @@ def _assess_one(rule: RuleTaxon, classes: tuple[ClassInfo, ...], counts: Mapping
     nxt = rule.next_band(conc.per_l, rule_set.boundary)
     flags = list(conc.flags)
     if rule.rank == "species" and rule.taxon not in names:
-        flags.append(f"genus counted against the species threshold of {rule.taxon} (most conservative)")
+        flags.append(
+            f"genus counted against the species threshold of {rule.taxon} (most conservative)"
+        )
     if band is not None and conc.low_per_l < band.min_per_l:
         flags.append(f"95 % interval reaches below {format_per_l(band.min_per_l)} cells/L")
     if nxt is not None and conc.detected and conc.high_per_l >= nxt.min_per_l:
@@ -419,11 +469,15 @@ def _assess_one(rule: RuleTaxon, classes: tuple[ClassInfo, ...], counts: Mapping
 
 def _conservative_key(a: Assessment, rule_set: RuleSet) -> tuple[float, float]:
     # most severe level first; then the lowest threshold (reached, or next to reach)
-    threshold = a.threshold_per_l if a.threshold_per_l is not None else (a.next_threshold_per_l or math.inf)
+    threshold = (
+        a.threshold_per_l if a.threshold_per_l is not None else (a.next_threshold_per_l or math.inf)
+    )
     return (-rule_set.severity(a.level), threshold)
 
 
-def assess(counts: Mapping[str, int], volume: Volume, card: ModelCard, rule_set: RuleSet) -> HabResult:
+def assess(
+    counts: Mapping[str, int], volume: Volume, card: ModelCard, rule_set: RuleSet
+) -> HabResult:
     """Level of every rule-set taxon the model can see, and the taxa it cannot.
 
     Parameters
@@ -446,9 +500,13 @@ def assess(counts: Mapping[str, int], volume: Volume, card: ModelCard, rule_set:
             continue
         a = _assess_one(rule, classes, counts, volume, rule_set)
         candidates.setdefault(a.classes, []).append(a)
-    chosen = [min(group, key=lambda a: _conservative_key(a, rule_set)) for group in candidates.values()]
+    chosen = [
+        min(group, key=lambda a: _conservative_key(a, rule_set)) for group in candidates.values()
+    ]
     chosen.sort(key=lambda a: (-rule_set.severity(a.level), a.taxon))
-    return HabResult(rule_set=rule_set, assessments=tuple(chosen), not_monitored=tuple(not_monitored))
+    return HabResult(
+        rule_set=rule_set, assessments=tuple(chosen), not_monitored=tuple(not_monitored)
+    )
 
 
 def utc_now() -> datetime:
@@ -551,7 +609,9 @@ def record_sample(
     sample = replace(sample, model=sample.model or card.label, rule_set=rule_set.name)
     sample_id = store.save_sample(sample, stored_counts, units=units, summary=hab.to_dict())
     stored = store.sample(sample_id)
-    alerts = make_alerts(hab, card.label, evidence_by_label(predictions), sample_id=sample_id, clock=clock)
+    alerts = make_alerts(
+        hab, card.label, evidence_by_label(predictions), sample_id=sample_id, clock=clock
+    )
     ids = store.add_alerts(sample_id, alerts)
     alerts = [replace(a, id=i) for a, i in zip(alerts, ids, strict=True)]
     return SampleResult(sample=stored, concentrations=concs, hab=hab, alerts=tuple(alerts))

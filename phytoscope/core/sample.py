@@ -161,7 +161,9 @@ def ifcb_volume(bins: Mapping[str, float] | Iterable[tuple[str, float]]) -> Volu
 
 def volume_from_meta(metas: Iterable[Mapping[str, Any]]) -> Volume | None:
     """The pooled IFCB volume of the bins that ROI ``meta`` dicts name, or None if none do."""
-    bins = {str(m["bin"]): float(m["ml_analyzed"]) for m in metas if "bin" in m and "ml_analyzed" in m}
+    bins = {
+        str(m["bin"]): float(m["ml_analyzed"]) for m in metas if "bin" in m and "ml_analyzed" in m
+    }
     return ifcb_volume(bins) if bins else None
 
 
@@ -200,10 +202,14 @@ def utermohl_volume(
         if counted_area_mm2 is not None:
             raise ConfigError("give either the counted area or fields x field area, not both")
         if not fields or not field_area_mm2 or fields <= 0 or field_area_mm2 <= 0:
-            raise ConfigError("counting by fields needs both a positive number of fields and the field area")
+            raise ConfigError(
+                "counting by fields needs both a positive number of fields and the field area"
+            )
         counted_area_mm2 = fields * field_area_mm2
     if (chamber_area_mm2 is None) != (counted_area_mm2 is None):
-        raise ConfigError("give both the chamber area and the counted area (or neither: whole chamber)")
+        raise ConfigError(
+            "give both the chamber area and the counted area (or neither: whole chamber)"
+        )
     fraction = 1.0
     if chamber_area_mm2 is not None and counted_area_mm2 is not None:
         if not (chamber_area_mm2 > 0 and 0 < counted_area_mm2 <= chamber_area_mm2):
@@ -215,16 +221,24 @@ def utermohl_volume(
     preservation = 1.0
     if preservative_ml:
         if sample_ml is None or sample_ml <= 0 or preservative_ml < 0:
-            raise ConfigError("a preservative volume needs the positive sample volume it was added to")
+            raise ConfigError(
+                "a preservative volume needs the positive sample volume it was added to"
+            )
         preservation = (sample_ml + preservative_ml) / sample_ml
     ml = settled_ml * fraction / preservation / dilution
     details: list[tuple[str, Any]] = [("settled_ml", float(settled_ml))]
     if chamber_area_mm2 is not None:
-        details += [("chamber_area_mm2", float(chamber_area_mm2)), ("counted_area_mm2", float(counted_area_mm2 or 0))]
+        details += [
+            ("chamber_area_mm2", float(chamber_area_mm2)),
+            ("counted_area_mm2", float(counted_area_mm2 or 0)),
+        ]
     if fields is not None:
         details += [("fields", int(fields)), ("field_area_mm2", float(field_area_mm2 or 0))]
     if preservative_ml:
-        details += [("sample_ml", float(sample_ml or 0)), ("preservative_ml", float(preservative_ml))]
+        details += [
+            ("sample_ml", float(sample_ml or 0)),
+            ("preservative_ml", float(preservative_ml)),
+        ]
     if dilution != 1.0:
         details.append(("dilution", float(dilution)))
     return Volume(ml_analyzed=ml, method="utermohl", details=tuple(details))
@@ -291,7 +305,9 @@ def format_per_l(value: float) -> str:
     return f"{value:.3g}"
 
 
-def concentration(taxon: str, count: int, volume: Volume, chain_forming: bool = False) -> Concentration:
+def concentration(
+    taxon: str, count: int, volume: Volume, chain_forming: bool = False
+) -> Concentration:
     """Concentration of ``count`` organisms found in ``volume``."""
     if volume.ml_analyzed <= 0:
         raise ConfigError("the sample volume is zero: no concentration can be computed")
@@ -314,7 +330,9 @@ def count_labels(predictions: Iterable[Prediction]) -> Counter[str]:
     return Counter(p.label for p in predictions)
 
 
-def concentrations(counts: Mapping[str, int], volume: Volume, card: ModelCard) -> list[Concentration]:
+def concentrations(
+    counts: Mapping[str, int], volume: Volume, card: ModelCard
+) -> list[Concentration]:
     """One concentration per class of the model, zeros included (they carry the detection limit).
 
     Labels not in the card (``"unknown"``, or a class of another model) are left out: they
@@ -327,7 +345,9 @@ def concentrations(counts: Mapping[str, int], volume: Volume, card: ModelCard) -
     ]
 
 
-def evidence_by_label(predictions: Sequence[Prediction], per_label: int = 50) -> dict[str, list[tuple[str, int]]]:
+def evidence_by_label(
+    predictions: Sequence[Prediction], per_label: int = 50
+) -> dict[str, list[tuple[str, int]]]:
     """The most confident ROIs of each label as (source, roi_index), for alerts and thumbnails."""
     ranked = sorted(predictions, key=lambda p: -p.confidence)
     out: dict[str, list[tuple[str, int]]] = {}

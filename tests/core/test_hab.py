@@ -23,34 +23,55 @@ from phytoscope.errors import ConfigError
 from phytoscope.modelcard import ClassInfo, ModelCard
 
 RULE_SETS = (
-    "scotland_habreports", "england_wales_fsa", "france_rephy", "denmark_fvst",
-    "sweden_algaware", "norway_mattilsynet", "florida_fwc", "who_recreational_cyanobacteria",
+    "scotland_habreports",
+    "england_wales_fsa",
+    "france_rephy",
+    "denmark_fvst",
+    "sweden_algaware",
+    "norway_mattilsynet",
+    "florida_fwc",
+    "who_recreational_cyanobacteria",
 )
 
 
 def card(*classes: ClassInfo) -> ModelCard:
     return ModelCard(
-        name="test-card", version="0", file="none.onnx", format="onnx", precision="fp32",
-        sha256="0", classes=classes,
+        name="test-card",
+        version="0",
+        file="none.onnx",
+        format="onnx",
+        precision="fp32",
+        sha256="0",
+        classes=classes,
     )
 
 
 # a genus-only card that knows every genus the rule sets name (chain_forming off, so
 # boundaries are compared per cell), plus two cyanobacteria for the WHO group rule
 GENERA = card(
-    ClassInfo("Alexandrium", hab=True), ClassInfo("Dinophysis", hab=True),
-    ClassInfo("Pseudo-nitzschia", hab=True), ClassInfo("Karenia", hab=True),
-    ClassInfo("Prorocentrum", hab=True), ClassInfo("Protoceratium", hab=True),
-    ClassInfo("Lingulodinium", hab=True), ClassInfo("Gymnodinium", hab=True),
-    ClassInfo("Dolichospermum", group="Cyanobacteria"), ClassInfo("Microcystis", group="Cyanobacteria"),
+    ClassInfo("Alexandrium", hab=True),
+    ClassInfo("Dinophysis", hab=True),
+    ClassInfo("Pseudo-nitzschia", hab=True),
+    ClassInfo("Karenia", hab=True),
+    ClassInfo("Prorocentrum", hab=True),
+    ClassInfo("Protoceratium", hab=True),
+    ClassInfo("Lingulodinium", hab=True),
+    ClassInfo("Gymnodinium", hab=True),
+    ClassInfo("Dolichospermum", group="Cyanobacteria"),
+    ClassInfo("Microcystis", group="Cyanobacteria"),
     ClassInfo("detritus"),
 )
 
 # what the shipped model knows (see models/genus.onnx.json): no Alexandrium, no Karenia
 SHIPPED_LIKE = card(
-    ClassInfo("Pseudo-nitzschia", hab=True, chain_forming=True), ClassInfo("Aulacoseira"),
-    ClassInfo("Dolichospermum", hab=True, group="Cyanobacteria"), ClassInfo("Tripos"),
-    ClassInfo("Mesodinium"), ClassInfo("ciliate"), ClassInfo("detritus"), ClassInfo("zooplankton"),
+    ClassInfo("Pseudo-nitzschia", hab=True, chain_forming=True),
+    ClassInfo("Aulacoseira"),
+    ClassInfo("Dolichospermum", hab=True, group="Cyanobacteria"),
+    ClassInfo("Tripos"),
+    ClassInfo("Mesodinium"),
+    ClassInfo("ciliate"),
+    ClassInfo("detritus"),
+    ClassInfo("zooplankton"),
 )
 
 
@@ -91,7 +112,14 @@ CASES = [
     ("england_wales_fsa", "Alexandrium", 40, 1000, "red", "Alexandrium"),
     ("england_wales_fsa", "Dinophysis", 99, 1000, "below_alert_level", "Dinophysis"),
     ("england_wales_fsa", "Dinophysis", 100, 1000, "red", "Dinophysis"),
-    ("england_wales_fsa", "Pseudo-nitzschia", 149999, 1000, "below_alert_level", "Pseudo-nitzschia"),
+    (
+        "england_wales_fsa",
+        "Pseudo-nitzschia",
+        149999,
+        1000,
+        "below_alert_level",
+        "Pseudo-nitzschia",
+    ),
     ("england_wales_fsa", "Pseudo-nitzschia", 150000, 1000, "red", "Pseudo-nitzschia"),
     # France REPHY: any Dinophysis; Alexandrium gets the A. catenella threshold (5,000 < 10,000)
     ("france_rephy", "Dinophysis", 0, 1000, "below_alert_threshold", "Dinophysis"),
@@ -170,8 +198,12 @@ def test_every_rule_set_has_cases_including_a_count_exactly_on_a_threshold():
 )
 def test_who_group_rule_sums_all_cyanobacteria(dolicho, microcystis, level, per_l):
     # 1 mL: one organism is 1,000 cells/L; the WHO guideline is about total cyanobacteria
-    a = level_of("who_recreational_cyanobacteria", {"Dolichospermum": dolicho, "Microcystis": microcystis},
-                 "Cyanobacteria", ml=1.0)
+    a = level_of(
+        "who_recreational_cyanobacteria",
+        {"Dolichospermum": dolicho, "Microcystis": microcystis},
+        "Cyanobacteria",
+        ml=1.0,
+    )
     assert a.level == level
     assert a.concentration.per_l == per_l
     assert a.classes == ("Dolichospermum", "Microcystis")
@@ -179,8 +211,15 @@ def test_who_group_rule_sums_all_cyanobacteria(dolicho, microcystis, level, per_
 
 
 def test_taxa_the_model_cannot_recognise_are_listed_not_monitored():
-    result = assess({"Pseudo-nitzschia": 3}, given_volume(5), SHIPPED_LIKE, load_rule_set("scotland_habreports"))
-    assert result.not_monitored == ("Alexandrium", "Dinophysis", "Prorocentrum lima", "Karenia mikimotoi")
+    result = assess(
+        {"Pseudo-nitzschia": 3}, given_volume(5), SHIPPED_LIKE, load_rule_set("scotland_habreports")
+    )
+    assert result.not_monitored == (
+        "Alexandrium",
+        "Dinophysis",
+        "Prorocentrum lima",
+        "Karenia mikimotoi",
+    )
     assert [a.taxon for a in result.assessments] == ["Pseudo-nitzschia"]
     florida = assess({}, given_volume(5), SHIPPED_LIKE, load_rule_set("florida_fwc"))
     assert florida.assessments == () and florida.not_monitored == ("Karenia brevis",)
@@ -195,7 +234,9 @@ def test_chain_forming_is_compared_but_marked_as_a_lower_bound():
     assert a.level == "red" and a.lower_bound and a.describe_level() == "at least red"
     assert CELLS_UNDERESTIMATED in a.flags
     # below the per-cell threshold in chains/L: not an alert, but never silently "fine"
-    fsa = assess({"Pseudo-nitzschia": 10}, given_volume(5), SHIPPED_LIKE, load_rule_set("england_wales_fsa"))
+    fsa = assess(
+        {"Pseudo-nitzschia": 10}, given_volume(5), SHIPPED_LIKE, load_rule_set("england_wales_fsa")
+    )
     b = fsa.assessments[0]
     assert b.level == "below_alert_level" and b.lower_bound and not b.is_alert
     assert any("count cells per chain" in f for f in b.flags)
@@ -221,14 +262,20 @@ def test_interval_crossing_a_threshold_is_flagged():
 
 def test_alerts_carry_evidence_versions_and_injected_time():
     rs = load_rule_set("denmark_fvst")
-    result = assess({"Dinophysis": 2}, given_volume(10), GENERA, rs)  # 200 cells/L >= 100 (D. acuta)
+    result = assess(
+        {"Dinophysis": 2}, given_volume(10), GENERA, rs
+    )  # 200 cells/L >= 100 (D. acuta)
     clock = lambda: datetime(2026, 5, 1, 8, 30, tzinfo=timezone.utc)  # noqa: E731
     evidence = {"Dinophysis": [("bin1", 7), ("bin1", 9)], "detritus": [("bin1", 1)]}
-    (alert,) = make_alerts(result, "phytoscope-genus 1.0.0 onnx/fp32", evidence, sample_id=3, clock=clock)
+    (alert,) = make_alerts(
+        result, "phytoscope-genus 1.0.0 onnx/fp32", evidence, sample_id=3, clock=clock
+    )
     assert (alert.taxon, alert.level, alert.threshold_per_l) == ("Dinophysis", "red", 100.0)
     assert alert.rule_taxon == "Dinophysis acuta" and alert.syndrome == "DSP"
     assert alert.concentration_per_l == 200 and alert.count == 2
-    assert alert.low_per_l == pytest.approx(24.22, rel=1e-3) and alert.high_per_l == pytest.approx(722.5, rel=1e-3)
+    assert alert.low_per_l == pytest.approx(24.22, rel=1e-3) and alert.high_per_l == pytest.approx(
+        722.5, rel=1e-3
+    )
     assert alert.evidence == (("bin1", 7), ("bin1", 9))
     assert alert.rule_set_version == rs.version and rs.version.startswith("denmark_fvst 2026.11 [")
     assert alert.raised_at == "2026-05-01T08:30:00+00:00" and alert.open
@@ -280,13 +327,17 @@ def test_bad_rule_sets_are_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_rule_set("scotland_habreports", overrides_path=tmp_path / "missing.csv")
     bad = tmp_path / "bad.csv"
-    bad.write_text("rule_set,taxon,rank,syndrome,level,min_cells_per_l,max_cells_per_l,source\n"
-                   "scotland_habreports,Alexandrium,genus,PSP,red,lots,,x\n")
+    bad.write_text(
+        "rule_set,taxon,rank,syndrome,level,min_cells_per_l,max_cells_per_l,source\n"
+        "scotland_habreports,Alexandrium,genus,PSP,red,lots,,x\n"
+    )
     with pytest.raises(ConfigError, match="line 2: thresholds must be numbers"):
         load_rule_set("scotland_habreports", overrides_path=bad)
     wrong_level = tmp_path / "level.csv"
-    wrong_level.write_text("rule_set,taxon,rank,syndrome,level,min_cells_per_l,max_cells_per_l,source\n"
-                           "scotland_habreports,Alexandrium,genus,PSP,purple,5,,x\n")
+    wrong_level.write_text(
+        "rule_set,taxon,rank,syndrome,level,min_cells_per_l,max_cells_per_l,source\n"
+        "scotland_habreports,Alexandrium,genus,PSP,purple,5,,x\n"
+    )
     with pytest.raises(ConfigError, match="'purple'"):
         load_rule_set("scotland_habreports", overrides_path=wrong_level)
 

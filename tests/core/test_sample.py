@@ -56,7 +56,9 @@ def test_poisson_interval_closed_forms():
     assert poisson_interval(1)[0] == pytest.approx(-math.log(0.975), rel=1e-10)
     # large counts approach N +- 1.96 sqrt(N)
     low, high = poisson_interval(1_000_000)
-    assert low == pytest.approx(1e6 - 1.96 * 1000, abs=5) and high == pytest.approx(1e6 + 1.96 * 1000, abs=5)
+    assert low == pytest.approx(1e6 - 1.96 * 1000, abs=5) and high == pytest.approx(
+        1e6 + 1.96 * 1000, abs=5
+    )
     with pytest.raises(ValueError):
         poisson_interval(-1)
 
@@ -74,8 +76,12 @@ def test_microscope_sample_with_given_volumes():
     # 10 mL settled in a 26 mm chamber (530.9 mm²), 20 fields of 0.5 mm² counted,
     # 100 mL of water + 1 mL Lugol: cells/L = N x (530.9 / 10) x (1000 / 10) x (101 / 100)
     volume = utermohl_volume(
-        settled_ml=10, chamber_area_mm2=530.9, fields=20, field_area_mm2=0.5,
-        sample_ml=100, preservative_ml=1,
+        settled_ml=10,
+        chamber_area_mm2=530.9,
+        fields=20,
+        field_area_mm2=0.5,
+        sample_ml=100,
+        preservative_ml=1,
     )
     c = concentration("Dinophysis", 12, volume)
     assert c.per_l == pytest.approx(12 * 53.09 * 100 * 1.01)  # 64,345 cells/L
@@ -85,7 +91,9 @@ def test_microscope_sample_with_given_volumes():
     text = describe_volume(volume)
     assert "10 mL settled" in text and "20 fields" in text and "1 mL preservative" in text
     # the same counted area given directly, and an extra 1:2 dilution doubles the result
-    same = utermohl_volume(10, chamber_area_mm2=530.9, counted_area_mm2=10, sample_ml=100, preservative_ml=1)
+    same = utermohl_volume(
+        10, chamber_area_mm2=530.9, counted_area_mm2=10, sample_ml=100, preservative_ml=1
+    )
     assert same.ml_analyzed == pytest.approx(volume.ml_analyzed)
     halved = utermohl_volume(10, 530.9, 10, sample_ml=100, preservative_ml=1, dilution=2)
     assert concentration("x", 12, halved).per_l == pytest.approx(2 * c.per_l)
@@ -149,8 +157,17 @@ def test_ifcb_bin_from_tests_data_gives_ml_analyzed_and_concentrations():
 
 
 CARD = ModelCard(
-    name="t", version="0", file="t.onnx", format="onnx", precision="fp32", sha256="0",
-    classes=(ClassInfo("Pseudo-nitzschia", chain_forming=True), ClassInfo("Dinophysis"), ClassInfo("detritus")),
+    name="t",
+    version="0",
+    file="t.onnx",
+    format="onnx",
+    precision="fp32",
+    sha256="0",
+    classes=(
+        ClassInfo("Pseudo-nitzschia", chain_forming=True),
+        ClassInfo("Dinophysis"),
+        ClassInfo("detritus"),
+    ),
 )
 
 
@@ -159,12 +176,19 @@ def _p(label, i, conf=0.9, source="bin"):
 
 
 def test_concentrations_for_every_class_zeros_included_chains_flagged():
-    preds = [_p("Pseudo-nitzschia", 1), _p("Pseudo-nitzschia", 2), _p("unknown", 3), _p("Dinophysis", 4)]
+    preds = [
+        _p("Pseudo-nitzschia", 1),
+        _p("Pseudo-nitzschia", 2),
+        _p("unknown", 3),
+        _p("Dinophysis", 4),
+    ]
     counts = count_labels(preds)
     assert counts == {"Pseudo-nitzschia": 2, "unknown": 1, "Dinophysis": 1}
     out = {c.taxon: c for c in concentrations(counts, given_volume(2.0), CARD)}
     assert list(out) == ["Pseudo-nitzschia", "Dinophysis", "detritus"]
-    assert out["Pseudo-nitzschia"].unit == CHAINS and out["Pseudo-nitzschia"].flags == (CELLS_UNDERESTIMATED,)
+    assert out["Pseudo-nitzschia"].unit == CHAINS and out["Pseudo-nitzschia"].flags == (
+        CELLS_UNDERESTIMATED,
+    )
     assert out["Pseudo-nitzschia"].per_l == 1000
     assert out["Dinophysis"].unit == CELLS and out["Dinophysis"].per_l == 500
     assert out["detritus"].count == 0 and out["detritus"].detection_limit_per_l == 500
