@@ -112,5 +112,4 @@ def probe_estimate(cpu_tdp_w: float | None = None) -> SourceStatus:
         return SourceStatus("estimate", "error", str(exc), estimated=True)
     origin = f"from {TDP_ENV}" if os.environ.get(TDP_ENV) and cpu_tdp_w is None else (
         "given" if cpu_tdp_w is not None else f"default; set {TDP_ENV} to this CPU's TDP")
-    return SourceStatus("estimate", "available",
-                        f"estimated: CPU load x {tdp:g} W ({origin})", estimated=True)
+    return SourceStatus("estimate", "available", f"CPU load x {tdp:g} W ({origin})", estimated=True)

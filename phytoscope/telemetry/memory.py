@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,10 +65,28 @@ class MemoryReader:
             self._process: psutil.Process | None = psutil.Process(self.pid)
         except psutil.Error as exc:
             raise SensorError(f"no process with pid {self.pid}: {exc}") from exc
-        self._process.cpu_percent(None)  # prime: the first call always answers 0.0
+        # Process CPU from cpu_times deltas over at least MIN_CPU_INTERVAL_S: psutil's own
+        # cpu_percent over a few milliseconds answers nonsense like 480 %.
+        self._cpu_last = (time.monotonic(), self._cpu_seconds())
+        self._cpu_percent: float | None = None
         self._meminfo = Path(procfs_root) / "meminfo"
         self._reader = reader
         self.process_gone = False
+
+    MIN_CPU_INTERVAL_S = 0.05
+
+    def _cpu_seconds(self) -> float:
+        assert self._process is not None
+        times = self._process.cpu_times()
+        return times.user + times.system
+
+    def _process_cpu(self) -> float | None:
+        now, spent = time.monotonic(), self._cpu_seconds()
+        dt = now - self._cpu_last[0]
+        if dt >= self.MIN_CPU_INTERVAL_S:
+            self._cpu_percent = max(0.0, 100.0 * (spent - self._cpu_last[1]) / dt)
+            self._cpu_last = (now, spent)
+        return self._cpu_percent
 
     def system_ram(self) -> tuple[int, int, int | None]:
         """(used, total, GPU-mapped or None) in bytes."""
@@ -87,7 +106,7 @@ class MemoryReader:
             try:
                 with self._process.oneshot():
                     rss = self._process.memory_info().rss
-                    cpu = self._process.cpu_percent(None)
+                    cpu = self._process_cpu()
             except psutil.Error:
                 log.warning("process %s has ended; its RSS now reads 0", self.pid)
                 self._process, self.process_gone = None, True

@@ -236,7 +236,7 @@ class Sampler:
         period = 1.0 / self.rate_hz
         cpu0 = time.thread_time()
         next_tick = time.monotonic()
-        while not self._stop.is_set():
+        while True:  # at least one sample per start(), however soon stop() follows
             try:
                 sample = self.read_once()
             except Exception as exc:  # noqa: BLE001 - the thread must outlive any one failure
@@ -254,7 +254,8 @@ class Sampler:
             if delay < 0:  # fell behind (machine busy): skip the missed ticks, do not burst
                 next_tick = time.monotonic()
                 delay = 0.0
-            self._stop.wait(delay)
+            if self._stop.wait(delay):
+                break
 
     # --- CSV log -------------------------------------------------------------------------
 
