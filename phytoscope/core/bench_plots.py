@@ -1,0 +1,184 @@
+"""Benchmark plots (matplotlib, Agg canvas: no display and no global backend switch).
+
+Importing this module needs matplotlib; :mod:`phytoscope.core.bench_report` catches the
+ImportError and says "plots need matplotlib" instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+PHASE_COLOURS = {
+    "load": "#fde0c5",
+    "first_batch": "#f9c0c0",
+    "warmup": "#fff3b0",
+    "measured": "#c8e6c9",
+    "measured_e2e": "#b3d9f2",
+}
+PHASE_NAMES = {
+    "load": "1 load",
+    "first_batch": "2 first batch",
+    "warmup": "3 warm-up",
+    "measured": "4 engine",
+    "measured_e2e": "4 end-to-end",
+}
+
+
+def _save(fig: Figure, path: Path) -> None:
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=90)
+
+
+def _shade(ax: Any, phases: dict[str, float], t0: float) -> None:
+    ordered = sorted(phases.items(), key=lambda kv: kv[1])
+    for (name, start), nxt in zip(ordered, [*ordered[1:], (None, None)], strict=True):
+        if name not in PHASE_COLOURS or nxt[1] is None:
+            continue
+        ax.axvspan(
+            start - t0,
+            nxt[1] - t0,
+            color=PHASE_COLOURS[name],
+            alpha=0.8,
+            lw=0,
+            label=PHASE_NAMES[name],
+        )
+
+
+def timeline_plot(
+    path: Path,
+    title: str,
+    samples: Sequence[Any],
+    phases: dict[str, float],
+    estimated: bool,
+    idle_w: float | None,
+) -> Path:
+    """Power and memory vs time with the phases shaded, like the study's figures 5-9."""
+    t0 = min(phases.values()) if phases else (samples[0].t if samples else 0.0)
+    t = [s.t - t0 for s in samples]
+    fig = Figure(figsize=(9, 5.2))
+    ax_p, ax_m = fig.subplots(2, 1, sharex=True)
+    word = " (ESTIMATED)" if estimated else ""
+    _shade(ax_p, phases, t0)
+    _shade(ax_m, phases, t0)
+    pw = [(ti, s.power_w) for ti, s in zip(t, samples, strict=True) if s.power_w is not None]
+    if pw:
+        ax_p.plot([a for a, _ in pw], [b for _, b in pw], color="#b71c1c", lw=1.2, label="power")
+    if idle_w is not None:
+        ax_p.axhline(idle_w, color="#555", ls="--", lw=1, label="idle baseline")
+    ax_p.set_ylim(bottom=0)
+    ax_p.set_ylabel(f"power (W){word}")
+    ax_p.set_title(f"{title}: power{word} and memory")
+    ax_p.legend(loc="upper right", fontsize=7, ncol=4)
+    ax_m.plot(
+        t, [s.rss_bytes / 2**20 for s in samples], color="#0d47a1", lw=1.2, label="process RSS"
+    )
+    ax_m.set_ylabel("RSS (MiB)")
+    ax_m.set_xlabel("time since the variant's process started (s)")
+    ax2 = ax_m.twinx()
+    ax2.plot(
+        t,
+        [100.0 * s.ram_used_bytes / s.ram_total_bytes if s.ram_total_bytes else 0 for s in samples],
+        color="#6a1b9a",
+        lw=0.8,
+        ls=":",
+        label="system RAM used",
+    )
+    ax2.set_ylabel("system RAM used (%)")
+    lines = ax_m.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax_m.legend(lines[0][-1:] + lines2[0], lines[1][-1:] + lines2[1], loc="lower right", fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def bars_plot(
+    path: Path,
+    title: str,
+    labels: Sequence[str],
+    series: dict[str, Sequence[float | None]],
+    ylabel: str,
+) -> Path:
+    fig = Figure(figsize=(8, 4))
+    ax = fig.subplots()
+    n = max(1, len(series))
+    width = 0.8 / n
+    for i, (name, values) in enumerate(series.items()):
+        xs = [j + (i - (n - 1) / 2) * width for j in range(len(labels))]
+        heights = [v if v is not None else 0.0 for v in values]
+        bars = ax.bar(xs, heights, width, label=name)
+        for bar, v in zip(bars, values, strict=True):
+            ax.annotate(
+                "—" if v is None else f"{v:.3g}",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def write_plots(
+    results: dict[str, Any],
+    timelines: dict[str, tuple[Sequence[Any], dict[str, float]]],
+    out_dir: Path,
+) -> dict[str, str]:
+    """All plots; returns name -> file name (relative to ``out_dir``)."""
+    estimated = results.get("power", {}).get("kind") == "estimated"
+    idle_w = results.get("idle", {}).get("mean_power_w")
+    ok = [v for v in results["variants"] if v.get("status") == "ok"]
+    files: dict[str, str] = {}
+    for v in ok:
+        samples, phases = timelines.get(v["key"], ([], {}))
+        if samples:
+            name = f"timeline_{v['key']}.png"
+            timeline_plot(out_dir / name, v["label"], samples, phases, estimated, idle_w)
+            files[f"timeline_{v['key']}"] = name
+    if ok:
+        labels = [v["label"].replace(" (Keras)", "").replace("ONNX Runtime", "ORT") for v in ok]
+        bars_plot(
+            out_dir / "throughput.png",
+            "Throughput (images/s, median of rounds)",
+            labels,
+            {
+                "engine, best batch": [v.get("fps") for v in ok],
+                "engine, batch 1": [v.get("fps_batch1") for v in ok],
+                "end-to-end, best batch": [v.get("e2e_fps") for v in ok],
+            },
+            "images per second",
+        )
+        files["throughput"] = "throughput.png"
+        word = " (ESTIMATED)" if estimated else ""
+        energy = {
+            "engine": [_mj(v, "energy_per_image_engine_j") for v in ok],
+            "engine, net of idle": [_mj(v, "energy_per_image_engine_net_j") for v in ok],
+            "end-to-end": [_mj(v, "energy_per_image_e2e_j") for v in ok],
+            "end-to-end, net of idle": [_mj(v, "energy_per_image_e2e_net_j") for v in ok],
+        }
+        if any(x is not None for values in energy.values() for x in values):
+            bars_plot(
+                out_dir / "energy.png",
+                f"Energy per image{word}",
+                labels,
+                energy,
+                f"mJ per image{word}",
+            )
+            files["energy"] = "energy.png"
+    return files
+
+
+def _mj(v: dict[str, Any], key: str) -> float | None:
+    value = v.get("power", {}).get(key)
+    return None if value is None else value * 1e3
