@@ -51,6 +51,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, default=3, help="ranked classes kept per ROI (default 3)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: when stderr is a terminal)")
+    from phytoscope.commands.report import add_sample_arguments
+
+    add_sample_arguments(parser)  # --site/--rules/--sample-volume...: store a sample, raise HAB alerts
 
 
 # -- results -------------------------------------------------------------------------------
@@ -97,6 +100,15 @@ class ClassifyResult:
 SummaryHook = Callable[[argparse.Namespace, ClassifyResult], "str | None"]
 SUMMARY_HOOKS: list[SummaryHook] = []
 """Functions run after classification; each returns text for stdout or None."""
+
+
+def _sample_hook(args: argparse.Namespace, result: ClassifyResult) -> str | None:
+    from phytoscope.commands.report import classify_hook  # cells/L, HAB alerts, stored sample
+
+    return classify_hook(args, result)
+
+
+SUMMARY_HOOKS.append(_sample_hook)
 
 
 def summarise(result: ClassifyResult) -> dict[str, SampleSummary]:
