@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print("note: no power sensor readable here; power is ESTIMATED from CPU load "
               "(use --meter-csv with a USB meter log to measure)")
     for status in sampler.source_statuses:
-        if status.state != "found":
+        if status.state != "found" and status.name != "estimate":
             print(f"  {status.name}: {status.line()}")
     t_start = sampler.now()
     if not args.quiet:
