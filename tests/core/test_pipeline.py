@@ -1,0 +1,116 @@
+"""classify_items: same answers as the plain classifier, order, progress, cancel, errors.
+
+Runs a tiny real Keras->ONNX model through ONNX Runtime (tests/conftest.py), never a mock.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from phytoscope import backends
+from phytoscope.core.classifier import Classifier
+from phytoscope.core.pipeline import classify_items
+from phytoscope.errors import Cancelled
+from phytoscope.sources import iter_inputs
+from phytoscope.types import Roi, Skipped
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_model_dir):
+    backend = backends.create("onnxruntime", model=tiny_model_dir).load()
+    yield Classifier(backend)
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def rois() -> list[Roi]:
+    """37 real ROIs (IFCB bins + images), so batches of 16 leave a remainder."""
+    items = list(iter_inputs([DATA / "ifcb", DATA / "images"]))
+    real = [i for i in items if isinstance(i, Roi)]
+    out = []
+    while len(out) < 37:
+        out.extend(Roi(r.source, len(out), r.image) for r in real)
+    return out[:37]
+
+
+def collect(gen):
+    predictions, skipped = [], []
+    for p, s in gen:
+        predictions.extend(p)
+        skipped.extend(s)
+    return predictions, skipped
+
+
+@pytest.mark.parametrize("batch_size", [1, 16, 64])
+def test_same_predictions_as_direct_classifier(classifier, rois, batch_size):
+    expected = classifier.predict(rois)
+    got, skipped = collect(classify_items(iter(rois), classifier, batch_size=batch_size))
+    assert skipped == []
+    assert [(p.source, p.roi_index, p.label) for p in got] == [(p.source, p.roi_index, p.label) for p in expected]
+    np.testing.assert_allclose([p.confidence for p in got], [p.confidence for p in expected], rtol=1e-5)
+
+
+def test_skipped_pass_through_in_order_and_progress_counts_all(classifier, rois):
+    items = [Skipped("a.png", "bad"), *rois[:20], Skipped("b.png", "bad"), *rois[20:]]
+    calls: list[tuple[int, int | None]] = []
+    batches = list(classify_items(items, classifier, batch_size=16, progress=lambda d, t: calls.append((d, t))))
+    assert [s.source for _, ss in batches for s in ss] == ["a.png", "b.png"]
+    assert sum(len(p) for p, _ in batches) == len(rois)
+    assert calls[-1] == (len(items), len(items))  # a list has a length: total is known
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_unknown_total_for_a_generator(classifier, rois):
+    calls = []
+    collect(classify_items((r for r in rois), classifier, progress=lambda d, t: calls.append(t)))
+    assert set(calls) == {None}
+
+
+def test_bad_roi_is_skipped_not_the_batch(classifier, rois):
+    broken = Roi("broken.png", 0, np.zeros((0, 5), np.uint8))
+    got, skipped = collect(classify_items([rois[0], broken, rois[1]], classifier))
+    assert [p.roi_index for p in got] == [rois[0].index, rois[1].index]
+    assert len(skipped) == 1 and skipped[0].source == "broken.png#0"
+
+
+def test_cancel_keeps_batches_already_yielded(classifier, rois):
+    cancel = threading.Event()
+    seen = []
+    with pytest.raises(Cancelled):
+        for predictions, _ in classify_items(iter(rois * 5), classifier, batch_size=8, cancel=cancel):
+            seen.extend(predictions)
+            cancel.set()
+    assert len(seen) == 8
+
+
+def test_reader_error_reaches_the_caller(classifier, rois):
+    def items():
+        yield from rois[:3]
+        raise RuntimeError("disk gone")
+
+    with pytest.raises(RuntimeError, match="disk gone"):
+        collect(classify_items(items(), classifier, batch_size=2))
+
+
+def test_stopping_early_stops_the_reader_thread(classifier, rois):
+    gen = classify_items(iter(rois * 50), classifier, batch_size=4, prefetch=1)
+    next(gen)
+    gen.close()
+    assert not any(t.name == "phytoscope-reader" and t.is_alive() for t in threading.enumerate())
+
+
+def test_whole_frame_through_the_pipeline(classifier, tmp_path):
+    notes = DATA / "frame" / "Pn_delicatissima_20230523_0035_14_half.jpg"
+    big = cv2.resize(cv2.imread(str(notes)), None, fx=2, fy=2)  # camera resolution again
+    path = tmp_path / "frame.png"
+    cv2.imwrite(str(path), big)
+    got, skipped = collect(classify_items(iter_inputs([path]), classifier))
+    assert len(got) > 3 and skipped == []
+    assert all(p.box is not None for p in got)
