@@ -445,15 +445,26 @@ def wants_sample(args: argparse.Namespace) -> bool:
 
 
 _BIN_TIME = re.compile(r"D(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})")
+_OLD_BIN_TIME = re.compile(r"IFCB\d+_(\d{4})_(\d{3})_(\d{2})(\d{2})(\d{2})")
 
 
 def _bin_time(bin_ids: Iterable[str]) -> str | None:
-    """Earliest sampling time from IFCB bin names (DYYYYMMDDTHHMMSS_IFCBnnn, UTC)."""
-    times = sorted(m.groups() for m in (_BIN_TIME.search(b) for b in bin_ids) if m)
-    if not times:
-        return None
-    y, mo, d, h, mi, s = times[0]
-    return f"{y}-{mo}-{d}T{h}:{mi}:{s}+00:00"
+    """Earliest sampling time (UTC) from IFCB bin names.
+
+    New names are ``DYYYYMMDDTHHMMSS_IFCBnnn``; old ones ``IFCBn_YYYY_DDD_HHMMSS`` with a
+    day of the year. The IFCB stamps its bins in UTC.
+    """
+    from datetime import datetime, timedelta, timezone
+
+    times = []
+    for b in bin_ids:
+        if m := _BIN_TIME.search(b):
+            times.append(datetime(*map(int, m.groups()), tzinfo=timezone.utc))
+        elif m := _OLD_BIN_TIME.search(b):
+            y, doy, h, mi, sec = map(int, m.groups())
+            start = datetime(y, 1, 1, h, mi, sec, tzinfo=timezone.utc)
+            times.append(start + timedelta(days=doy - 1))
+    return min(times).isoformat() if times else None
 
 
 def sample_volume(args: argparse.Namespace, metas: Iterable[Mapping[str, Any]]) -> Any:
@@ -469,6 +480,13 @@ def sample_volume(args: argparse.Namespace, metas: Iterable[Mapping[str, Any]]) 
         )  # fmt: skip
     if args.sample_volume is not None:
         return given_volume(args.sample_volume)
+    metas = list(metas)
+    from_bins = sum(1 for m in metas if "bin" in m)
+    if 0 < from_bins < len(metas):
+        raise ConfigError(
+            "this run mixes IFCB bins with other images: the bins' volume says nothing about the "
+            "images, so classify them separately or give --sample-volume ML for all of them"
+        )
     volume = volume_from_meta(metas)
     if volume is None:
         raise ConfigError(

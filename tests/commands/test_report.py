@@ -227,3 +227,25 @@ def test_images_without_a_volume_are_a_clear_error(tmp_path):
 
     with pytest.raises(ConfigError, match="--sample-volume"):
         report.classify_hook(_classify_args(tmp_path, "--site", "x"), result)
+
+
+def test_sampling_time_from_new_and_old_ifcb_bin_names():
+    assert report._bin_time(["D20220522T003051_IFCB134"]) == "2022-05-22T00:30:51+00:00"
+    # old names count days of the year: day 028 of 2012 is 28 January
+    assert report._bin_time(["IFCB5_2012_028_081515"]) == "2012-01-28T08:15:15+00:00"
+    assert report._bin_time(["IFCB5_2012_028_081515", "D20220522T003051_IFCB134"]).startswith(
+        "2012"
+    )
+    assert report._bin_time(["frame.png"]) is None
+
+
+def test_bins_mixed_with_images_need_an_explicit_volume(tmp_path):
+    from phytoscope.errors import ConfigError
+
+    args = _classify_args(tmp_path, "--site", "x")
+    with pytest.raises(ConfigError, match="mixes IFCB bins"):
+        report.sample_volume(args, [{"bin": "b", "ml_analyzed": 5.0}, {}])
+    assert (
+        report.sample_volume(_classify_args(tmp_path, "--sample-volume", "50"), [{}]).ml_analyzed
+        == 50
+    )
