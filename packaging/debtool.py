@@ -44,7 +44,9 @@ def _canonical(name: str) -> str:
 
 def _metadata(wheel: Path):
     with zipfile.ZipFile(wheel) as zf:
-        member = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1)
+        member = next(
+            n for n in zf.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1
+        )
         text = zf.read(member).decode("utf-8", "replace")
     return HeaderParser().parsestr(text)
 
@@ -93,7 +95,8 @@ def _min_glibc(wheel: Path) -> tuple[int, int] | None:
 def glibc(wheels: list[Path]) -> None:
     needs = [g for g in map(_min_glibc, wheels) if g]
     if needs:
-        print("%d.%d" % max(needs))
+        major, minor = max(needs)
+        print(f"{major}.{minor}")
 
 
 def check_wheels(folder: Path, arch: str, pytags: list[str]) -> None:
@@ -115,7 +118,11 @@ def licenses(wheels: list[Path]) -> None:
         meta = _metadata(wheel)
         lic = meta.get("License-Expression") or ""
         if not lic:
-            classifiers = [c.split(" :: ")[-1] for c in meta.get_all("Classifier") or [] if c.startswith("License ::")]
+            classifiers = [
+                c.split(" :: ")[-1]
+                for c in meta.get_all("Classifier") or []
+                if c.startswith("License ::")
+            ]
             license_field = (meta.get("License") or "").strip()
             lic = "; ".join(classifiers) or (license_field.splitlines()[0] if license_field else "")
         name, version = _name_version(wheel)
