@@ -1,0 +1,102 @@
+"""``phytoscope gui``: the desktop application, or the same job headless.
+
+Where there is no display (Linux without ``DISPLAY``/``WAYLAND_DISPLAY`` and no
+``QT_QPA_PLATFORM``), or PySide6 is not installed, the command still does the main job:
+it classifies the given paths (default: the bundled sample images) with the installed
+model through ``phytoscope classify`` and prints the per-genus counts and the HAB alerts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+HELP = "open the desktop analyser (without a display: classify and print counts and alerts)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="images, folders or IFCB bins to open")
+    parser.add_argument("--open", dest="open_paths", action="append", default=[], metavar="PATH",
+                        help="image, folder or IFCB bin to analyse at start (repeatable)")
+    parser.add_argument("--screenshot", type=Path, metavar="FILE",
+                        help="save a PNG of the window once the opened inputs are analysed "
+                             "(or at --quit-after), then close unless --quit-after is given")
+    parser.add_argument("--quit-after", type=float, metavar="SECONDS",
+                        help="close the window after this many seconds (threads are joined)")
+    parser.add_argument("--tab", choices=("analysis", "charts", "benchmark"), default=None,
+                        help="page shown at start")
+    parser.add_argument("--run-benchmark", action="store_true",
+                        help="start the benchmark page's run at once (quick settings)")
+    parser.add_argument("--headless", action="store_true",
+                        help="do not open a window: classify and print counts and alerts")
+
+
+def has_display() -> bool:
+    """Whether Qt can open a window here (an explicit QT_QPA_PLATFORM counts: offscreen, xcb)."""
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    if sys.platform.startswith("linux") or "bsd" in sys.platform:
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True  # Windows and macOS always have a window server
+
+
+def gui_installed() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in ("PySide6", "pyqtgraph"))
+
+
+def default_paths() -> list[str]:
+    from phytoscope.config import resources_dir
+
+    samples = resources_dir() / "samples"
+    return [str(samples)] if samples.exists() else []
+
+
+def run_headless(paths: list[str], note: str) -> int:
+    """Classify ``paths`` and print counts and HAB alerts: ``phytoscope classify`` does it."""
+    from phytoscope.commands import classify
+    from phytoscope.config import Settings
+    from phytoscope.errors import ConfigError
+
+    print(f"phytoscope: {note}", file=sys.stderr)
+    if not paths:
+        print("phytoscope: nothing to classify (no PATH given and no bundled samples found)", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings.load()
+    except ConfigError as exc:
+        print(f"phytoscope: {exc}; using defaults", file=sys.stderr)
+        settings = Settings()
+    argv = [*paths, "--format", "csv", "--output", os.devnull, "--backend", settings.backend,
+            "--precision", settings.precision, "--batch-size", str(settings.batch_size),
+            "--rules", settings.rule_set, "--sample"]
+    if settings.model_dir:
+        argv += ["--model", settings.model_dir]
+    parser = argparse.ArgumentParser(prog="phytoscope classify")
+    classify.configure(parser)
+    args = parser.parse_args([*argv, "--db"])  # store the sample, as the window would
+    return int(classify.run(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = [*args.paths, *args.open_paths]
+    if args.headless:
+        return run_headless(paths or default_paths(), "running headless (--headless)")
+    if not gui_installed():
+        return run_headless(
+            paths or default_paths(),
+            "the desktop application needs PySide6 and pyqtgraph, which are not installed "
+            "(pip install 'phytoscope[gui]'); classifying without a window instead",
+        )
+    if not has_display():
+        return run_headless(
+            paths or default_paths(),
+            "no display found (DISPLAY/WAYLAND_DISPLAY unset); classifying without a window "
+            "(QT_QPA_PLATFORM=offscreen forces the window)",
+        )
+    from phytoscope.gui import app  # lazily: only this command imports Qt
+
+    return app.run(paths, screenshot=args.screenshot, quit_after=args.quit_after,
+                   run_benchmark=args.run_benchmark, tab=args.tab)

@@ -1,0 +1,243 @@
+"""The analysis jobs the inference thread runs, as plain functions (no Qt).
+
+:class:`~phytoscope.gui.workers.InferenceWorker` is a thin shell around these: it passes
+callbacks that emit queued signals. Here the inputs are read (``phytoscope.sources``),
+classified with the same ``classify_items`` the CLI uses, committed to the results store
+batch by batch (a crash or a full disk loses nothing already classified), and handed back
+with the pixels the GUI shows: a small thumbnail per ROI and, once per source, the image
+its boxes are drawn on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from phytoscope.errors import Cancelled, PhytoscopeError, SourceError, StorageError
+from phytoscope.gui.jobs import (
+    FRAME_SIZE,
+    THUMB_SIZE,
+    BatchResult,
+    CameraJob,
+    CancelToken,
+    FilesJob,
+    JobFinished,
+    Progress,
+    shrink,
+)
+from phytoscope.types import Roi, Skipped
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.1
+"""At most ten progress messages a second: the GUI thread must never drown in them."""
+
+
+def _load_frame(source: str) -> np.ndarray | None:
+    """The full image a segmented ROI came from, for drawing its box (None if unreadable)."""
+    try:
+        from phytoscope.sources.files import read_image
+
+        pages = read_image(source)  # type: ignore[arg-type]
+        return pages[0] if pages else None
+    except (PhytoscopeError, OSError, ValueError, ImportError):
+        return None
+
+
+class _Tap:
+    """Passes items through unchanged, keeping what the GUI needs of each ROI until its
+    prediction comes back (a few prefetched batches of thumbnails at most).
+
+    ``classify_items`` iterates it in its reader thread, so the containers here are only
+    touched with single, GIL-atomic operations (dict set/pop, list append/pop, dict copy).
+    """
+
+    def __init__(self, items: Iterable[Roi | Skipped], frame_of: Callable[[Roi], np.ndarray | None]):
+        self.items = items
+        self.frame_of = frame_of
+        self.thumbs: dict[tuple[str, int], np.ndarray] = {}
+        self.frames: list[tuple[str, np.ndarray, float]] = []
+        self.bins: dict[str, float] = {}
+        self.seen_sources: set[str] = set()
+        self.read = 0
+
+    def __iter__(self) -> Iterator[Roi | Skipped]:
+        for item in self.items:
+            if isinstance(item, Roi):
+                self.read += 1
+                self.thumbs[(item.source, item.index)] = shrink(item.image, THUMB_SIZE)
+                meta = item.meta or {}
+                if "bin" in meta and "ml_analyzed" in meta:
+                    try:
+                        self.bins[str(meta["bin"])] = float(meta["ml_analyzed"])
+                    except (TypeError, ValueError):
+                        pass
+                if item.source not in self.seen_sources:
+                    self.seen_sources.add(item.source)
+                    full = self.frame_of(item)
+                    if full is not None:
+                        h, w = full.shape[:2]
+                        frame = shrink(full, FRAME_SIZE)
+                        self.frames.append((item.source, frame, frame.shape[1] / max(w, 1)))
+            yield item
+
+
+def default_frame_of(roi: Roi) -> np.ndarray | None:
+    if roi.box is None:
+        return roi.image  # the ROI is the whole image
+    return _load_frame(roi.source)
+
+
+def classify_stream(
+    job_id: int,
+    items: Iterable[Roi | Skipped],
+    classifier: Any,
+    store: Any | None,
+    run_id: int | None,
+    on_batch: Callable[[BatchResult], None],
+    on_progress: Callable[[Progress], None],
+    cancel: CancelToken,
+    batch_size: int = 16,
+    frame_of: Callable[[Roi], np.ndarray | None] = default_frame_of,
+    dropped: Callable[[], int] | None = None,
+) -> JobFinished:
+    """Classify a stream of ROIs, committing and reporting each batch as it completes.
+
+    Returns a :class:`JobFinished`; a cancelled job returns normally with ``cancelled`` set
+    (everything classified before the cancel is already stored and reported).
+    """
+    from phytoscope.core.pipeline import classify_items
+
+    tap = _Tap(items, frame_of)
+    started = time.perf_counter()
+    done = skipped_count = 0
+    store_error: str | None = None
+    last_progress = 0.0
+    cancelled = False
+    try:
+        for predictions, skipped in classify_items(
+            iter(tap), classifier, batch_size=batch_size, cancel=cancel
+        ):
+            if store is not None and run_id is not None and store_error is None:
+                try:
+                    if predictions:
+                        store.add_predictions(run_id, predictions)
+                    if skipped:
+                        store.add_skipped(run_id, skipped)
+                except StorageError as exc:
+                    # keep classifying and showing results: they stay in the window; the
+                    # message says the store stopped taking them
+                    store_error = f"results are no longer saved: {exc}"
+                    log.error(store_error)
+            thumbs = tuple(tap.thumbs.pop((p.source, p.roi_index), None) for p in predictions)
+            # the reader thread appends while we take: pop one by one (atomic under the GIL)
+            taken = []
+            while tap.frames:
+                taken.append(tap.frames.pop(0))
+            frames = tuple((s, f) for s, f, _ in taken)
+            scales = tuple(k for _, _, k in taken)
+            done += len(predictions)
+            skipped_count += len(skipped)
+            on_batch(
+                BatchResult(
+                    job_id=job_id,
+                    predictions=tuple(predictions),
+                    skipped=tuple(skipped),
+                    thumbnails=thumbs,
+                    frames=frames,
+                    frame_scales=scales,
+                    t=time.monotonic(),
+                    store_error=store_error,
+                    bins=tuple(sorted(dict(tap.bins).items())),
+                )
+            )
+            now = time.perf_counter()
+            if now - last_progress >= PROGRESS_INTERVAL_S:
+                last_progress = now
+                elapsed = max(now - started, 1e-9)
+                on_progress(
+                    Progress(job_id, done, skipped_count, f"{done} organisms classified", done / elapsed,
+                             dropped() if dropped else None)
+                )
+            if cancel.is_set():
+                cancelled = True
+                break
+    except Cancelled:
+        cancelled = True
+    cancelled = cancelled or cancel.is_set()
+    seconds = time.perf_counter() - started
+    on_progress(Progress(job_id, done, skipped_count, "cancelled" if cancelled else "done",
+                         done / max(seconds, 1e-9), dropped() if dropped else None))
+    return JobFinished(
+        job_id=job_id,
+        predictions=done,
+        skipped=skipped_count,
+        seconds=seconds,
+        run_id=run_id,
+        cancelled=cancelled,
+        ml_analyzed=sum(dict(tap.bins).values()) if tap.bins else None,
+        sources=tuple(sorted(tap.seen_sources)),
+        error=store_error,
+    )
+
+
+def run_files(
+    job: FilesJob,
+    classifier: Any,
+    store: Any | None,
+    run_id: int | None,
+    on_batch: Callable[[BatchResult], None],
+    on_progress: Callable[[Progress], None],
+    cancel: CancelToken,
+    batch_size: int = 16,
+) -> JobFinished:
+    """Read files, folders and IFCB bins with ``phytoscope.sources`` and classify them."""
+    from phytoscope.sources import iter_inputs
+
+    return classify_stream(
+        job.job_id, iter_inputs(list(job.paths)), classifier, store, run_id,
+        on_batch, on_progress, cancel, batch_size,
+    )
+
+
+def camera_rois(
+    mailbox: Any,
+    cancel: CancelToken,
+    segment: Callable[[np.ndarray, str], list[Roi | Skipped]],
+    frames: dict[str, np.ndarray] | None = None,
+) -> Iterator[Roi | Skipped]:
+    """ROIs of the newest camera frames, through the core segmentation, until cancelled or
+    the camera stops; each frame becomes source ``camera:<frame number>`` and, when
+    ``frames`` is given, is kept there (only the latest) for drawing its boxes."""
+    while not cancel.is_set():
+        frame = mailbox.take(timeout=0.2)
+        if frame is None:
+            if mailbox.closed:
+                return
+            continue
+        source = f"camera:{frame.number}"
+        if frames is not None:
+            frames.clear()
+            frames[source] = frame.image
+        try:
+            yield from segment(frame.image, source)
+        except SourceError as exc:
+            yield Skipped(source, str(exc))
+
+
+def frame_segmenter() -> Callable[[np.ndarray, str], list[Roi | Skipped]]:
+    """The core segmentation as ``(frame, source) -> ROIs`` (every camera frame is a whole
+    microscope field, so it is always segmented)."""
+    from phytoscope.sources import rois_from_image
+
+    def run(image: np.ndarray, source: str) -> list[Roi | Skipped]:
+        return list(rois_from_image(image, source, segment="always"))
+
+    return run
+
+
+__all__ = ["run_files", "classify_stream", "camera_rois", "CameraJob"]

@@ -1,0 +1,166 @@
+"""Settings dialog (saved through :class:`phytoscope.config.Settings`) and About/doctor."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from phytoscope.config import BACKEND_CHOICES, PRECISION_CHOICES, Settings
+from phytoscope.errors import ConfigError
+
+
+class SettingsDialog(QDialog):
+    """Backend, model, rule set, thresholds, camera, sampling rate.
+
+    Per-class confidence thresholds live in the model card (they were chosen on the
+    validation set when the model was trained); they are shown here, read-only, so a
+    technician can see why an organism became "unknown".
+    """
+
+    def __init__(self, settings: Settings, rule_sets: list[str], card: Any = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("phytoscope settings")
+        self.backend = QComboBox()
+        self.backend.addItems(list(BACKEND_CHOICES))
+        self.backend.setCurrentText(settings.backend)
+        self.precision = QComboBox()
+        self.precision.addItems(list(PRECISION_CHOICES))
+        self.precision.setCurrentText(settings.precision)
+        self.model_dir = QLineEdit(settings.model_dir)
+        self.model_dir.setPlaceholderText("installed model folder (default)")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_dir, 1)
+        model_row.addWidget(browse)
+        self.rule_set = QComboBox()
+        self.rule_set.addItems(rule_sets or [settings.rule_set])
+        self.rule_set.setCurrentText(settings.rule_set)
+        self.camera = QLineEdit(settings.camera)
+        self.camera.setToolTip(
+            "A device number (0 = /dev/video0) or a GStreamer pipeline ending in appsink, e.g.\n"
+            "nvarguscamerasrc ! video/x-raw(memory:NVMM) ! nvvidconv ! video/x-raw,format=BGRx ! "
+            "videoconvert ! video/x-raw,format=BGR ! appsink"
+        )
+        self.telemetry_hz = QDoubleSpinBox()
+        self.telemetry_hz.setRange(0.1, 100.0)
+        self.telemetry_hz.setDecimals(1)
+        self.telemetry_hz.setSuffix(" Hz")
+        self.telemetry_hz.setValue(settings.telemetry_hz)
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 1024)
+        self.batch_size.setValue(settings.batch_size)
+        thresholds = QLabel(self._thresholds_text(card))
+        thresholds.setWordWrap(True)
+        thresholds.setStyleSheet("color: #555")
+        self.error = QLabel()
+        self.error.setStyleSheet("color: #c92a2a")
+
+        form = QFormLayout()
+        form.addRow("Inference backend", self.backend)
+        form.addRow("Precision", self.precision)
+        form.addRow("Model folder or card", model_row)
+        form.addRow("HAB rule set", self.rule_set)
+        form.addRow("Class thresholds", thresholds)
+        form.addRow("Camera", self.camera)
+        form.addRow("Telemetry sampling", self.telemetry_hz)
+        form.addRow("Batch size", self.batch_size)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.error)
+        layout.addWidget(buttons)
+        self._base = settings
+        self.result_settings: Settings | None = None
+
+    @staticmethod
+    def _thresholds_text(card: Any) -> str:
+        if card is None:
+            return "no model loaded"
+        parts = [f"{c.name} {c.threshold:.2f}" for c in card.classes if c.threshold > 0]
+        return ("below these confidences an organism is 'unknown': " + ", ".join(parts)) if parts else \
+            "the model card sets no per-class threshold"
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Model folder", self.model_dir.text())
+        if folder:
+            self.model_dir.setText(folder)
+
+    def values(self) -> Settings:
+        return replace(
+            self._base,
+            backend=self.backend.currentText(),
+            precision=self.precision.currentText(),
+            model_dir=self.model_dir.text().strip(),
+            rule_set=self.rule_set.currentText(),
+            camera=self.camera.text().strip(),
+            telemetry_hz=float(self.telemetry_hz.value()),
+            batch_size=int(self.batch_size.value()),
+        )
+
+    def accept(self) -> None:
+        try:
+            self.result_settings = self.values().validate()
+        except ConfigError as exc:
+            self.error.setText(str(exc))
+            return
+        super().accept()
+
+
+class AboutDialog(QDialog):
+    """``phytoscope info`` in a window: versions, backends, model, sensors (copyable)."""
+
+    def __init__(self, info: dict[str, Any], parent: QWidget | None = None):
+        super().__init__(parent)
+        from phytoscope import __version__
+
+        self.setWindowTitle("About phytoscope")
+        self.resize(720, 560)
+        head = QLabel(
+            f"<h3>phytoscope {__version__}</h3>"
+            "Harmful algal bloom analyser: plankton genus classification, cells/L and HAB alerts, "
+            "with performance-per-watt benchmarking. Paste the text below into a bug report."
+        )
+        head.setWordWrap(True)
+        self.text = QPlainTextEdit(json.dumps(info, indent=2, default=str))
+        self.text.setReadOnly(True)
+        font = QFont("monospace")
+        font.setStyleHint(QFont.StyleHint.Monospace)
+        self.text.setFont(font)
+        copy = QPushButton("Copy to clipboard")
+        copy.clicked.connect(self._copy)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        buttons.addButton(copy, QDialogButtonBox.ButtonRole.ActionRole)
+        layout = QVBoxLayout(self)
+        layout.addWidget(head)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(buttons)
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
+
+    def _copy(self) -> None:
+        from PySide6.QtWidgets import QApplication
+
+        QApplication.clipboard().setText(self.text.toPlainText())

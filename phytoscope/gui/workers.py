@@ -1,0 +1,398 @@
+"""Qt shells around the long work: each worker is a QObject moved to its own QThread.
+
+Threads (DESIGN.md section 4):
+
+- inference: :class:`InferenceWorker` creates, uses AND closes the backend (and its own
+  results-store connection) on its thread. In: queued ``set_backend`` / ``submit`` /
+  ``shutdown``; out: ``ready``, ``progress``, ``predictions``, ``finished``, ``error``, all
+  carrying frozen objects from :mod:`.jobs`. Cancel is a thread-safe token the GUI sets
+  directly, because a busy worker does not read its queue until the job returns.
+- telemetry: :class:`TelemetryWorker` creates its sampler and QTimer inside its thread
+  and emits ``sampled(TelemetrySample)``.
+- benchmark: :class:`BenchWorker` runs the core benchmark function with progress/cancel.
+- camera: a plain Python capture thread (:mod:`.camera`), joined when the job ends.
+
+:class:`WorkerThread` owns a QThread and its worker and joins it on :meth:`stop`; the main
+window stops every one of them before it closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+
+from phytoscope.errors import PhytoscopeError
+from phytoscope.gui import analysis
+from phytoscope.gui.jobs import (
+    BackendInfo,
+    BackendRequest,
+    CameraJob,
+    CancelToken,
+    FilesJob,
+    JobFinished,
+    Progress,
+)
+
+log = logging.getLogger(__name__)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A message for the user: ours are written for technicians, others get their type."""
+    if isinstance(exc, PhytoscopeError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory: close other programs or choose a smaller batch size in Settings"
+    if isinstance(exc, OSError) and exc.errno == 28:
+        return f"the disk is full: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class WorkerThread:
+    """A long-lived QThread hosting one worker object.
+
+    ``stop()`` asks the worker to release what it holds on its own thread (its ``shutdown``
+    slot ends with ``thread.quit()``) and joins the thread.
+    """
+
+    def __init__(self, worker: QObject, name: str):
+        self.worker = worker
+        self.thread = QThread()
+        self.thread.setObjectName(name)
+        worker.moveToThread(self.thread)
+        self.thread.start()
+
+    def stop(self, shutdown_signal: Any | None = None) -> None:
+        if not self.thread.isRunning():
+            return
+        if shutdown_signal is not None:
+            shutdown_signal.emit()  # queued: runs after the job in progress returns
+        else:
+            self.thread.quit()
+        self.thread.wait()
+
+    @property
+    def running(self) -> bool:
+        return self.thread.isRunning()
+
+
+class InferenceWorker(QObject):
+    """Loads the backend and runs analysis jobs on the inference thread."""
+
+    ready = Signal(object)  # BackendInfo
+    loading = Signal(str)
+    predictions = Signal(object)  # BatchResult
+    progress = Signal(object)  # Progress
+    finished = Signal(object)  # JobFinished
+    error = Signal(str)
+    no_model = Signal(str)
+    camera_started = Signal(object)  # the camera mailbox, for the dropped-frame counter
+
+    def __init__(self, database: Path | None = None):
+        super().__init__()
+        self._database = database
+        self._backend: Any = None
+        self._classifier: Any = None
+        self._store: Any = None
+        self._request = BackendRequest()
+
+    # -- backend -------------------------------------------------------------------------
+
+    def _close_backend(self) -> None:
+        if self._backend is not None:
+            try:
+                self._backend.close()
+            except Exception:  # noqa: BLE001 - closing must never stop the window closing
+                log.exception("closing the backend failed")
+        self._backend = self._classifier = None
+
+    @Slot(object)
+    def set_backend(self, request: BackendRequest) -> None:
+        from phytoscope import backends
+        from phytoscope.core.classifier import Classifier
+        from phytoscope.errors import ModelError
+
+        self._close_backend()
+        self._request = request
+        if request.cancel.is_set():
+            return
+        self.loading.emit(f"loading model ({request.backend}, {request.precision})…")
+        started = time.perf_counter()
+        try:
+            backend = backends.create(
+                request.backend,
+                request.precision,
+                models_dir=Path(request.model_dir) if request.model_dir else None,
+            )
+            backend.load()
+        except ModelError as exc:
+            log.warning("no usable model: %s", exc)
+            self.no_model.emit(describe_error(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a crash
+            log.exception("backend failed to load")
+            self.error.emit(f"cannot load the model: {describe_error(exc)}")
+            self.no_model.emit(describe_error(exc))
+            return
+        if request.cancel.is_set():
+            backend.close()
+            self.error.emit("model loading cancelled")
+            return
+        self._backend, self._classifier = backend, Classifier(backend)
+        card = backend.card
+        self.ready.emit(
+            BackendInfo(
+                backend=backend.name,
+                precision=backend.precision,
+                model=card.label,
+                model_sha256=card.sha256,
+                classes=card.class_names,
+                hab_classes=tuple(c.name for c in card.classes if c.hab),
+                not_recognised=card.not_recognised,
+                load_seconds=time.perf_counter() - started,
+                card=card,
+            )
+        )
+
+    # -- store ---------------------------------------------------------------------------
+
+    def _open_store(self) -> Any:
+        if self._store is None:
+            from phytoscope.config import default_database
+            from phytoscope.storage import Store
+
+            self._store = Store(self._database or default_database())
+        return self._store
+
+    def _start_run(self, settings: dict[str, Any]) -> tuple[Any, int | None]:
+        try:
+            store = self._open_store()
+            run_id = store.start_run(
+                self._backend.name, self._backend.card.label, self._backend.card.sha256, settings
+            )
+            return store, run_id
+        except PhytoscopeError as exc:
+            self.error.emit(f"results will not be saved: {exc}")
+            return None, None
+
+    def _finish_run(self, store: Any, run_id: int | None) -> None:
+        if store is not None and run_id is not None:
+            try:
+                store.finish_run(run_id)
+            except PhytoscopeError as exc:
+                self.error.emit(f"could not close the run in the results store: {exc}")
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    @Slot(object)
+    def submit(self, job: FilesJob | CameraJob) -> None:
+        if job.cancel.is_set():  # cancelled while it waited in the queue
+            self.finished.emit(JobFinished(job.job_id, 0, 0, 0.0, cancelled=True))
+            return
+        if self._classifier is None:
+            self.error.emit("no model is loaded: install a model or choose one in Settings")
+            self.finished.emit(JobFinished(job.job_id, 0, 0, 0.0, error="no model loaded"))
+            return
+        settings = {"backend": self._request.backend, "precision": self._request.precision}
+        store, run_id = self._start_run({**settings, "job": type(job).__name__})
+        try:
+            if isinstance(job, FilesJob):
+                result = analysis.run_files(
+                    job, self._classifier, store, run_id,
+                    self.predictions.emit, self.progress.emit, job.cancel, self._request.batch_size,
+                )
+            else:
+                result = self._run_camera(job, store, run_id)
+        except Exception as exc:  # noqa: BLE001 - a failed job is a message; results so far are kept
+            log.exception("analysis job %s failed", job.job_id)
+            message = describe_error(exc)
+            self.error.emit(message)
+            result = JobFinished(job.job_id, 0, 0, 0.0, run_id=run_id, error=message)
+        finally:
+            self._finish_run(store, run_id)
+        self.finished.emit(result)
+
+    def _run_camera(self, job: CameraJob, store: Any, run_id: int | None) -> JobFinished:
+        from phytoscope.gui.camera import CameraCapture, open_camera
+
+        segment = analysis.frame_segmenter()
+        device = open_camera(job.camera)
+        capture = CameraCapture(device, on_error=self.error.emit).start()
+        self.camera_started.emit(capture.mailbox)
+        frames: dict[str, Any] = {}
+        try:
+            return analysis.classify_stream(
+                job.job_id,
+                analysis.camera_rois(capture.mailbox, job.cancel, segment, frames),
+                self._classifier, store, run_id,
+                self.predictions.emit, self.progress.emit, job.cancel,
+                batch_size=self._request.batch_size,
+                frame_of=lambda roi: frames.get(roi.source),
+                dropped=lambda: capture.mailbox.dropped,
+            )
+        finally:
+            capture.stop()
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Release the backend and store on this thread, then end the thread's loop."""
+        self._close_backend()
+        if self._store is not None:
+            try:
+                self._store.close()
+            except Exception:  # noqa: BLE001
+                log.exception("closing the results store failed")
+            self._store = None
+        thread = self.thread()
+        if thread is not None:
+            thread.quit()
+
+
+class TelemetryWorker(QObject):
+    """Reads the telemetry sampler on a timer that lives in the telemetry thread."""
+
+    sampled = Signal(object)  # TelemetrySample
+    described = Signal(str)  # power label, once the sampler is open
+    error = Signal(str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sampler: Any = None
+        self._timer: QTimer | None = None
+
+    @Slot(float)
+    def start(self, rate_hz: float) -> None:
+        self._stop_sampling()
+        try:
+            from phytoscope.telemetry import Sampler
+
+            self._sampler = Sampler(rate_hz=rate_hz, capacity=36000, pid=os.getpid())
+        except Exception as exc:  # noqa: BLE001 - the window works without telemetry
+            log.warning("telemetry unavailable: %s", exc)
+            self.error.emit(f"live power and memory charts are unavailable: {describe_error(exc)}")
+            return
+        label = getattr(self._sampler, "power_label", "power")
+        self.described.emit(str(label))
+        self._timer = QTimer(self)  # created here, so it fires in this thread
+        self._timer.timeout.connect(self._tick)
+        self._timer.start(max(10, int(1000 / rate_hz)))
+        self._tick()
+
+    def _tick(self) -> None:
+        if self._sampler is None:
+            return
+        try:
+            sample = self._sampler.read_once()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("telemetry read failed: %s", exc)
+            self.error.emit(f"telemetry stopped: {describe_error(exc)}")
+            self._stop_sampling()
+            return
+        self.sampled.emit(sample)
+
+    def _stop_sampling(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.deleteLater()
+            self._timer = None
+        if self._sampler is not None:
+            close = getattr(self._sampler, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:  # noqa: BLE001
+                    log.exception("closing the telemetry sampler failed")
+            self._sampler = None
+
+    @Slot()
+    def shutdown(self) -> None:
+        self._stop_sampling()
+        thread = self.thread()
+        if thread is not None:
+            thread.quit()
+
+
+class BenchWorker(QObject):
+    """Runs one benchmark (the core function the CLI's ``phytoscope bench`` also runs)."""
+
+    progress = Signal(object)
+    finished = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, runner: Any):
+        super().__init__()
+        self._runner = runner
+        self.cancel = CancelToken()
+
+    @Slot(object)
+    def run(self, config: Any) -> None:
+        from phytoscope.errors import Cancelled
+
+        try:
+            result = self._runner(config, progress=self.progress.emit, cancel=self.cancel)
+        except Cancelled as exc:
+            self.failed.emit(f"benchmark cancelled: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001
+            log.exception("benchmark failed")
+            self.failed.emit(f"benchmark failed: {describe_error(exc)}")
+            return
+        self.finished.emit(result)
+
+    @Slot()
+    def shutdown(self) -> None:
+        thread = self.thread()
+        if thread is not None:
+            thread.quit()
+
+
+class Bridge(QObject):
+    """Signals the GUI thread emits into workers (queued: the receivers live elsewhere)."""
+
+    set_backend = Signal(object)
+    submit = Signal(object)
+    stop_inference = Signal()
+    start_telemetry = Signal(float)
+    stop_telemetry = Signal()
+    run_bench = Signal(object)
+    stop_bench = Signal()
+
+
+class _CallSignals(QObject):
+    done = Signal(object)
+    failed = Signal(str)
+
+
+class BackgroundCall:
+    """Run one quick-but-not-instant function (``phytoscope info`` imports every runtime)
+    off the GUI thread; the result arrives by a queued signal. ``join()`` on close."""
+
+    def __init__(self, func: Any, on_done: Any, on_failed: Any, name: str = "phytoscope-call"):
+        import threading
+
+        self.signals = _CallSignals()  # lives in the GUI thread: emits from the thread queue
+        self.signals.done.connect(on_done)
+        self.signals.failed.connect(on_failed)
+
+        def run() -> None:
+            try:
+                result = func()
+            except Exception as exc:  # noqa: BLE001
+                log.exception("%s failed", name)
+                self.signals.failed.emit(describe_error(exc))
+                return
+            self.signals.done.emit(result)
+
+        self._thread = threading.Thread(target=run, name=name, daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
