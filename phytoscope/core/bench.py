@@ -144,6 +144,32 @@ def energy_per_image(
     return gross, (energy_j - idle_w * seconds) / images
 
 
+def process_share_samples(samples: Sequence[Any], tdp_w: float, logical_cpus: int) -> list[Any]:
+    """Telemetry samples whose power is the variant process's share of an estimate:
+    ``tdp_w`` × its CPU % / (100 × logical CPUs).
+
+    Where power is estimated from whole-machine CPU load, anything else running (another
+    job, a desktop) inflates every variant's figure alike; this share counts only the
+    benchmarked process, so variants compare fairly on a busy machine. Still an estimate.
+    """
+    out = []
+    for s in samples:
+        cpu = getattr(s, "process_cpu_percent", None)
+        if cpu is None or cpu != cpu:  # None or NaN
+            continue
+        share = min(max(cpu / (100.0 * max(1, logical_cpus)), 0.0), 1.0)
+        out.append(
+            replace(
+                s,
+                power_w=tdp_w * share,
+                energy_j=None,
+                estimated=True,
+                power_source=f"estimated: process CPU share x {tdp_w:g} W",
+            )
+        )
+    return out
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b == 0:
         return None
@@ -519,8 +545,9 @@ def _run_child(
     sampler_factory: Callable[..., Any],
     report: Callable[[str, str], None],
     cancel: Any,
-) -> tuple[dict[str, Any] | None, dict[str, float], list[Any], str | None]:
-    """Run one variant's worker; (worker result, phase start times, samples, error)."""
+) -> tuple[dict[str, Any] | None, dict[str, float], list[Any], str | None, float | None]:
+    """Run one variant's worker: (worker result, phase start times, samples, error, rated
+    power of the telemetry's estimating source or None where power is measured)."""
     from phytoscope.core.bench_worker import PREFIX
 
     key = entry["key"]
@@ -554,7 +581,8 @@ def _run_child(
     sampler.mark("load")
     report("load", "loading the model in a fresh process")
     lines: queue.Queue[str | None] = queue.Queue()
-    threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
+    reader = threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True)
+    reader.start()
     error: str | None = None
     stopped = False
     deadline = time.monotonic() + config.variant_timeout_s
@@ -593,7 +621,16 @@ def _run_child(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        reader.join(timeout=5)  # EOF once the child is gone
+        if proc.stdout is not None:
+            proc.stdout.close()
     samples = list(sampler.snapshot())
+    tdp = getattr(getattr(sampler, "source", None), "tdp_w", None)
+    tdp_w = (
+        float(tdp)
+        if getattr(sampler, "estimated", False) and isinstance(tdp, (int, float))
+        else None
+    )
     result = None
     if out_path.exists():
         result = json.loads(out_path.read_text(encoding="utf-8"))
@@ -601,7 +638,7 @@ def _run_child(
             error, result = result["error"], None
     if result is None and error is None:
         error = f"the worker process ended with exit code {proc.returncode} (see {key}.log)"
-    return result, phases, samples, error
+    return result, phases, samples, error, tdp_w
 
 
 def _windows(phases: dict[str, float]) -> dict[str, tuple[float, float]]:
@@ -624,6 +661,7 @@ def _metrics(
     labelled: LabelledSet,
     idle_w: float | None,
     base: dict[str, Any] | None,
+    tdp: float | None = None,
 ) -> dict[str, Any]:
     """Every per-variant figure, from the worker's timings and the sampled telemetry."""
     energy_j, mean_power_w = _telemetry_functions()
@@ -723,6 +761,26 @@ def _metrics(
             gross, net = energy_per_image(joules, images, idle_w, window[1] - window[0])
             power[f"energy_per_image_{name}_j"] = gross
             power[f"energy_per_image_{name}_net_j"] = net
+    share = process_share_samples(samples, tdp, os.cpu_count() or 1) if tdp else []
+    if len(share) >= 2 and "whole_run" in windows:
+        w0, w1 = windows["whole_run"]
+        i0, i1 = windows.get("inference", (w0, w1))
+        proc: dict[str, Any] = {
+            "method": f"process CPU share x {tdp:g} W (estimated)",
+            "mean_w_whole_run": mean_power_w(share, w0, w1),
+            "mean_w_inference": mean_power_w(share, i0, i1),
+        }
+        proc["fps_per_w_whole_run"] = fps_per_watt(fps_best, proc["mean_w_whole_run"])
+        proc["fps_per_w_inference"] = fps_per_watt(fps_best, proc["mean_w_inference"])
+        for name, window, images in (
+            ("engine", windows.get("measured"), result["engine_images"]),
+            ("e2e", windows.get("measured_e2e"), result["e2e_images"]),
+        ):
+            if window is not None:
+                proc[f"energy_per_image_{name}_j"] = energy_per_image(
+                    energy_j(share, *window), images
+                )[0]
+        power["process_share"] = proc
     out["power"] = power
     return out
 
@@ -881,7 +939,7 @@ def run_benchmark(
             "sha256": card.sha256,
             "size_bytes": card.model_path.stat().st_size,
         }
-        result, phases, samples, error = _run_child(
+        result, phases, samples, error, tdp = _run_child(
             {**entry, "card": card},
             labelled,
             config,
@@ -897,7 +955,7 @@ def run_benchmark(
             variants.append(entry)
             continue
         assert result is not None
-        metrics = _metrics(entry, result, phases, samples, labelled, idle_w, base_metrics)
+        metrics = _metrics(entry, result, phases, samples, labelled, idle_w, base_metrics, tdp)
         entry.update(status="ok", **metrics)
         if key == BASE:
             base_metrics = entry
