@@ -19,7 +19,7 @@ $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[gui,tensorflow,dev]"
+	$(BIN)/pip install --quiet -e ".[gui,tensorflow,archive,dev]"
 	touch $@
 
 run: $(VENV)/.run-installed

@@ -1,0 +1,451 @@
+"""Archive re-analysis: classify whole trees of IFCB bins and image folders, resumably.
+
+A monitoring agency re-classifies years of imaging-flow-cytometer archives when a model
+improves. The work splits naturally into *units*: one IFCB bin, or one folder of image
+files. Each unit is processed by :class:`UnitProcessor` (the same pipeline, classifier and
+HAB logic as ``phytoscope classify`` and the desktop app), which writes
+
+- ``rois/bin=<unit>/part-0.parquet``: one row per ROI (bin, ROI id, genus, confidence,
+  top-k), written to a temporary name and renamed, so a crash never leaves half a partition;
+- ``units/<unit>.json``: the unit's summary (counts, ml_analyzed, concentrations with
+  95 % intervals, alert levels of the chosen rule set), written last: its presence is what
+  "done" means, so a re-run skips finished units and redoes anything interrupted;
+
+and :func:`run_archive` gathers the summaries into ``bins.parquet`` / ``bins.csv`` and the
+failed units into ``failures.jsonl``. A failed unit is recorded and never stops the run.
+
+Runners: Ray Data (a pool of actors, each loading the backend once; local by default or an
+existing cluster by address) when Ray is installed, else a local process pool with the same
+per-process initialisation. The runners only schedule; all the work is in UnitProcessor.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phytoscope.errors import BackendUnavailable, Cancelled, ConfigError
+
+log = logging.getLogger(__name__)
+
+RAY_HINT = "pip install 'phytoscope[archive]' (Ray Data and pyarrow)"
+ARROW_HINT = "pip install pyarrow (or 'phytoscope[archive]')"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One output partition: an IFCB bin, or the image files directly inside one folder."""
+
+    key: str
+    kind: str
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    """Everything a worker needs to build its own classifier (it must be picklable)."""
+
+    out_dir: str
+    backend: str = "onnxruntime"
+    precision: str = "fp32"
+    model: str | None = None
+    rule_set: str = "scotland_habreports"
+    batch_size: int = 32
+    segment: str = "auto"
+    threads_per_worker: int = 1
+
+
+@dataclass
+class UnitResult:
+    key: str
+    kind: str
+    rois: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    ml_analyzed: float | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    concentrations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    levels: dict[str, str] = field(default_factory=dict)
+    model: str = ""
+    rule_set_version: str = ""
+    error: str | None = None
+
+
+@dataclass
+class ArchiveSummary:
+    out_dir: Path
+    runner: str
+    workers: int
+    planned: int
+    skipped_done: int
+    results: list[UnitResult]
+    seconds: float
+
+    @property
+    def failed(self) -> list[UnitResult]:
+        return [r for r in self.results if r.error]
+
+    @property
+    def rois(self) -> int:
+        return sum(r.rois for r in self.results)
+
+    @property
+    def rois_per_s(self) -> float:
+        return self.rois / self.seconds if self.seconds > 0 else 0.0
+
+
+def safe_key(text: str) -> str:
+    """A partition name that is a valid file name on every system, stable across runs."""
+    key = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_.")
+    return key or "root"
+
+
+def plan_units(paths: Iterable[Path | str]) -> list[Unit]:
+    """Split inputs into units: one per IFCB bin, one per folder of image files.
+
+    Missing or unsupported paths raise: an archive run over a mistyped path should stop
+    before it starts, not report success over nothing.
+    """
+    from phytoscope.sources import expand_paths
+
+    bins: list[Unit] = []
+    folders: dict[Path, list[str]] = {}
+    for kind, path in expand_paths(paths):
+        if kind == "bin":
+            bins.append(Unit(key=safe_key(path.name), kind="bin", paths=(str(path),)))
+        elif kind == "image":
+            folders.setdefault(path.parent, []).append(str(path))
+        else:
+            raise ConfigError(f"{path}: {'no such file or folder' if kind == 'missing' else 'not an image or IFCB bin'}")
+    units = bins + [
+        Unit(key=safe_key("images_" + "_".join(folder.resolve().parts[-2:])), kind="images", paths=tuple(files))
+        for folder, files in sorted(folders.items())
+    ]
+    keys = Counter(u.key for u in units)
+    if any(n > 1 for n in keys.values()):
+        dupes = ", ".join(k for k, n in keys.items() if n > 1)
+        raise ConfigError(f"two inputs map to the same output partition ({dupes}); archive them separately")
+    return units
+
+
+def unit_summary_path(out_dir: Path, key: str) -> Path:
+    return out_dir / "units" / f"{key}.json"
+
+
+def done_keys(out_dir: Path) -> set[str]:
+    folder = out_dir / "units"
+    return {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
+
+
+def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise BackendUnavailable(f"writing Parquet needs pyarrow: {ARROW_HINT}") from exc
+    schema = pa.schema(
+        [
+            ("bin", pa.string()),
+            ("roi_id", pa.string()),
+            ("source", pa.string()),
+            ("roi_index", pa.int64()),
+            ("genus", pa.string()),
+            ("confidence", pa.float64()),
+            ("top_k_labels", pa.list_(pa.string())),
+            ("top_k_probs", pa.list_(pa.float64())),
+            ("flags", pa.list_(pa.string())),
+        ]
+    )
+    table = pa.Table.from_pylist(rows, schema=schema)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+class UnitProcessor:
+    """Loads the backend once per worker process, then classifies unit after unit.
+
+    Ray's actors and the process pool's initialiser both create one of these, so there is a
+    single implementation of "classify a bin and write its partition".
+    """
+
+    def __init__(self, config: ArchiveConfig):
+        from phytoscope import backends
+        from phytoscope.core import hab
+        from phytoscope.core.classifier import Classifier
+
+        self.config = config
+        self.out_dir = Path(config.out_dir)
+        self.backend = backends.create(
+            config.backend, config.precision, model=config.model, threads=config.threads_per_worker
+        ).load()
+        self.classifier = Classifier(self.backend)
+        self.rule_set = hab.load_rule_set(config.rule_set)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __call__(self, unit: Unit) -> UnitResult:
+        started = time.perf_counter()
+        result = UnitResult(key=unit.key, kind=unit.kind, model=self.classifier.card.label,
+                            rule_set_version=self.rule_set.version)
+        try:
+            self._process(unit, result)
+        except Exception as exc:  # noqa: BLE001 - one bad bin must not stop the archive
+            log.warning("unit %s failed: %s", unit.key, exc)
+            result.error = f"{type(exc).__name__}: {exc}"
+        result.seconds = time.perf_counter() - started
+        if result.error is None:
+            path = unit_summary_path(self.out_dir, unit.key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps(asdict(result), indent=1))
+            os.replace(tmp, path)  # the summary is the "done" marker: written last, atomically
+        return result
+
+    def _process(self, unit: Unit, result: UnitResult) -> None:
+        from phytoscope.core import hab
+        from phytoscope.core.pipeline import classify_items
+        from phytoscope.core.sample import concentrations, count_labels, volume_from_meta
+        from phytoscope.sources import iter_inputs
+        from phytoscope.types import Roi
+
+        metas: list[dict[str, Any]] = []
+
+        def items():
+            for item in iter_inputs(unit.paths, segment=self.config.segment):
+                if isinstance(item, Roi):
+                    metas.append(item.meta)
+                yield item
+
+        rows: list[dict[str, Any]] = []
+        predictions = []
+        skipped = []
+        for preds, skips in classify_items(items(), self.classifier, batch_size=self.config.batch_size, workers=1):
+            predictions.extend(preds)
+            skipped.extend(skips)
+        if skipped and not predictions:
+            raise ValueError("; ".join(f"{s.source}: {s.reason}" for s in skipped[:3]))
+        for p in predictions:
+            rows.append(
+                {
+                    "bin": unit.key,
+                    "roi_id": f"{Path(p.source).name}_{p.roi_index:05d}",
+                    "source": p.source,
+                    "roi_index": p.roi_index,
+                    "genus": p.label,
+                    "confidence": p.confidence,
+                    "top_k_labels": [name for name, _ in p.top_k],
+                    "top_k_probs": [prob for _, prob in p.top_k],
+                    "flags": list(p.flags),
+                }
+            )
+        _write_parquet(rows, self.out_dir / "rois" / f"bin={unit.key}" / "part-0.parquet")
+        counts = count_labels(predictions)
+        result.rois, result.skipped = len(predictions), len(skipped)
+        result.counts = dict(sorted(counts.items()))
+        volume = volume_from_meta(metas) if unit.kind == "bin" and metas else None
+        if volume is not None and math.isfinite(volume.ml_analyzed):
+            card = self.classifier.card
+            result.ml_analyzed = volume.ml_analyzed
+            result.concentrations = {
+                c.taxon: {"count": c.count, "per_l": c.per_l, "low_per_l": c.low_per_l,
+                          "high_per_l": c.high_per_l, "detection_limit_per_l": c.detection_limit_per_l,
+                          "unit": c.unit}
+                for c in concentrations(counts, volume, card)
+            }
+            assessment = hab.assess(counts, volume, card, self.rule_set)
+            result.levels = {a.taxon: a.describe_level() for a in assessment.assessments}
+
+
+# -- runners ---------------------------------------------------------------------------
+
+_WORKER: UnitProcessor | None = None
+
+
+def _pool_init(config: ArchiveConfig) -> None:
+    global _WORKER
+    _WORKER = UnitProcessor(config)
+
+
+def _pool_run(unit: Unit) -> UnitResult:
+    assert _WORKER is not None, "worker not initialised"
+    return _WORKER(unit)
+
+
+def _run_local(units: Sequence[Unit], config: ArchiveConfig, workers: int) -> Iterable[UnitResult]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn")  # no forked runtime state (ONNX Runtime threads)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_pool_init, initargs=(config,)) as pool:
+        futures = [pool.submit(_pool_run, unit) for unit in units]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+class _RayUnitActor:
+    """Ray Data callable class: constructed once per actor, then fed one unit per batch."""
+
+    def __init__(self, config: ArchiveConfig):
+        self.processor = UnitProcessor(config)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        out = []
+        for key, kind, paths in zip(batch["key"], batch["kind"], batch["paths"], strict=True):
+            unit = Unit(key=str(key), kind=str(kind), paths=tuple(json.loads(str(paths))))
+            out.append(json.dumps(asdict(self.processor(unit))))
+        return {"result": np.array(out, dtype=object)}
+
+
+def ray_available() -> str | None:
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        return f"Ray is not installed; {RAY_HINT}"
+    return None
+
+
+def _run_ray(units: Sequence[Unit], config: ArchiveConfig, workers: int, address: str | None) -> Iterable[UnitResult]:
+    import ray
+
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    items = [{"key": u.key, "kind": u.kind, "paths": json.dumps(list(u.paths))} for u in units]
+    dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
+    results = dataset.map_batches(
+        _RayUnitActor,
+        fn_constructor_kwargs={"config": config},
+        batch_size=1,
+        concurrency=workers,
+        num_cpus=1,
+        batch_format="numpy",
+    )
+    for row in results.iter_rows():
+        yield UnitResult(**json.loads(row["result"]))
+
+
+def preflight(config: ArchiveConfig) -> None:
+    """Check the model, backend and rule set here, before any worker starts.
+
+    A worker that fails in its initialiser surfaces as an opaque pool or actor error; the
+    same check in the parent gives the user the real message (no model, no runtime...).
+    """
+    from phytoscope import backends
+    from phytoscope.core import hab
+
+    backends.create(config.backend, config.precision, model=config.model).card.verify_file()
+    hab.load_rule_set(config.rule_set)
+
+
+def run_archive(
+    paths: Sequence[Path | str],
+    config: ArchiveConfig,
+    runner: str = "auto",
+    workers: int | None = None,
+    address: str | None = None,
+    progress: Callable[[UnitResult, int, int], None] | None = None,
+    cancel: Any = None,
+) -> ArchiveSummary:
+    """Classify every unit not already done, then write the per-bin tables.
+
+    Parameters
+    ----------
+    runner
+        ``"ray"``, ``"local"`` (process pool) or ``"auto"`` (Ray when installed).
+    workers
+        Worker processes / Ray actors (default: CPU count; with ``address``, 2).
+    progress
+        ``progress(result, done, total)`` after each unit.
+    cancel
+        Event-like; checked between units (units already finished stay written).
+    """
+    preflight(config)
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    units = plan_units(paths)
+    finished = done_keys(out_dir)
+    todo = [u for u in units if u.key not in finished]
+    if runner == "auto":
+        runner = "ray" if ray_available() is None else "local"
+    if runner == "ray" and (reason := ray_available()):
+        raise BackendUnavailable(f"{reason}; or use --runner local")
+    if runner not in ("ray", "local"):
+        raise ConfigError(f"runner must be ray, local or auto, not {runner!r}")
+    workers = max(1, workers or (2 if address else (os.cpu_count() or 1)))
+    started = time.perf_counter()
+    results: list[UnitResult] = []
+    if todo:
+        stream = _run_ray(todo, config, workers, address) if runner == "ray" else _run_local(todo, config, workers)
+        for result in stream:
+            results.append(result)
+            if result.error:
+                with open(out_dir / "failures.jsonl", "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps({"unit": result.key, "error": result.error}) + "\n")
+            if progress is not None:
+                progress(result, len(results), len(todo))
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"stopped after {len(results)} of {len(todo)} units; re-run to resume")
+    seconds = time.perf_counter() - started
+    write_tables(out_dir)
+    return ArchiveSummary(out_dir, runner, workers, len(units), len(units) - len(todo), results, seconds)
+
+
+def load_unit_summaries(out_dir: Path) -> list[UnitResult]:
+    folder = out_dir / "units"
+    return [UnitResult(**json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def write_tables(out_dir: Path) -> None:
+    """``bins.csv`` (and ``bins.parquet`` with pyarrow): one row per finished unit and taxon."""
+    rows = []
+    for unit in load_unit_summaries(out_dir):
+        taxa = sorted(set(unit.counts) | set(unit.concentrations) | set(unit.levels))
+        for taxon in taxa:
+            conc = unit.concentrations.get(taxon, {})
+            rows.append(
+                {
+                    "bin": unit.key,
+                    "kind": unit.kind,
+                    "taxon": taxon,
+                    "count": int(unit.counts.get(taxon, conc.get("count", 0))),
+                    "ml_analyzed": unit.ml_analyzed,
+                    "per_l": conc.get("per_l"),
+                    "low_per_l": conc.get("low_per_l"),
+                    "high_per_l": conc.get("high_per_l"),
+                    "detection_limit_per_l": conc.get("detection_limit_per_l"),
+                    "unit": conc.get("unit", ""),
+                    "level": unit.levels.get(taxon, ""),
+                    "model": unit.model,
+                    "rule_set_version": unit.rule_set_version,
+                }
+            )
+    if not rows:
+        return
+    with open(out_dir / "bins.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return
+    pq.write_table(pa.Table.from_pylist(rows), out_dir / "bins.parquet")
