@@ -186,6 +186,34 @@ class IOBuffers:
         self.stream = None
 
 
+def run_batches(
+    execution: Any, buffers: IOBuffers, inp: BufferPlan, out: BufferPlan, batch: np.ndarray
+) -> np.ndarray:
+    """Run ``batch`` through an execution context, ``inp.batch`` rows at a time.
+
+    Per chunk, all on the buffers' one stream: set the chunk's input shape (dynamic batch)
+    or pad it with real rows (fixed-batch engine), copy host -> device, enqueue with
+    ``execute_async_v3``, copy device -> host, then wait once. ``execution`` is TensorRT's
+    IExecutionContext with its tensor addresses already set to ``buffers``.
+    """
+    results = []
+    for start, stop in chunks(batch.shape[0], inp.batch):
+        part = batch[start:stop]
+        n = part.shape[0]
+        if inp.dynamic_batch:
+            if not execution.set_input_shape(inp.name, part.shape):
+                raise BackendError(f"engine refused input shape {part.shape}")
+        else:
+            part = pad_batch(part, inp.batch)  # fixed-batch engine: fill with real rows
+        buffers.upload(inp.name, part)
+        if not execution.execute_async_v3(buffers.stream.handle):
+            raise BackendError("execute_async_v3 failed (see the TensorRT log)")
+        host = buffers.download(out.name, part.shape[0])
+        buffers.synchronize()
+        results.append(host[:n].astype(np.float32, copy=True))
+    return np.concatenate(results)
+
+
 # -- the card TensorRT builds from --------------------------------------------------------
 
 
@@ -401,23 +429,7 @@ class TensorRTBackend(Backend):
     def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
         assert self._ctx is not None and self._buffers is not None
         self._ctx.check_thread()
-        buffers, inp, out = self._buffers, self._input, self._output
-        results = []
-        for start, stop in chunks(batch.shape[0], inp.batch):
-            part = batch[start:stop]
-            n = part.shape[0]
-            if inp.dynamic_batch:
-                if not self._exec.set_input_shape(inp.name, part.shape):
-                    raise BackendError(f"engine refused input shape {part.shape}")
-            else:
-                part = pad_batch(part, inp.batch)  # fixed-batch engine: fill with real rows
-            buffers.upload(inp.name, part)
-            if not self._exec.execute_async_v3(buffers.stream.handle):
-                raise BackendError("execute_async_v3 failed (see the TensorRT log)")
-            host = buffers.download(out.name, part.shape[0])
-            buffers.synchronize()
-            results.append(host[:n].astype(np.float32, copy=True))
-        return np.concatenate(results)
+        return run_batches(self._exec, self._buffers, self._input, self._output, batch)
 
     def _release(self) -> None:
         """Free in reverse order of creation, with the context still current."""

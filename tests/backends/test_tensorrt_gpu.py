@@ -172,6 +172,70 @@ def test_cuda_context_buffers_and_async_copies_on_worker_thread():
     assert cuda.Context.get_current() is None
 
 
+class CopyingExecution:
+    """Stands in for TensorRT's IExecutionContext to exercise the backend's plumbing (shapes
+    per chunk, padding, pinned/device buffers, stream ordering) on a real GPU where TensorRT
+    is absent. Its "inference" is a strided device-to-device copy on the given stream:
+    ``logits[i, c] = input[i].flat[c]``. It says nothing about TensorRT itself."""
+
+    def __init__(self, buffers, inp, out):
+        self.buffers, self.inp, self.out = buffers, inp, out
+        self.shapes: list[tuple[int, ...]] = []
+        self.rows = inp.batch
+
+    def set_input_shape(self, name, shape):
+        assert name == self.inp.name
+        self.shapes.append(tuple(shape))
+        self.rows = shape[0]
+        return True
+
+    def execute_async_v3(self, stream_handle):
+        import pycuda.driver as cuda
+
+        assert stream_handle == self.buffers.stream.handle
+        copy = cuda.Memcpy2D()
+        copy.set_src_device(self.buffers.address(self.inp.name))
+        copy.set_dst_device(self.buffers.address(self.out.name))
+        copy.src_pitch = self.inp.nbytes // self.inp.batch
+        copy.dst_pitch = copy.width_in_bytes = self.out.nbytes // self.out.batch
+        copy.height = self.rows
+        copy(self.buffers.stream)  # asynchronous on the backend's stream
+        return True
+
+
+@pytest.mark.parametrize("dynamic", [True, False])
+def test_batch_plumbing_on_gpu_with_a_copy_standing_in_for_tensorrt(dynamic):
+    need_cuda()
+    from phytoscope.backends.tensorrt import CudaContext, IOBuffers, run_batches
+
+    batch_dim = -1 if dynamic else 8
+    plans = plan_buffers(
+        [
+            TensorDesc("input", True, (batch_dim, SIZE, SIZE, 3), np.dtype(np.float32)),
+            TensorDesc("logits", False, (batch_dim, len(CLASSES)), np.dtype(np.float32)),
+        ],
+        max_batch=8,
+    )
+    batch = preprocess_batch(images(21), InputSpec(height=SIZE, width=SIZE))
+
+    def work():
+        with CudaContext(0):
+            buffers = IOBuffers(plans)
+            try:
+                execution = CopyingExecution(buffers, plans[0], plans[1])
+                return run_batches(execution, buffers, plans[0], plans[1], batch), execution.shapes
+            finally:
+                buffers.free()
+
+    logits, shapes = _run_in_thread(work)
+    expected = batch.reshape(21, -1)[:, : len(CLASSES)]
+    np.testing.assert_array_equal(logits, expected)  # rows in order across 8 + 8 + 5
+    if dynamic:
+        assert [s[0] for s in shapes] == [8, 8, 5]
+    else:
+        assert shapes == []  # fixed batch: the last chunk was padded instead
+
+
 # -- TensorRT vs ONNX Runtime ---------------------------------------------------------------
 
 
