@@ -388,6 +388,8 @@ class TensorRTBackend(Backend):
         cancel = self.options.get("cancel")
         result = obtain_engine(self.card, options, self._ctx, cache, progress, cancel)
         self._runtime = trt.Runtime(trt_logger(trt))
+        if options.dla_core is not None:
+            self._runtime.DLA_core = options.dla_core  # before deserialising a DLA engine
         engine = self._runtime.deserialize_cuda_engine(result.engine)
         if engine is None and not result.built:
             log.warning(

@@ -27,6 +27,7 @@ import re
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -694,6 +695,23 @@ def build_engine(
     Reports progress through ``progress``; setting ``cancel`` stops the build (TensorRT 10's
     progress monitor; on 8.x the build stops at the next coarse step) with :class:`Cancelled`.
     """
+    # One code path serves TensorRT 8.5 to 10.x, so it uses calls newer releases deprecate
+    # (EXPLICIT_BATCH, platform_has_fast_*, implicit INT8 calibration); their Python
+    # DeprecationWarnings say nothing a technician can act on.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _build_engine(onnx_path, card, options, cache, key, progress, cancel)
+
+
+def _build_engine(
+    onnx_path: Path,
+    card: ModelCard,
+    options: BuildOptions,
+    cache: EngineCache,
+    key: EngineKey,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> bytes:
     trt = import_tensorrt()
     options = options.validate()
     report = progress or (lambda message, fraction: None)
@@ -733,12 +751,12 @@ def build_engine(
     config.add_optimization_profile(profile)
 
     if options.precision in ("fp16", "int8"):
-        if not builder.platform_has_fast_fp16:
+        if not getattr(builder, "platform_has_fast_fp16", True):
             log.warning("this GPU has no fast FP16; the %s engine may be slow", options.precision)
         config.set_flag(trt.BuilderFlag.FP16)  # INT8 layers fall back to FP16, not FP32
     calibrator = None
     if options.precision == "int8":
-        if not builder.platform_has_fast_int8:
+        if not getattr(builder, "platform_has_fast_int8", True):
             log.warning("this GPU has no fast INT8; the engine may be slow")
         config.set_flag(trt.BuilderFlag.INT8)
         files: list[Path] = []
@@ -749,8 +767,9 @@ def build_engine(
         calib_cache = cache.calibration_cache_path(key, digest)
         if not files and (calib_cache is None or not calib_cache.is_file()):
             raise ConfigError(
-                "INT8 needs calibration images: pass --calibration-images DIR (a few hundred real "
-                "images of the kind you will classify)"
+                "INT8 needs calibration images: build the engine once with `phytoscope "
+                "build-engine MODEL --precision int8 --calibration-images DIR` (a few hundred "
+                "real images of the kind you will classify); later runs reuse the cached engine"
             )
         cuda = import_pycuda_driver()
         batches = calibration_batches(files, card.input, options.batch)
