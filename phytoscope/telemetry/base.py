@@ -71,7 +71,12 @@ class SourceStatus:
     estimated: bool = False
 
     def line(self) -> str:
-        text = self.state if not self.detail else f"{self.state}: {self.detail}"
+        if not self.detail:
+            text = self.state
+        elif self.detail.startswith(self.state):  # "not readable (needs root ...)" as is
+            text = self.detail
+        else:
+            text = f"{self.state}: {self.detail}"
         return text + (" (estimated)" if self.estimated and "estimated" not in text else "")
 
 

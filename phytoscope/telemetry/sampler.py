@@ -18,7 +18,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -282,7 +282,7 @@ class Sampler:
         if fresh:
             self._write_row(columns)
 
-    def _write_row(self, row: list[object]) -> None:
+    def _write_row(self, row: Sequence[object]) -> None:
         with self._csv_lock:
             if self._csv is None or self._csv_file is None:
                 return
