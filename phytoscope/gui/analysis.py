@@ -21,6 +21,7 @@ from phytoscope.errors import Cancelled, PhytoscopeError, SourceError, StorageEr
 from phytoscope.gui.jobs import (
     FRAME_SIZE,
     THUMB_SIZE,
+    WHOLE_SIZE,
     BatchResult,
     CameraJob,
     CancelToken,
@@ -60,6 +61,8 @@ class _Tap:
         self.items = items
         self.frame_of = frame_of
         self.thumbs: dict[tuple[str, int], np.ndarray] = {}
+        self.whole: dict[tuple[str, int], np.ndarray] = {}
+        """display images of ROIs that are whole images (IFCB ROIs, single crops)"""
         self.frames: list[tuple[str, np.ndarray, float]] = []
         self.bins: dict[str, float] = {}
         self.seen_sources: set[str] = set()
@@ -76,7 +79,10 @@ class _Tap:
                         self.bins[str(meta["bin"])] = float(meta["ml_analyzed"])
                     except (TypeError, ValueError):
                         pass
-                if item.source not in self.seen_sources:
+                if item.box is None:
+                    self.whole[(item.source, item.index)] = shrink(item.image, WHOLE_SIZE)
+                    self.seen_sources.add(item.source)
+                elif item.source not in self.seen_sources:
                     self.seen_sources.add(item.source)
                     full = self.frame_of(item)
                     if full is not None:
@@ -87,9 +93,12 @@ class _Tap:
 
 
 def default_frame_of(roi: Roi) -> np.ndarray | None:
-    if roi.box is None:
-        return roi.image  # the ROI is the whole image
     return _load_frame(roi.source)
+
+
+def frame_key(source: str, roi_index: int, box: object) -> str:
+    """Key of the image a prediction is drawn on: its frame, or itself when it is whole."""
+    return source if box is not None else f"{source}#{roi_index}"
 
 
 def classify_stream(
@@ -138,6 +147,12 @@ def classify_stream(
             taken = []
             while tap.frames:
                 taken.append(tap.frames.pop(0))
+            # of the whole-image ROIs, only the batch's last is worth showing
+            wholes = [(p, tap.whole.pop((p.source, p.roi_index), None)) for p in predictions]
+            wholes = [(p, w) for p, w in wholes if w is not None]
+            if wholes:
+                p, image = wholes[-1]
+                taken.append((frame_key(p.source, p.roi_index, None), image, 1.0))
             frames = tuple((s, f) for s, f, _ in taken)
             scales = tuple(k for _, _, k in taken)
             done += len(predictions)

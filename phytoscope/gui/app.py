@@ -126,8 +126,6 @@ def run(
         window.report_error(f"{settings_error} (using defaults)")
     if tab == "benchmark":
         window.tabs.setCurrentWidget(window.bench_page)
-    elif tab == "charts":
-        window.right_tabs.setCurrentWidget(window.charts)
     driver = Driver(window, paths, screenshot, quit_after, run_benchmark)
     window.show()
     # Ctrl+C in the terminal closes the window cleanly (threads joined) instead of killing it

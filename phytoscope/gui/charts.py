@@ -53,7 +53,8 @@ class LiveCharts(QWidget):
     Feed it with :meth:`add_sample` (telemetry) and :meth:`add_classified` (organisms done).
     """
 
-    def __init__(self, parent: QWidget | None = None, capacity: int = 36000, history_s: float = HISTORY_S):
+    def __init__(self, parent: QWidget | None = None, capacity: int = 36000, history_s: float = HISTORY_S,
+                 horizontal: bool = False):
         super().__init__(parent)
         self.history_s = history_s
         self.power = RingBuffer(capacity, 2)  # t, W
@@ -93,8 +94,10 @@ class LiveCharts(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(head)
+        plots = QHBoxLayout() if horizontal else QVBoxLayout()
         for plot in (self.power_plot, self.memory_plot, self.throughput_plot):
-            layout.addWidget(plot, 1)
+            plots.addWidget(plot, 1)
+        layout.addLayout(plots, 1)
 
         self.timer = QTimer(self)
         self.timer.setInterval(REDRAW_MS)
@@ -106,12 +109,13 @@ class LiveCharts(QWidget):
         plot.setBackground("w")
         plot.setTitle(title, size="9pt", color="#222")
         plot.setLabel("left", unit)
-        plot.setLabel("bottom", "seconds ago")
+        plot.setLabel("bottom", "s")
         plot.showGrid(x=True, y=True, alpha=0.25)
         plot.setXRange(-self.history_s, 0, padding=0)
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
         plot.setMinimumHeight(90)
+        plot.setMinimumWidth(120)
         return plot
 
     # -- input ---------------------------------------------------------------------------

@@ -96,5 +96,5 @@ class ImageView(QWidget):
             painter.setPen(QColor(text_colour_for(solid)))
             painter.drawText(tag, Qt.AlignmentFlag.AlignCenter, text)
         painter.setPen(QColor("#dddddd"))
-        painter.drawText(8, self.height() - 8, self.source)
+        painter.drawText(8, self.height() - 8, self.source.replace("#", "  ROI "))
         painter.end()

@@ -18,7 +18,9 @@ THUMB_SIZE = 128
 """Longest side of a gallery thumbnail: the model's own input size, so an exported
 correction loses nothing the classifier would have seen."""
 FRAME_SIZE = 1024
-"""Longest side of the image kept for the image view."""
+"""Longest side of a segmented frame kept for the image view."""
+WHOLE_SIZE = 512
+"""Longest side of a whole-image ROI (IFCB ROI, single crop) kept for the image view."""
 
 
 def frozen_array(image: np.ndarray) -> np.ndarray:
@@ -134,8 +136,9 @@ class BatchResult:
     thumbnails: tuple[np.ndarray | None, ...]
     """one per prediction, uint8, longest side THUMB_SIZE"""
     frames: tuple[tuple[str, np.ndarray], ...] = ()
-    """(source, image) of sources first seen in this batch, longest side FRAME_SIZE; boxes
-    are scaled by ``frame_scales``"""
+    """(key, image) for the image view (see ``analysis.frame_key``): segmented frames first
+    seen in this batch (boxes scaled by ``frame_scales``) and the batch's last whole-image
+    ROI"""
     frame_scales: tuple[float, ...] = ()
     t: float = 0.0
     store_error: str | None = None

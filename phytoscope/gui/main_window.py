@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from phytoscope.config import Settings, default_database, resources_dir
 from phytoscope.errors import PhytoscopeError
+from phytoscope.gui.analysis import frame_key
 from phytoscope.gui.bench_page import BenchPage
 from phytoscope.gui.charts import LiveCharts
 from phytoscope.gui.imageview import ImageView
@@ -53,6 +54,11 @@ log = logging.getLogger(__name__)
 
 PANEL_REFRESH_MS = 250
 FRAME_CACHE = 48
+
+
+def _key(record: Record) -> str:
+    p = record.prediction
+    return frame_key(p.source, p.roi_index, p.box)
 
 
 def app_icon() -> QIcon:
@@ -188,15 +194,12 @@ class MainWindow(QMainWindow):
         sample_layout.addWidget(self.save_sample_button)
         self.alert_panel = AlertPanel()
         self.alert_panel.acknowledge_requested.connect(self.acknowledge)
-        self.charts = LiveCharts()
-        right_tabs = QTabWidget()
-        right_tabs.addTab(sample_box, "Sample and counts")
-        right_tabs.addTab(self.charts, "Live power and memory")
-        self.right_tabs = right_tabs
+        self.charts = LiveCharts(horizontal=True)
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.alert_panel)
-        right.addWidget(right_tabs)
-        right.setSizes([380, 540])
+        right.addWidget(sample_box)
+        right.addWidget(self.charts)
+        right.setSizes([330, 390, 230])
 
         analysis = QSplitter(Qt.Orientation.Horizontal)
         analysis.addWidget(left)
@@ -441,26 +444,24 @@ class MainWindow(QMainWindow):
             self.sample_panel.set_bins(self.session.bins)
         self.charts.add_classified(len(batch.predictions))
         if records:
-            latest = records[-1].prediction.source
-            if latest != self.image_view.source:
-                self._show_source(latest)
-            else:
+            latest = records[-1]
+            key = _key(latest)
+            if key != self.image_view.source:
+                self.show_record(latest)
+            else:  # more organisms of the frame on show
                 for r in records:
-                    if r.prediction.source == latest:
+                    if _key(r) == key:
                         self.image_view.add_prediction(r.prediction)
 
-    def _show_source(self, source: str) -> None:
-        if source not in self._frames:
-            return
-        frame, scale = self._frames[source]
-        predictions = [r.prediction for r in self.session.records if r.prediction.source == source][-500:]
-        self.image_view.show_image(source, frame, scale, predictions)
-
     def show_record(self, record: Record) -> None:
-        if record.prediction.source in self._frames:
-            self._show_source(record.prediction.source)
+        """Show the image an organism is on (its frame, or itself) with its boxes."""
+        key = _key(record)
+        if key in self._frames:
+            frame, scale = self._frames[key]
+            predictions = [r.prediction for r in self.session.records if _key(r) == key][-500:]
+            self.image_view.show_image(key, frame, scale, predictions)
         elif record.thumbnail is not None:
-            self.image_view.show_image(record.prediction.source, record.thumbnail, 1.0, [replace(record.prediction, box=None)])
+            self.image_view.show_image(key, record.thumbnail, 1.0, [replace(record.prediction, box=None)])
 
     def _on_progress(self, p: Progress) -> None:
         self.fps = p.rate

@@ -241,7 +241,7 @@ class AlertPanel(QWidget):
         n_alerts = len(hab.alerts)
         self.title.setText(
             f"HAB alerts — {rule_set.title}: "
-            + (f"<span style='color:#c92a2a'>{n_alerts} taxon/taxa at or above a threshold</span>"
+            + (f"<span style='color:#c92a2a'>{n_alerts} alert{'s' if n_alerts != 1 else ''}</span>"
                if n_alerts else "no threshold reached")
         )
         self.title.setTextFormat(Qt.TextFormat.RichText)
@@ -265,9 +265,14 @@ class AlertPanel(QWidget):
             taxon.setToolTip("\n".join([f"rule: {a.rule_taxon} ({a.rank})", *a.flags]))
             self.table.setItem(row, 1, taxon)
             threshold = a.threshold_per_l if a.threshold_per_l is not None else a.next_threshold_per_l
-            prefix = "≥ " if a.threshold_per_l is not None else "next ≥ "
-            self.table.setItem(row, 2, QTableWidgetItem(
-                f"{prefix}{format_per_l(threshold)} cells/L" if threshold is not None else "—"))
+            prefix = "" if a.threshold_per_l is not None else "next: "
+            if threshold is None:
+                text = "—"
+            elif threshold < 1:  # a "present" band (any cell counts)
+                text = f"{prefix}present"
+            else:
+                text = f"{prefix}≥ {format_per_l(threshold)} cells/L"
+            self.table.setItem(row, 2, QTableWidgetItem(text))
             c = a.concentration
             conc = (f"{format_per_l(c.per_l)} {c.unit}\n({format_per_l(c.low_per_l)} – {format_per_l(c.high_per_l)})"
                     if c.detected else f"ND (< {format_per_l(c.detection_limit_per_l)})")

@@ -1,0 +1,58 @@
+"""Ring buffers and the chart widget's redraw policy (timer-driven, pause keeps data)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from phytoscope.gui.charts import LiveCharts, RingBuffer
+from phytoscope.types import TelemetrySample
+
+
+def test_ring_buffer_keeps_the_newest_rows_in_time_order():
+    ring = RingBuffer(4, 2)
+    assert len(ring) == 0 and ring.view().shape == (0, 2)
+    for t in range(6):
+        ring.append((t, t * 10))
+    assert len(ring) == 4
+    assert ring.view()[:, 0].tolist() == [2, 3, 4, 5]
+    assert ring.view()[:, 1].tolist() == [20, 30, 40, 50]
+
+
+def sample(t: float, estimated: bool = True) -> TelemetrySample:
+    return TelemetrySample(t=t, wall=1e9 + t, power_w=5.0 + t, power_source="cpu-load estimate",
+                           estimated=estimated, rss_bytes=200 * 2**20, ram_used_bytes=2**30,
+                           ram_total_bytes=2**32, cpu_percent=10.0)
+
+
+def test_charts_redraw_on_their_timer_not_per_sample_and_say_estimated(qtbot):
+    charts = LiveCharts()
+    qtbot.addWidget(charts)
+    charts.timer.stop()  # drive redraws by hand
+    for i in range(50):
+        charts.add_classified(3)
+        charts.add_sample(sample(float(i)))
+    assert charts.redraws == 0  # 50 samples, no redraw yet
+    charts.redraw()
+    assert charts.redraws == 1
+    x, y = charts.power_curve.getData()
+    assert len(x) == 50 and x[-1] == 0.0 and np.isclose(y[-1], 54.0)
+    tx, ty = charts.throughput_curve.getData()
+    assert np.allclose(ty, 3.0)  # 3 organisms per 1-second interval
+    assert "estimated" in charts.title.text()
+    assert "estimated" in charts.power_plot.plotItem.titleLabel.text
+    charts.pause_button.setChecked(True)
+    charts.add_sample(sample(50.0))
+    charts.redraw()
+    assert charts.redraws == 1 and len(charts.power) == 51  # paused: recorded, not drawn
+    charts.pause_button.setChecked(False)
+    charts.redraw()
+    assert charts.redraws == 2 and len(charts.power_curve.getData()[0]) == 51
+    charts.stop()
+
+
+def test_measured_power_is_not_called_estimated(qtbot):
+    charts = LiveCharts()
+    qtbot.addWidget(charts)
+    charts.add_sample(sample(1.0, estimated=False))
+    assert "measured" in charts.title.text() and "estimated" not in charts.title.text()
+    charts.stop()

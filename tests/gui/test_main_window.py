@@ -1,0 +1,180 @@
+"""The real main window, offscreen: real sources, the real ONNX Runtime backend on its
+thread, the real results store, real telemetry; nothing mocked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from phytoscope.sources import iter_inputs
+from phytoscope.sources.ifcb import IfcbBin
+from phytoscope.storage import Store
+from phytoscope.types import Roi, Skipped
+
+from .conftest import DATA, analyse, close_window, open_window
+
+IMAGES = DATA / "images"
+NEW_BIN = DATA / "ifcb" / "D20220522T003051_IFCB134.roi"
+
+
+def expected_items(paths):
+    items = list(iter_inputs([str(p) for p in paths]))
+    return [i for i in items if isinstance(i, Roi)], [i for i in items if isinstance(i, Skipped)]
+
+
+def test_images_and_an_ifcb_bin_are_classified_shown_stored_and_charted(qtbot, window, artefacts):
+    rois, skipped = expected_items([IMAGES, NEW_BIN])
+    assert rois and skipped  # corrupt.png is in the fixtures
+    result = analyse(qtbot, window, [IMAGES, NEW_BIN])
+    assert not result.cancelled and result.error is None
+    assert result.predictions == len(rois) and result.skipped == len(skipped)
+
+    # every ROI is listed, with its genus drawn from the model's classes
+    assert len(window.session) == len(rois)
+    assert window.predictions_model.rowCount() == len(rois)
+    classes = set(window.backend_info.classes) | {"unknown"}
+    assert {r.prediction.label for r in window.session.records} <= classes
+    assert all(len(r.prediction.top_k) == 3 for r in window.session.records)
+    assert window.image_view.box_count >= 1 and window.image_view.source
+    # the bad file is a message, not a crash
+    assert any("corrupt.png" in m for m in window.messages)
+    # committed batch by batch to the store, under the run the window started
+    with Store(window.database) as store:
+        stored = store.predictions(window.session.run_ids[-1])
+    assert len(stored) == len(rois)
+    # volume from the bin header; alert panel shows one row per monitored taxon
+    assert window.sample_panel.method.currentText().startswith("IFCB")
+    qtbot.waitUntil(lambda: window.alert_panel.table.rowCount() == 3, timeout=5000)
+    assert set(window.alert_panel.levels_shown) == {"Pseudo-nitzschia", "Dinophysis", "Alexandrium"}
+    assert "Karenia mikimotoi" in window.alert_panel.not_monitored.text()
+    # telemetry arrives on its thread; charts redraw from their timer
+    qtbot.waitUntil(lambda: len(window.charts.memory) >= 2 and window.charts.redraws >= 1, timeout=10000)
+    rss = window.charts.rss_curve.getData()[1]
+    assert rss is not None and rss[-1] > 50  # MiB: a real process with numpy and Qt loaded
+    if window.charts.estimated:
+        assert "estimated" in window.charts.title.text()
+    # a screenshot of the real window as a test artefact
+    path = artefacts / "main_window.png"
+    assert window.grab().save(str(path)) and path.stat().st_size > 10_000
+
+
+def test_correcting_labels_drives_counts_alerts_and_acknowledgement(qtbot, window, tmp_path):
+    analyse(qtbot, window, [NEW_BIN])
+    n = len(window.session)
+    ml = IfcbBin(NEW_BIN).ml_analyzed
+    per_l = n * 1000.0 / ml
+    assert per_l >= 40  # Scotland: Alexandrium is red from 40 cells/L (resources/rules)
+
+    # select every thumbnail in the gallery and relabel it Alexandrium
+    gallery = window.gallery
+    window.lower_tabs.setCurrentWidget(gallery)
+    for label in list(window.session.counts):
+        gallery.refresh()
+        items = gallery.genera.findItems(label, __import__("PySide6.QtCore", fromlist=["Qt"]).Qt.MatchFlag.MatchStartsWith)
+        gallery.genera.setCurrentItem(items[0])
+        gallery.thumbs.selectAll()
+        gallery.target.setCurrentText("Alexandrium")
+        gallery.relabel.click()
+    assert window.session.counts == {"Alexandrium": n}
+    window.refresh_panels()
+    assert window.alert_panel.levels_shown["Alexandrium"] == "red"
+    assert window.alert_panel.levels_shown["Dinophysis"] == "green"
+
+    # saving the sample stores the alert; acknowledging it records who
+    window.sample_panel.technician.setText("A. Tester")
+    sample_id = window.record_sample(manual=True)
+    assert sample_id is not None
+    window.refresh_panels()
+    row = [window.alert_panel.table.item(r, 1).text().split("\n")[0]
+           for r in range(window.alert_panel.table.rowCount())].index("Alexandrium")
+    button = window.alert_panel.table.cellWidget(row, 5)
+    assert button.text() == "Acknowledge"
+    button.click()
+    with Store(window.database) as store:
+        alerts = [a for a in store.alerts(sample_id) if a.taxon == "Alexandrium"]
+        assert alerts[0].level == "red" and alerts[0].acknowledged_by == "A. Tester"
+        assert len(store.db.execute("SELECT * FROM corrections").fetchall()) == n
+
+    # corrections export as a training folder of class sub-folders
+    written = window.export_corrections(str(tmp_path / "training"))
+    assert written == {"Alexandrium": n}
+    assert len(list((tmp_path / "training" / "Alexandrium").glob("*.png"))) == n
+
+
+def test_given_volume_for_image_files(qtbot, window):
+    analyse(qtbot, window, [IMAGES / "pn_delicatissima_crop.jpg"])
+    assert "give the volume" in window.alert_panel.title.text().lower()
+    window.sample_panel.given_ml.setValue(10.0)  # 1 organism in 10 mL = 100 cells/L
+    window.refresh_panels()
+    table = window.sample_panel.table
+    label = window.session.records[0].prediction.label
+    if label != "unknown":
+        row = [table.item(r, 0).text() for r in range(table.rowCount())].index(label)
+        assert table.item(row, 2).text().startswith("100 ")
+
+
+def test_cancel_keeps_what_was_classified(qtbot, window):
+    with qtbot.waitSignal(window.analysis_finished, timeout=60000) as blocker:
+        window.open_paths([str(IMAGES), str(NEW_BIN)])
+        window.cancel_jobs()
+    result = blocker.args[0]
+    assert result.cancelled
+    assert len(window.session) == result.predictions  # nothing classified was dropped
+    assert any("cancel" in m for m in window.messages)
+
+
+def test_missing_camera_is_a_message_not_a_crash(qtbot, window):
+    window.settings.camera = "99"
+    with qtbot.waitSignal(window.analysis_finished, timeout=30000) as blocker:
+        window.start_camera()
+    assert blocker.args[0].error and "cannot open camera 99" in blocker.args[0].error
+    assert any("cannot open camera 99" in m for m in window.messages)
+    assert not window.act_camera.isChecked()
+
+
+def test_missing_path_is_reported(qtbot, window, tmp_path):
+    assert window.open_paths([str(tmp_path / "nope.png")]) is None
+    assert any("does not exist" in m for m in window.messages)
+
+
+def test_window_without_a_model_opens_and_says_so(qtbot, tmp_path):
+    window = open_window(qtbot, tmp_path, None)
+    qtbot.waitUntil(lambda: window.no_model_reason is not None, timeout=30000)
+    assert window.banner.isVisible() and "No model installed" in window.banner.text()
+    assert "no model installed" in window.status_model.text()
+    assert window.open_paths([str(IMAGES)]) is None
+    assert any("no model installed" in m for m in window.messages)
+    close_window(window)
+
+
+def test_settings_are_saved_and_reload_the_backend(qtbot, window, tmp_path):
+    from dataclasses import replace
+
+    from phytoscope.config import Settings
+
+    new = replace(window.settings, rule_set="france_rephy", telemetry_hz=4.0)
+    window.apply_settings(new)
+    assert Settings.load(tmp_path / "settings.json").rule_set == "france_rephy"
+    assert window.rule_set.name == "france_rephy"
+
+
+def test_about_dialog_shows_phytoscope_info(qtbot, window):
+    window.open_about()
+    qtbot.waitUntil(lambda: getattr(window, "about_dialog", None) is not None, timeout=60000)
+    text = window.about_dialog.text.toPlainText()
+    assert '"backends"' in text and '"onnxruntime": "available"' in text
+    window.about_dialog.close()
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "models" / "genus.onnx.json").exists(),
+                    reason="the shipped model (models/genus.onnx) is not installed in this checkout")
+def test_shipped_model_classifies_an_ifcb_bin(qtbot, tmp_path):
+    from phytoscope.config import models_dir
+
+    window = open_window(qtbot, tmp_path, models_dir())
+    qtbot.waitUntil(lambda: window.backend_info is not None or window.no_model_reason is not None, timeout=60000)
+    assert window.backend_info is not None, window.no_model_reason
+    result = analyse(qtbot, window, [NEW_BIN])
+    assert result.predictions == len(expected_items([NEW_BIN])[0])
+    close_window(window)
