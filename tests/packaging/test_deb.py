@@ -1,0 +1,577 @@
+"""The .deb, end to end: build, lintian, install with dpkg, run offline, remove, purge.
+
+Tier 6 of the test plan. The package is built from this checkout's tracked files by
+``packaging/build_deb.sh`` (wheels cached under ``~/.cache/phytoscope-build/wheels``, so only
+the first run downloads them). Building needs dpkg-deb, lintian and PyPI (or a filled cache);
+installing needs root and really installs /opt/phytoscope and /usr/bin/phytoscope on this
+machine, then purges them — it skips when a phytoscope package is already installed, so it
+never replaces one that someone uses. The installed command runs inside a network namespace
+(``unshare --net``) where the kernel allows one, so "offline" is enforced, not assumed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.deb, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = REPO / "packaging" / "build_deb.sh"
+PREFIX = Path("/opt/phytoscope")
+LAUNCHER = Path("/usr/bin/phytoscope")
+CACHE = Path(
+    os.environ.get("PHYTOSCOPE_WHEEL_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    / "phytoscope-build"
+    / "wheels"
+)
+MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def run(cmd, *, check=True, timeout=900, **kwargs) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+    if check and proc.returncode != 0:
+        pytest.fail(
+            f"{' '.join(map(str, cmd))} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+def host_arch() -> str | None:
+    if shutil.which("dpkg") is None:
+        return None
+    return run(["dpkg", "--print-architecture"]).stdout.strip()
+
+
+def pypi_reachable() -> bool:
+    try:
+        with socket.create_connection(("pypi.org", 443), timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+def cached(arch: str) -> bool:
+    return any(CACHE.glob(f"{arch}-cp3*/lock.txt"))
+
+
+def build_deb(arch: str, out: Path) -> Path:
+    """Build the package for ``arch`` into ``out``, or skip saying what is missing."""
+    for tool in ("dpkg-deb", "git"):
+        if shutil.which(tool) is None:
+            pytest.skip(
+                f"{tool} not found: the .deb cannot be built here (apt-get install dpkg git)"
+            )
+    args = ["bash", str(BUILD), "--arch", arch, "--out", str(out), "--source", "worktree"]
+    if not pypi_reachable():
+        if not cached(arch):
+            pytest.skip(
+                f"PyPI unreachable and no cached {arch} wheels under {CACHE}: cannot vendor the dependencies"
+            )
+        args.append("--offline")
+    env = dict(os.environ, PYTHON=sys.executable)
+    proc = run(args, env=env, timeout=1800)
+    deb = Path(proc.stdout.strip().splitlines()[-1])
+    assert (
+        deb.is_file() and deb.name.startswith("phytoscope_") and deb.name.endswith(f"_{arch}.deb")
+    ), proc.stderr
+    return deb
+
+
+def field(deb: Path, name: str) -> str:
+    return run(["dpkg-deb", "-f", str(deb), name]).stdout.strip()
+
+
+def contents(deb: Path) -> list[str]:
+    lines = run(["dpkg-deb", "-c", str(deb)]).stdout.splitlines()
+    return [line.split(None, 5)[5].split(" -> ")[0].removeprefix("./") for line in lines]
+
+
+def lintian(deb: Path) -> None:
+    if shutil.which("lintian") is None:
+        pytest.skip("lintian not found (apt-get install lintian)")
+    proc = run(
+        ["lintian", "--fail-on", "error,warning", "--tag-display-limit", "0", str(deb)], check=False
+    )
+    problems = [line for line in proc.stdout.splitlines() if line[:2] in ("E:", "W:")]
+    assert proc.returncode == 0 and not problems, "\n".join(problems) or proc.stderr
+
+
+def wheel_tags(name: str) -> tuple[str, str, list[str]]:
+    python, abi, platform = name[: -len(".whl")].split("-")[-3:]
+    return python, abi, platform.split(".")
+
+
+def check_wheel_pool(files: list[str], arch: str, pytags: list[str]) -> None:
+    """Every lock entry has a wheel for its Python and the target machine; no stray wheels."""
+    machine = MACHINES[arch]
+    wheels = [
+        f.rsplit("/", 1)[1]
+        for f in files
+        if f.startswith("opt/phytoscope/wheels/") and f.endswith(".whl")
+    ]
+    for wheel in wheels:
+        python, abi, plats = wheel_tags(wheel)
+        assert plats == ["any"] or all(p.endswith("_" + machine) for p in plats), (
+            f"{wheel} is not for {machine}"
+        )
+        if abi not in ("none", "abi3"):
+            assert python in pytags, f"{wheel} is for {python}, the package supports {pytags}"
+    locks = sorted(
+        f.rsplit("/", 1)[1] for f in files if re.search(r"wheels/requirements-cp3\d+\.txt$", f)
+    )
+    assert locks == sorted(f"requirements-{t}.txt" for t in pytags)
+    assert any(w.startswith("phytoscope-") for w in wheels), (
+        "the phytoscope wheel itself is missing"
+    )
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def lock_resolves(lock_text: str, wheels: list[str], pytag: str) -> None:
+    for line in lock_text.split():
+        name, version = line.split("==")
+        ok = False
+        for wheel in wheels:
+            wname, wversion = wheel.split("-")[:2]
+            python, abi, _ = wheel_tags(wheel)
+            if canonical(wname) == name and wversion == version:
+                ok = ok or abi in ("none", "abi3") or pytag in python.split(".")
+        assert ok, f"{line} has no wheel for {pytag}"
+
+
+def has_model() -> bool:
+    return any((REPO / "models").glob("*.onnx"))
+
+
+def sample_images() -> Path:
+    return PREFIX / "resources" / "samples" / "images"
+
+
+# -- the amd64 (host) package -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def host_deb(tmp_path_factory) -> Path:
+    arch = host_arch()
+    if arch not in MACHINES:
+        pytest.skip(f"the .deb is built for amd64 or arm64 hosts (this one: {arch or 'no dpkg'})")
+    return build_deb(arch, tmp_path_factory.mktemp("deb"))
+
+
+@pytest.fixture(scope="module")
+def host_tree(host_deb, tmp_path_factory) -> Path:
+    """The package's files unpacked (no root needed)."""
+    tree = tmp_path_factory.mktemp("tree")
+    run(["dpkg-deb", "-x", str(host_deb), str(tree)])
+    return tree
+
+
+def test_host_package_passes_lintian(host_deb):
+    lintian(host_deb)
+
+
+def test_host_package_contents(host_deb):
+    arch = field(host_deb, "Architecture")
+    files = contents(host_deb)
+    for required in (
+        "usr/bin/phytoscope",
+        "usr/share/applications/phytoscope.desktop",
+        "usr/share/icons/hicolor/scalable/apps/phytoscope.svg",
+        "usr/share/doc/phytoscope/copyright",
+        "usr/share/doc/phytoscope/changelog.gz",
+        "usr/share/man/man1/phytoscope.1.gz",
+        "opt/phytoscope/resources/samples/",
+    ):
+        assert required in files, f"{required} missing from the package"
+    for model in (REPO / "models").glob("*"):
+        if model.is_file():
+            assert f"opt/phytoscope/models/{model.name}" in files
+    assert not [f for f in files if f.startswith("opt/phytoscope/venv")], (
+        "the venv is made by the postinst"
+    )
+    pytags = ["cp310", "cp311", "cp312"] if arch == "amd64" else ["cp310"]
+    check_wheel_pool(files, arch, pytags)
+    depends = field(host_deb, "Depends")
+    for dep in ("python3 (>= 3.10)", "python3-venv", "libegl1", "libxcb-cursor0"):
+        assert dep in depends
+    assert "tensorflow" not in " ".join(files).lower(), "TensorFlow is not vendored (too big)"
+
+
+def test_host_package_wheels_install_offline_for_each_python(host_tree):
+    """Each requirements-cpXY.txt names only versions whose wheels are in the pool."""
+    pool = host_tree / "opt/phytoscope/wheels"
+    wheels = [w.name for w in pool.glob("*.whl")]
+    for lock in pool.glob("requirements-cp3*.txt"):
+        lock_resolves(lock.read_text(), wheels, lock.stem.removeprefix("requirements-"))
+    # The phytoscope wheel carries no second copy of models/resources: /opt/phytoscope has them.
+    (app,) = pool.glob("phytoscope-*.whl")
+    with zipfile.ZipFile(app) as zf:
+        assert not [n for n in zf.namelist() if ".data/" in n], "data files in the phytoscope wheel"
+
+
+# -- install, run offline, reinstall, remove, purge (root) ---------------------------------
+
+
+def offline_prefix() -> list[str]:
+    """``unshare --net`` where the kernel lets us: the command then has no network at all."""
+    if (
+        shutil.which("unshare")
+        and subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode == 0
+    ):
+        return ["unshare", "--net"]
+    return []
+
+
+def installed(package: str) -> bool:
+    proc = subprocess.run(
+        ["dpkg-query", "-W", "-f=${db:Status-Status}", package], capture_output=True, text=True
+    )
+    return proc.returncode == 0 and proc.stdout.strip() == "installed"
+
+
+def known(package: str) -> bool:
+    """dpkg still has a record (installed, half-installed or config-files)."""
+    proc = subprocess.run(
+        ["dpkg-query", "-W", "-f=${db:Status-Status}", package], capture_output=True, text=True
+    )
+    return proc.returncode == 0 and proc.stdout.strip() not in ("", "not-installed")
+
+
+def ensure_depends(deb: Path) -> None:
+    """Install missing system dependencies with apt (not our package: that goes through dpkg)."""
+    missing = []
+    for clause in field(deb, "Depends").split(","):
+        alternatives = [alt.split()[0] for alt in clause.split("|")]
+        if not any(installed(a) for a in alternatives):
+            missing.append(alternatives)
+    if not missing:
+        return
+    if shutil.which("apt-get") is None:
+        pytest.skip(f"missing system packages {missing} and no apt-get to install them")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    names = []
+    for alternatives in missing:
+        policy = run(["apt-cache", "policy", *alternatives], check=False).stdout
+        candidates = [
+            a
+            for a in alternatives
+            if re.search(
+                rf"^{re.escape(a)}:\n\s+Installed: .*\n\s+Candidate: (?!\(none\))", policy, re.M
+            )
+        ]
+        names.append(candidates[0] if candidates else alternatives[0])
+    proc = run(
+        ["apt-get", "install", "-y", "--no-install-recommends", *names], env=env, check=False
+    )
+    if proc.returncode != 0:
+        run(["apt-get", "update", "-qq"], env=env, check=False)
+        proc = run(
+            ["apt-get", "install", "-y", "--no-install-recommends", *names], env=env, check=False
+        )
+    if proc.returncode != 0:
+        pytest.skip(
+            f"system packages {names} are missing and apt-get cannot install them: {proc.stderr[-500:]}"
+        )
+
+
+def phytoscope_paths() -> set[str]:
+    """Every path outside home folders whose name mentions phytoscope (what purge must remove)."""
+    found = set()
+    for top in ("/opt", "/usr/bin", "/usr/share", "/usr/lib", "/etc", "/var/lib/dpkg/info"):
+        for root, dirs, files in os.walk(top):
+            for name in dirs + files:
+                if "phytoscope" in name:
+                    found.add(os.path.join(root, name))
+            dirs[:] = [d for d in dirs if "phytoscope" not in d]
+    return found
+
+
+@pytest.fixture(scope="module")
+def installed_deb(host_deb, tmp_path_factory):
+    """dpkg -i the package offline; afterwards purge it whatever happened."""
+    if os.geteuid() != 0:
+        pytest.skip("installing the .deb needs root (CI runs make test as root)")
+    for tool in ("dpkg", "dpkg-query"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not found")
+    lock = open("/tmp/phytoscope-deb-test.lock", "w")  # noqa: SIM115 - held for the module
+    fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs on one machine must not share dpkg state
+    try:
+        if known("phytoscope"):
+            pytest.skip(
+                "a phytoscope package is already installed here; the test would replace it "
+                "(sudo dpkg --purge phytoscope to let it run)"
+            )
+        if PREFIX.exists():
+            pytest.skip(f"{PREFIX} exists without a package; the test would overwrite it")
+        ensure_depends(host_deb)
+        home = tmp_path_factory.mktemp("home")
+        user_data = home / ".local/share/phytoscope"
+        user_data.mkdir(parents=True)
+        (user_data / "keep.txt").write_text("user data: never removed by the package\n")
+        state = {
+            "home": home,
+            "before": phytoscope_paths(),
+            "offline": offline_prefix(),
+            "env": {
+                "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOME": str(home),
+                "LC_ALL": "C.UTF-8",
+                "QT_QPA_PLATFORM": "offscreen",
+            },
+        }
+        # PIP_NO_INDEX is also set inside the postinst; here the whole dpkg run has no network.
+        proc = run([*state["offline"], "dpkg", "-i", str(host_deb)])
+        state["install_log"] = proc.stdout + proc.stderr
+        yield state
+    finally:
+        if known("phytoscope"):
+            subprocess.run(["dpkg", "--purge", "phytoscope"], capture_output=True)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+
+
+def phytoscope(state, *args, check=True) -> subprocess.CompletedProcess:
+    return run(
+        [*state["offline"], str(LAUNCHER), *args], env=state["env"], check=check, timeout=600
+    )
+
+
+def test_install_creates_the_venv_offline(installed_deb):
+    assert "creating /opt/phytoscope/venv" in installed_deb["install_log"]
+    cfg = (PREFIX / "venv/pyvenv.cfg").read_text()
+    assert re.search(r"include-system-site-packages\s*=\s*true", cfg), cfg  # JetPack's TensorRT
+    assert (PREFIX / "venv/bin/phytoscope").is_file() and os.access(LAUNCHER, os.X_OK)
+    assert installed("phytoscope")
+    assert "venv" not in run(["dpkg", "-L", "phytoscope"]).stdout, "the venv must not be dpkg-owned"
+
+
+def test_installed_info(installed_deb):
+    info = json.loads(phytoscope(installed_deb, "info", "--json").stdout)
+    version = re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+    assert info["phytoscope"] == version
+    system_python = run(
+        ["/usr/bin/python3", "-c", "import platform; print(platform.python_version())"]
+    ).stdout
+    assert info["python"] == system_python.strip()
+    assert info["backends"]["onnxruntime"] == "available"
+    assert info["paths"]["models"] == "/opt/phytoscope/models"
+    assert info["paths"]["resources"] == "/opt/phytoscope/resources"
+    assert info["paths"]["data"] == str(installed_deb["home"] / ".local/share/phytoscope")
+    for package in (
+        "numpy",
+        "onnxruntime",
+        "opencv-python-headless",
+        "PySide6-Essentials",
+        "pyqtgraph",
+    ):
+        assert info["packages"][package], f"{package} not installed in the venv"
+    if has_model():
+        assert isinstance(info["models"], list) and info["models"], info["models"]
+
+
+def test_installed_qt_loads(installed_deb):
+    """The Depends cover what Qt's platform plugins link against; Qt starts offscreen."""
+    venv_python = PREFIX / "venv/bin/python"
+    code = "from PySide6.QtWidgets import QApplication; import pyqtgraph; app = QApplication([]); print('ok')"
+    assert (
+        run(
+            [*installed_deb["offline"], str(venv_python), "-c", code], env=installed_deb["env"]
+        ).stdout.strip()
+        == "ok"
+    )
+    plugins = list(
+        (PREFIX / "venv").glob("lib/python3*/site-packages/PySide6/Qt/plugins/platforms/libq*.so")
+    )
+    assert plugins
+    for plugin in plugins:
+        if plugin.name in ("libqxcb.so", "libqwayland.so", "libqoffscreen.so"):
+            unresolved = [
+                line
+                for line in run(["ldd", str(plugin)]).stdout.splitlines()
+                if "not found" in line
+            ]
+            assert not unresolved, f"{plugin.name}: {unresolved} (add the package to Depends)"
+
+
+def test_installed_classify_offline(installed_deb):
+    if not has_model():
+        pytest.skip("models/ holds no .onnx model yet: nothing to classify with")
+    proc = phytoscope(
+        installed_deb,
+        "classify",
+        "--format",
+        "json",
+        "--db",
+        "--",
+        str(sample_images()),
+        check=False,
+    )
+    assert proc.returncode in (0, 3), proc.stderr  # 3: some inputs skipped, the rest classified
+    doc = json.loads(proc.stdout)
+    images = [
+        p
+        for p in sample_images().rglob("*")
+        if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+    ]
+    assert len(doc["predictions"]) >= len(images) - len(doc["skipped"]) > 0
+    assert all(p["genus"] for p in doc["predictions"])
+    assert (installed_deb["home"] / ".local/share/phytoscope/results.sqlite").is_file()
+    table = phytoscope(
+        installed_deb, "classify", str(PREFIX / "resources/samples/ifcb"), check=False
+    )
+    assert table.returncode in (0, 3), table.stderr
+
+
+def test_reinstall_rebuilds_the_venv(installed_deb, host_deb):
+    marker = PREFIX / "venv/stale-file"
+    marker.write_text("from the previous venv")
+    run([*installed_deb["offline"], "dpkg", "-i", str(host_deb)])
+    assert not marker.exists(), "the prerm/postinst must replace the venv on upgrade or reinstall"
+    assert phytoscope(installed_deb, "--version").stdout.strip().startswith("phytoscope ")
+
+
+def test_remove_and_purge_leave_only_user_data(installed_deb):
+    run(["dpkg", "--remove", "phytoscope"])
+    assert not PREFIX.exists(), sorted(map(str, PREFIX.rglob("*")))[:20]
+    assert not LAUNCHER.exists()
+    run(["dpkg", "--purge", "phytoscope"])
+    assert not known("phytoscope")
+    left = phytoscope_paths() - installed_deb["before"]
+    assert not left, f"left behind after purge: {sorted(left)}"
+    user_data = installed_deb["home"] / ".local/share/phytoscope"
+    assert (user_data / "keep.txt").read_text().startswith("user data")
+    if has_model():
+        assert (user_data / "results.sqlite").is_file(), (
+            "purge must never delete the results database"
+        )
+
+
+# -- Python 3.10 (JetPack 6's Python) ---------------------------------------------------------
+
+
+def find_python310() -> str | None:
+    found = shutil.which("python3.10")
+    if found:
+        return found
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    for candidate in sorted(pyenv.glob("3.10*/bin/python3.10")):
+        return str(candidate)
+    return None
+
+
+def test_python310_runs_the_packaged_wheels(host_tree, tmp_path):
+    """JetPack 6 has Python 3.10: syntax of every module, then the cp310 wheel set really runs."""
+    python310 = find_python310()
+    if python310 is None:
+        pytest.skip(
+            "no Python 3.10 interpreter here (python3.10 on PATH or ~/.pyenv/versions/3.10*)"
+        )
+    sources = [str(p) for p in (REPO / "phytoscope").rglob("*.py")]
+    code = "import sys\nfor f in sys.argv[1:]:\n    compile(open(f, encoding='utf-8').read(), f, 'exec')\n"
+    run([python310, "-c", code, *sources])
+    pool = host_tree / "opt/phytoscope/wheels"
+    lock = pool / "requirements-cp310.txt"
+    if not lock.is_file():
+        pytest.skip("this package has no cp310 wheels")
+    venv = tmp_path / "venv310"
+    run([python310, "-m", "venv", str(venv)])
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_NO_INDEX": "1",
+        "QT_QPA_PLATFORM": "offscreen",
+        "PHYTOSCOPE_MODELS": str(host_tree / "opt/phytoscope/models"),
+        "PHYTOSCOPE_RESOURCES": str(host_tree / "opt/phytoscope/resources"),
+    }
+    (app,) = pool.glob("phytoscope-*.whl")
+    run(
+        [
+            str(venv / "bin/python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            str(pool),
+            "-r",
+            str(lock),
+            f"{app}[gui]",
+        ],
+        env=env,
+    )
+    info = json.loads(run([str(venv / "bin/phytoscope"), "info", "--json"], env=env).stdout)
+    assert info["python"].startswith("3.10.") and info["backends"]["onnxruntime"] == "available"
+    if has_model():
+        samples = host_tree / "opt/phytoscope/resources/samples/images"
+        proc = run(
+            [str(venv / "bin/phytoscope"), "classify", "--format", "json", str(samples)],
+            env=env,
+            check=False,
+        )
+        assert proc.returncode in (0, 3), proc.stderr
+        assert json.loads(proc.stdout)["predictions"]
+
+
+# -- arm64 (Jetson, JetPack 6), cross-built -------------------------------------------------
+
+
+def test_arm64_package_for_jetpack6(tmp_path):
+    deb = build_deb("arm64", tmp_path)
+    lintian(deb)
+    assert field(deb, "Architecture") == "arm64"
+    depends = field(deb, "Depends")
+    assert (
+        "python3 (>= 3.10)" in depends
+        and "python3 (<< 3.11)" in depends
+        and "python3-venv" in depends
+    )
+    glibc = re.search(r"libc6 \(>= 2\.(\d+)\)", depends)
+    assert glibc and int(glibc.group(1)) <= 35, "JetPack 6 has glibc 2.35"
+    assert "python3-libnvinfer" in field(deb, "Recommends")
+    files = contents(deb)
+    check_wheel_pool(files, "arm64", ["cp310"])
+    for required in (
+        "usr/bin/phytoscope",
+        "usr/share/applications/phytoscope.desktop",
+        "opt/phytoscope/wheels/requirements-cp310.txt",
+    ):
+        assert required in files
+    tree = tmp_path / "tree"
+    run(["dpkg-deb", "-x", str(deb), str(tree)])
+    pins = dict(
+        line.split("==")
+        for line in (tree / "opt/phytoscope/wheels/requirements-cp310.txt").read_text().split()
+    )
+    for package in (
+        "numpy",
+        "onnxruntime",
+        "opencv-python-headless",
+        "pyside6-essentials",
+        "pyqtgraph",
+        "psutil",
+        "tifffile",
+    ):
+        assert package in pins, f"{package} not vendored for arm64"
+    assert int(pins["numpy"].split(".")[0]) < 2, (
+        "JetPack 6 constraint: NumPy 1.x beside NVIDIA's modules"
+    )
