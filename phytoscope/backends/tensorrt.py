@@ -46,7 +46,7 @@ from phytoscope.backends.tensorrt_build import (
     trt_logger,
     version_problem,
 )
-from phytoscope.errors import BackendError, BackendUnavailable, ModelError
+from phytoscope.errors import BackendError, BackendUnavailable, Cancelled, ModelError
 from phytoscope.modelcard import ModelCard, resolve
 
 log = logging.getLogger(__name__)
@@ -370,6 +370,15 @@ class TensorRTBackend(Backend):
         ).validate()
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    def load(self) -> TensorRTBackend:
+        try:
+            super().load()
+        except BackendError as exc:  # a cancelled build stays a cancellation, not a failure
+            if isinstance(exc.__cause__, Cancelled):
+                raise exc.__cause__ from None
+            raise
+        return self
 
     def _load_impl(self) -> None:
         trt = import_tensorrt()

@@ -304,8 +304,8 @@ class EngineCache:
         for folder in self.search_dirs:
             if (folder / name).is_file():
                 return folder / name
-        folder = self.write_dir
-        return folder / name if folder is not None else None
+        target = self.write_dir
+        return target / name if target is not None else None
 
     def entries(self) -> list[dict[str, Any]]:
         """Cached engines (for ``phytoscope info``)."""
