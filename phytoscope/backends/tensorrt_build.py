@@ -526,24 +526,29 @@ class PhaseTracker:
     """Turns TensorRT's nested build phases into ``progress(message, fraction)`` calls.
 
     The fraction follows the outermost phase only (inner phases repeat per layer/tactic and
-    would make a bar jump back); messages name the innermost phase and its step.
+    would make a bar jump back); messages name the innermost phase and its step. TensorRT
+    may call from several of its threads, hence the lock.
     """
 
     progress: ProgressCallback | None = None
     cancel: threading.Event | None = None
     _phases: dict[str, tuple[str | None, int]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def phase_start(self, phase: str, parent: str | None, steps: int) -> None:
-        self._phases[phase] = (parent, max(int(steps), 1))
-        self._emit(f"{phase}", self._fraction(phase, 0))
+        with self._lock:
+            self._phases[phase] = (parent, max(int(steps), 1))
+            self._emit(f"{phase}", self._fraction(phase, 0))
 
     def step_complete(self, phase: str, step: int) -> bool:
-        parent, steps = self._phases.get(phase, (None, 1))
-        self._emit(f"{phase} {step + 1}/{steps}", self._fraction(phase, step + 1))
+        with self._lock:
+            _, steps = self._phases.get(phase, (None, 1))
+            self._emit(f"{phase} {step + 1}/{steps}", self._fraction(phase, step + 1))
         return not (self.cancel is not None and self.cancel.is_set())
 
     def phase_finish(self, phase: str) -> None:
-        self._phases.pop(phase, None)
+        with self._lock:
+            self._phases.pop(phase, None)
 
     def _fraction(self, phase: str, done: int) -> float | None:
         parent, steps = self._phases.get(phase, (None, 1))
@@ -797,17 +802,24 @@ def _build_engine(
     blob = b""
     if timing_path is not None and timing_path.is_file():
         blob = timing_path.read_bytes()
-    timing = config.create_timing_cache(blob)
-    if not config.set_timing_cache(timing, False):
+    try:
+        timing = config.create_timing_cache(blob)
+    except Exception:  # noqa: BLE001 - a damaged cache file only costs build time
+        timing = None
+    if timing is None or not config.set_timing_cache(timing, False):
         log.warning(
-            "timing cache %s does not fit this TensorRT/GPU; starting a new one", timing_path
+            "timing cache %s is damaged or does not fit this TensorRT/GPU; starting a new one",
+            timing_path,
         )
         timing = config.create_timing_cache(b"")
-        config.set_timing_cache(timing, True)
+        config.set_timing_cache(timing, False)
 
     tracker = PhaseTracker(report, cancel)
-    if hasattr(trt, "IProgressMonitor"):
-        config.progress_monitor = _make_progress_monitor(trt, tracker)
+    # TensorRT holds only a pointer to the monitor: keep the Python object alive (this local)
+    # for as long as the build runs
+    monitor = _make_progress_monitor(trt, tracker) if hasattr(trt, "IProgressMonitor") else None
+    if monitor is not None:
+        config.progress_monitor = monitor
     check_cancel()
     report(
         f"building {options.precision} engine (batch {options.batch}); this can take minutes", None
@@ -818,6 +830,7 @@ def _build_engine(
     finally:
         if calibrator is not None:
             calibrator.free()
+        del monitor
     check_cancel()
     if serialized is None:
         raise BackendError(
