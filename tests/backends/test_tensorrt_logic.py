@@ -168,6 +168,27 @@ def test_build_engine_command_without_tensorrt_exits_unavailable(no_tensorrt, tm
     assert "Traceback" not in err
 
 
+def test_classify_with_tensorrt_without_it_exits_unavailable(no_tensorrt, tmp_path, capsys):
+    card = _onnx_card(tmp_path / "m")
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.full((20, 30), 90, np.uint8))
+    code = cli.main(
+        [
+            "classify",
+            "--backend",
+            "tensorrt",
+            "--precision",
+            "fp16",
+            "--model",
+            str(card),
+            str(image),
+        ]
+    )
+    assert code == cli.ExitCode.UNAVAILABLE
+    err = capsys.readouterr().err
+    assert "tensorrt backend is not available" in err and "python3-libnvinfer" in err
+
+
 def test_build_engine_help_lists_the_options():
     parser = cli.build_parser()
     args = parser.parse_args(
