@@ -610,6 +610,7 @@ def _run_child(
                 if event["phase"] == "end":
                     sampler.stop()
                     stopped = True
+                    report("end", "measured; the process exits")
                 else:
                     report(event["phase"], PHASE_TITLES.get(event["phase"], event["phase"]))
             elif event["event"] == "progress":
