@@ -108,6 +108,11 @@ class EnergyCounter:
         for counters that never wrap in practice.
     """
 
+    STALE_AFTER_S = 1.0
+    """An unchanged counter means "not refreshed yet" below this interval (NVML on an H100
+    refreshes its energy counter every few tens of ms: read 5 ms apart it looks like 0 W,
+    then the next read looks like a spike); past it, an unchanged counter is a real 0 W."""
+
     def __init__(self, scale_j: float, max_range: int | None = None) -> None:
         self.scale_j = scale_j
         self.max_range = max_range
@@ -125,8 +130,10 @@ class EnergyCounter:
         if delta < 0:  # wrapped (or the driver reloaded: then the best we can do is restart)
             delta = delta + self.max_range if self.max_range else raw
         dt = t - self._last_t
-        if dt <= 0:
-            return self.last_power_w  # same instant: no new information
+        if dt <= 0 or (delta == 0 and dt < self.STALE_AFTER_S):
+            # no new information: keep the baseline, so the energy lands in the interval in
+            # which the counter does move, at its true rate
+            return self.last_power_w
         self.total_j += delta * self.scale_j
         self._last_raw, self._last_t = raw, t
         self.last_power_w = delta * self.scale_j / dt

@@ -79,3 +79,16 @@ def test_phases_split_at_marks():
     assert phases["load"].energy_j == pytest.approx(2.0 + 4.0)  # 2 W, then the ramp to 6 W
     assert phases["warmup"].mean_w == pytest.approx(6.0)
     assert phases["inference"].energy_j == pytest.approx(6.0)
+
+
+def test_counter_not_yet_refreshed_is_no_information_not_zero_watts():
+    from phytoscope.telemetry.base import EnergyCounter
+
+    counter = EnergyCounter(1e-3)  # mJ, like NVML
+    assert counter.update(1_000, 0.0) is None
+    assert counter.update(1_000, 0.005) is None  # 5 ms later, not refreshed: not 0 W
+    assert counter.update(8_000, 0.100) == pytest.approx(70.0)  # 7 J over the 0.1 s since t=0
+    assert counter.update(8_000, 0.105) == pytest.approx(70.0)  # held, baseline kept at 0.1
+    assert counter.update(15_000, 0.200) == pytest.approx(70.0)
+    assert counter.update(15_000, 1.300) == 0.0  # unchanged for over a second: really 0 W
+    assert counter.total_j == pytest.approx(14.0)
