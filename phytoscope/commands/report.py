@@ -183,8 +183,12 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _level_cell(level: str, lower_bound: bool) -> str:
-    text = ("at least " if lower_bound else "") + level
+def _level_cell(level: str, lower_bound: bool, is_alert: bool = True) -> str:
+    # chains/L: a level reached is certain ("at least"); one not reached may hide a higher one
+    if lower_bound:
+        text = f"at least {level}" if is_alert else f"{level} (chains/L: cells may be higher)"
+    else:
+        text = level
     return f'<td class="level {_e(level)}">{_e(text)}</td>'
 
 
@@ -266,7 +270,7 @@ def html_report(store: Any, sample_id: int, segment: str = "auto") -> str:
         )
         nxt = f"{a['next_level']} at {f(a['next_threshold_per_l'])}" if a.get("next_level") else "-"
         out.append(
-            f"<tr><td>{_e(a['taxon'])}</td>{_level_cell(a['level'], a['lower_bound'])}"
+            f"<tr><td>{_e(a['taxon'])}</td>{_level_cell(a['level'], a['lower_bound'], a['is_alert'])}"
             f"<td>{value if not detected else _e(value)}</td><td>{_e(f(a['low_per_l']))}-{_e(f(a['high_per_l']))}</td>"
             f"<td>{a['count']}</td><td>{_e(a['rule_taxon'])} ({_e(a['rank'])})</td><td>{_e(nxt)}</td>"
             f"<td>{_e('; '.join(a['flags']))}</td></tr>"

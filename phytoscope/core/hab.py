@@ -369,7 +369,14 @@ class Assessment:
     flags: tuple[str, ...] = ()
 
     def describe_level(self) -> str:
-        return f"at least {self.level}" if self.lower_bound else self.level
+        """The level, saying when a chain count makes it a lower bound."""
+        if not self.lower_bound:
+            return self.level
+        return (
+            f"at least {self.level}"
+            if self.is_alert
+            else f"{self.level} (chains/L: cells may be higher)"
+        )
 
     def to_dict(self) -> dict[str, object]:
         c = self.concentration
