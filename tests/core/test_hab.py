@@ -239,6 +239,7 @@ def test_chain_forming_is_compared_but_marked_as_a_lower_bound():
     )
     b = fsa.assessments[0]
     assert b.level == "below_alert_level" and b.lower_bound and not b.is_alert
+    assert b.describe_level() == "below_alert_level (chains/L: cells may be higher)"
     assert any("count cells per chain" in f for f in b.flags)
 
 
