@@ -108,10 +108,10 @@ class BenchPage(QWidget):
         self.timeline.setMouseEnabled(x=False, y=False)
         self.timeline.hideButtons()
         self.timeline.setMinimumHeight(150)
-        legend = self.timeline.addLegend(offset=(5, 5), colCount=4)
-        legend.setLabelTextSize("8pt")
-        for phase, colour in PHASE_COLOURS.items():
-            legend.addItem(pg.BarGraphItem(x=[0], height=[0], width=0, brush=colour), phase)
+        self.legend = QLabel("Phases: " + "  ".join(
+            f"<span style='background:{colour}'>&nbsp;&nbsp;&nbsp;</span> {phase.replace('_', ' ')}"
+            for phase, colour in PHASE_COLOURS.items()))
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
 
         self.table = QTableWidget(0, len(RESULT_COLUMNS))
         self.table.setHorizontalHeaderLabels(RESULT_COLUMNS)
@@ -130,8 +130,13 @@ class BenchPage(QWidget):
         plots.addWidget(self.fpw_plot)
         plots_box = QWidget()
         plots_box.setLayout(plots)
+        timeline_box = QWidget()
+        timeline_layout = QVBoxLayout(timeline_box)
+        timeline_layout.setContentsMargins(0, 0, 0, 0)
+        timeline_layout.addWidget(self.timeline, 1)
+        timeline_layout.addWidget(self.legend)
         split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(self.timeline)
+        split.addWidget(timeline_box)
         split.addWidget(self.table)
         split.addWidget(plots_box)
         split.setSizes([180, 220, 260])
@@ -245,27 +250,30 @@ class BenchPage(QWidget):
         self._draw_timeline(t)
 
     def _draw_timeline(self, now: float) -> None:
+        """One row per variant; the run is sequential, so each phase lasts until the next
+        phase mark, whichever variant it belongs to."""
         self.timeline.clear()
         rows: list[str] = []
         spans: list[tuple[str, str, float, float]] = []
-        open_: dict[str, tuple[str, float]] = {}
+        current: tuple[str, str, float] | None = None
         for t, variant, phase in self._events:
             if variant not in rows:
                 rows.append(variant)
-            if variant in open_:
-                prev_phase, t0 = open_.pop(variant)
-                spans.append((variant, prev_phase, t0, t))
+            if current is not None:
+                spans.append((current[0], current[1], current[2], t))
+                current = None
             if phase in PHASE_COLOURS and phase != "end":
-                open_[variant] = (phase, t)
-        for variant, (phase, t0) in open_.items():
-            spans.append((variant, phase, t0, now))
+                current = (variant, phase, t)
+        if current is not None:
+            spans.append((current[0], current[1], current[2], now))
         for variant, phase, t0, t1 in spans:
             y = rows.index(variant)
-            self.timeline.addItem(pg.BarGraphItem(x0=[t0], x1=[max(t1, t0 + 0.05)], y=[y], height=0.6,
+            self.timeline.addItem(pg.BarGraphItem(x0=[t0], x1=[max(t1, t0 + 0.02)], y=[y], height=0.6,
                                                   brush=PHASE_COLOURS.get(phase, "#ced4da"), pen=None))
         axis = self.timeline.getAxis("left")
         axis.setTicks([[(i, v) for i, v in enumerate(rows)]])
         self.timeline.setYRange(-0.7, max(len(rows), 1) - 0.3, padding=0)
+        self.timeline.setXRange(0, max(now, 1.0), padding=0.02)
 
     def _on_finished(self, report: Any) -> None:
         self._join()
@@ -331,8 +339,15 @@ class BenchPage(QWidget):
         if not values:
             return
         x = np.arange(len(values))
-        plot.addItem(pg.BarGraphItem(x=x, height=[v for _, v in values], width=0.6, brush="#1c7ed6"))
+        heights = [v for _, v in values]
+        plot.addItem(pg.BarGraphItem(x=x, height=heights, width=0.5, brush="#1c7ed6"))
+        for i, v in enumerate(heights):
+            label = pg.TextItem(f"{v:,.0f}" if v >= 100 else f"{v:.3g}", color="#222", anchor=(0.5, 1.0))
+            label.setPos(i, v)
+            plot.addItem(label)
         plot.getAxis("bottom").setTicks([[(i, k) for i, (k, _) in enumerate(values)]])
+        plot.setXRange(-0.7, len(values) - 0.3, padding=0)
+        plot.setYRange(0, max(heights) * 1.18 or 1.0, padding=0)
 
 
 RunnerFactory = Callable[..., Any]
