@@ -40,9 +40,10 @@ def emit(event: str, **fields: Any) -> None:
 
 
 def decode(path: str) -> np.ndarray:
-    """Pixels of one image file, as the analyser's own file source reads them."""
+    """Pixels of one labelled crop, read as the analyser reads inputs (no segmentation: a
+    labelled crop is one organism)."""
     try:
-        from phytoscope.sources.files import read_image
+        from phytoscope.sources import iter_inputs
     except ImportError:  # a build without the sources package: plain OpenCV
         import cv2
 
@@ -52,7 +53,11 @@ def decode(path: str) -> np.ndarray:
         if image.ndim == 3 and image.shape[2] == 3:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         return image
-    return read_image(Path(path))[0]
+    for item in iter_inputs([path], segment="never"):
+        if hasattr(item, "image"):
+            return item.image
+        raise ValueError(f"{path}: {getattr(item, 'reason', 'unreadable')}")
+    raise ValueError(f"{path}: no image in the file")
 
 
 def warm_until_stable(
