@@ -21,6 +21,7 @@ by :mod:`phytoscope.core.bench_report`.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import os
@@ -214,7 +215,7 @@ class BenchConfig:
     @classmethod
     def quick_settings(cls, out_dir: Path, **overrides: Any) -> BenchConfig:
         """A fast look (minutes on a 2-core laptop): fewer, shorter rounds, 100 images."""
-        base = dict(
+        base: dict[str, Any] = dict(
             batch_sizes=(1, 16),
             rounds=3,
             round_s=1.0,
@@ -672,7 +673,7 @@ def _metrics(
     out["warmup"] = result.get("warmup", {})
     out["first_batch_ms"] = result.get("first_batch_ms")
 
-    engine = {}
+    engine: dict[str, dict[str, Any]] = {}
     for bs, rec in result["engine"].items():
         fps = summarize(rec["round_fps"])
         engine[bs] = {
@@ -838,6 +839,7 @@ def _idle_baseline(
     )
     sampler.start()
     sampler.mark("idle")
+    others = _busy_processes()
     t0 = time.monotonic()
     try:
         while time.monotonic() - t0 < config.idle_s:
@@ -862,8 +864,40 @@ def _idle_baseline(
         "estimated": getattr(sampler, "estimated", None),
         "machine_cpu_percent_median": float(np.median(cpu)) if cpu else None,
         "samples": len(samples),
+        "busy_processes": others(),
         "t0": t0,
     }, samples
+
+
+def _busy_processes(threshold: float = 10.0) -> Callable[[], list[dict[str, Any]]]:
+    """Prime per-process CPU counters now; the returned function lists the processes that
+    used more than ``threshold`` % of a core since (name, pid, CPU %): who else was busy
+    during the idle baseline."""
+    import psutil
+
+    me = os.getpid()
+    procs = []
+    for proc in psutil.process_iter(["name"]):
+        try:
+            proc.cpu_percent(None)
+            procs.append(proc)
+        except (psutil.Error, OSError):
+            continue
+
+    def collect() -> list[dict[str, Any]]:
+        out = []
+        for proc in procs:
+            try:
+                cpu = proc.cpu_percent(None)
+            except (psutil.Error, OSError):
+                continue
+            if cpu > threshold and proc.pid != me:
+                out.append(
+                    {"name": proc.info.get("name"), "pid": proc.pid, "cpu_percent": round(cpu, 1)}
+                )
+        return sorted(out, key=lambda d: -d["cpu_percent"])[:5]
+
+    return collect
 
 
 def run_benchmark(
@@ -919,7 +953,7 @@ def run_benchmark(
     idle_w = idle["mean_power_w"]
 
     variants: list[dict[str, Any]] = []
-    timelines: dict[str, tuple[list[Any], dict[str, float]]] = {
+    timelines: dict[str, tuple[Sequence[Any], dict[str, float]]] = {
         "idle": (idle_samples, {"idle": idle["t0"]})
     }
     base_metrics: dict[str, Any] | None = None
@@ -946,7 +980,7 @@ def run_benchmark(
             config,
             work,
             sampler_factory,
-            lambda phase, message, k=key, i=index: report(k, phase, i, message),
+            functools.partial(_report_variant, report, key, index),
             cancel,
         )
         timelines[key] = (samples, phases)
@@ -990,6 +1024,16 @@ def run_benchmark(
     files = bench_report.write_all(results, timelines, out_dir, plots=config.plots)
     report(None, "done", total, f"report written to {out_dir}")
     return BenchReport(results=results, out_dir=out_dir, files=files)
+
+
+def _report_variant(
+    report: Callable[[str | None, str, int, str], None],
+    key: str,
+    index: int,
+    phase: str,
+    message: str,
+) -> None:
+    report(key, phase, index, message)
 
 
 def _labelled_set(config: BenchConfig, cards: Sequence[Any]) -> LabelledSet:

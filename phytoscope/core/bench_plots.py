@@ -6,7 +6,7 @@ ImportError and says "plots need matplotlib" instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ def bars_plot(
     path: Path,
     title: str,
     labels: Sequence[str],
-    series: dict[str, Sequence[float | None]],
+    series: Mapping[str, Sequence[float | None]],
     ylabel: str,
 ) -> Path:
     fig = Figure(figsize=(8, 4))

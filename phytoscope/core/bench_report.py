@@ -701,7 +701,15 @@ def report_blocks(results: dict[str, Any], images: dict[str, str]) -> list[Block
                     f"{_fmt(idle.get('machine_cpu_percent_median'), 0)} % busy during the idle "
                     "baseline, so other work ran beside the benchmark; machine-wide power and "
                     "net-of-idle energies are distorted, and throughput may be lower than on a "
-                    "quiet machine.",
+                    "quiet machine. Busiest other processes then: "
+                    + (
+                        ", ".join(
+                            f"{p['name']} (pid {p['pid']}, {p['cpu_percent']:.0f} % of a core)"
+                            for p in idle.get("busy_processes") or []
+                        )
+                        or "—"
+                    )
+                    + ".",
                 )
             )
     elif power.get("kind") == "none":
