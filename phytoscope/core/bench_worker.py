@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -85,7 +84,13 @@ def warm_until_stable(
 
 
 def _rss_peak_bytes() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # kB on Linux
+    """This process's peak resident memory (0 where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # not Unix
+        return 0
+    peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, kB on Linux
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:

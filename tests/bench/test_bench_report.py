@@ -155,3 +155,18 @@ def test_report_blocks_mark_unavailable_variants_and_estimates():
     assert "Power on this machine is ESTIMATED" in md
     assert "TensorRT is not installed" in md and "not available here" in md
     assert "The machine was not idle" in md
+
+
+def test_without_matplotlib_the_report_says_plots_need_it(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    monkeypatch.delitem(sys.modules, "phytoscope.core.bench_plots", raising=False)
+    results = _results()
+    results["findings"] = bench_report.findings(results)
+    files = bench_report.write_all(results, {}, tmp_path, plots=True)
+    assert results["plots"]["written"] is False
+    assert "plots need matplotlib" in files["report_md"].read_text()
+    assert not list(tmp_path.glob("*.png"))
+    saved = (tmp_path / "results.json").read_text()
+    assert "plots need matplotlib" in saved
