@@ -232,3 +232,9 @@ def test_memory_without_meminfo_falls_back_to_psutil(tmp_path):
 def test_unknown_pid_is_a_sensor_error():
     with pytest.raises(SensorError, match="no process"):
         MemoryReader(pid=2**22 + 12345)
+
+
+def test_nvml_can_skip_the_costly_energy_counter():
+    source = NvmlSource(FakeNvml(), clock=lambda: 0.0, use_energy_counter=False)
+    assert not source.uses_energy_counters
+    assert source.read(1.0).power_w == pytest.approx(120.0)
