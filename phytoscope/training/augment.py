@@ -1,0 +1,58 @@
+"""Augmentation that suits microscope images, applied to prepared uint8 (N, H, W) arrays.
+
+A plankton cell has no "up" under a microscope, so flips and 90-degree rotations are free
+new views; magnification and illumination vary a little between sessions and instruments,
+so the scale and brightness changes stay small. Working on the cached uint8 arrays (before
+:func:`phytoscope.core.preprocess.normalise`) keeps one pre-processing implementation.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from phytoscope.core.preprocess import border_value
+
+
+def _rescale(image: np.ndarray, factor: float) -> np.ndarray:
+    """Zoom in (crop the centre) or out (pad with the background) keeping the size."""
+    h, w = image.shape
+    new_h, new_w = max(1, round(h * factor)), max(1, round(w * factor))
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    if factor >= 1.0:
+        top, left = (new_h - h) // 2, (new_w - w) // 2
+        return resized[top : top + h, left : left + w]
+    canvas = np.full((h, w), border_value(image), dtype=np.uint8)
+    top, left = (h - new_h) // 2, (w - new_w) // 2
+    canvas[top : top + new_h, left : left + new_w] = resized
+    return canvas
+
+
+def augment_one(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    scale: float = 0.1,
+    brightness: float = 0.1,
+) -> np.ndarray:
+    """One random view: flip, 90-degree rotation, scale in [1-scale, 1+scale], brightness
+    and contrast within +-``brightness``."""
+    out = image
+    if rng.random() < 0.5:
+        out = out[:, ::-1]
+    if out.shape[0] == out.shape[1]:
+        out = np.rot90(out, int(rng.integers(4)))
+    elif rng.random() < 0.5:
+        out = out[::-1, :]
+    out = np.ascontiguousarray(out)
+    if scale > 0:
+        out = _rescale(out, float(rng.uniform(1 - scale, 1 + scale)))
+    if brightness > 0:
+        gain = rng.uniform(1 - brightness, 1 + brightness)
+        shift = rng.uniform(-brightness, brightness) * 255 * 0.5
+        out = np.clip(out.astype(np.float32) * gain + shift, 0, 255).astype(np.uint8)
+    return out
+
+
+def augment_batch(images: np.ndarray, rng: np.random.Generator, **kwargs: float) -> np.ndarray:
+    """A random view of each image of a uint8 (N, H, W) batch."""
+    return np.stack([augment_one(im, rng, **kwargs) for im in images]) if len(images) else images.copy()
