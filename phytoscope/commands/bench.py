@@ -40,6 +40,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="labelled images, one sub-folder per class (default: the model's recorded test split)",
     )
     parser.add_argument(
+        "--data-root",
+        type=Path,
+        help="where the model's recorded test split's image paths resolve (default: the dataset named in its card)",
+    )
+    parser.add_argument(
         "--variants",
         default=",".join(VARIANTS),
         help=f"comma-separated, from {', '.join(VARIANTS)} (default: all; missing ones are "
@@ -124,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     common = dict(
         model=Path(args.model) if args.model else None,
         images=args.images,
+        data_root=args.data_root,
         variants=variants,
         rate_hz=args.rate,
         threads=args.threads,

@@ -189,6 +189,8 @@ class BenchConfig:
     """card, model file or folder; None: the installed model folder"""
     images: Path | None = None
     """folder with one sub-folder per class; None: the model's recorded test split"""
+    data_root: Path | None = None
+    """where the recorded split's image paths resolve (default: the dataset the card names)"""
     variants: tuple[str, ...] = tuple(VARIANTS)
     batch_sizes: tuple[int, ...] = (1, 8, 32)
     rounds: int = 5
@@ -246,7 +248,7 @@ class BenchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("out_dir", "model", "images"):
+        for key in ("out_dir", "model", "images", "data_root"):
             out[key] = None if out[key] is None else str(out[key])
         return out
 
@@ -338,11 +340,18 @@ def labelled_from_folder(folder: Path, class_names: Sequence[str]) -> LabelledSe
     return LabelledSet(tuple(items), f"folder {folder}", note)
 
 
-def labelled_from_card(card: Any) -> LabelledSet:
-    """The test split recorded by training in the model card (``training["split_file"]``)."""
+def labelled_from_card(card: Any, data_root: Path | None = None) -> LabelledSet:
+    """The test split recorded by training in the model card (``training["split_file"]``,
+    beside the card); its image paths resolve under ``data_root`` if given, else under the
+    dataset the card names (``training["dataset"]``: a folder, or a manifest in one)."""
+    from phytoscope.config import SOURCE_ROOT
+
     training = card.training or {}
-    split_name = training.get("split_file") or training.get("split")
-    hint = "pass --images FOLDER with one sub-folder of labelled images per class"
+    split_name = training.get("split_file")
+    hint = (
+        "pass --data-root DIR where the split's image paths resolve, or --images FOLDER with "
+        "one sub-folder of labelled images per class"
+    )
     if not split_name:
         raise ConfigError(f"the model card {card.path} records no test split; {hint}")
     base = card.path.parent if card.path else Path.cwd()
@@ -353,11 +362,14 @@ def labelled_from_card(card: Any) -> LabelledSet:
         rows = [r for r in csv.DictReader(fh) if r.get("split") == "test"]
     if not rows:
         raise ConfigError(f"the split file {split_file} lists no test images; {hint}")
-    roots: list[Path] = []
-    for key in ("dataset_root", "data_root", "root", "dataset"):
+    roots: list[Path] = [Path(data_root)] if data_root is not None else []
+    for key in ("dataset_root", "data_root", "dataset"):
         value = training.get(key)
-        if isinstance(value, str) and value:
-            p = Path(value) if Path(value).is_absolute() else base / value
+        if not isinstance(value, str) or not value:
+            continue
+        # relative paths were written from wherever training ran: try the likely places
+        for anchor in (Path(),) if Path(value).is_absolute() else (base, SOURCE_ROOT, Path.cwd()):
+            p = anchor / value
             roots.append(p if p.is_dir() or not p.suffix else p.parent)
     roots.append(split_file.parent)
     first = Path(rows[0]["path"])
@@ -1044,7 +1056,7 @@ def _labelled_set(config: BenchConfig, cards: Sequence[Any]) -> LabelledSet:
     errors = []
     for card in cards:
         try:
-            return labelled_from_card(card)
+            return labelled_from_card(card, config.data_root)
         except ConfigError as exc:
             errors.append(str(exc))
     raise ConfigError(errors[0])

@@ -183,6 +183,17 @@ def test_labelled_set_from_the_models_split_file(tmp_path):
     ls = labelled_from_card(_card(models, {"split_file": "split.csv", "dataset_root": str(data)}))
     assert [(Path(p).name, c) for p, c in ls.items] == [("2.png", "A"), ("3.png", "B")]
 
+    # the card names a manifest inside the dataset (training's "dataset"), or the user says where
+    (data / "manifest.csv").write_text("path\n")
+    by_manifest = labelled_from_card(
+        _card(models, {"split_file": "split.csv", "dataset": str(data / "manifest.csv")})
+    )
+    assert by_manifest.items == ls.items
+    assert (
+        labelled_from_card(_card(models, {"split_file": "split.csv"}), data_root=data).items
+        == ls.items
+    )
+
     # images not on this machine: a clear message naming --images
     with pytest.raises(ConfigError, match="--images FOLDER"):
         labelled_from_card(
