@@ -179,7 +179,7 @@ def segment_frame(
     smooth = cv2.GaussianBlur(small.astype(np.float32), (0, 0), p.smooth_sigma)
     gradient = cv2.magnitude(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1))
     threshold = p.gradient_factor * max(float(np.median(gradient)), 0.5)
-    mask = (gradient > threshold).astype(np.uint8) * 255
+    mask: np.ndarray = (gradient > threshold).astype(np.uint8) * 255
     if p.close_px > 1:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (p.close_px, p.close_px))
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
