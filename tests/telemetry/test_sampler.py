@@ -190,3 +190,20 @@ def test_info_has_the_telemetry_section():
     section = info.collect()["telemetry"]
     assert isinstance(section, dict)
     assert {"power source", "estimated", "rapl", "ina3221", "estimate"} <= set(section)
+
+
+def test_cli_telemetry_with_a_meter_log_on_this_clock(tmp_path, capsys):
+    now = time.time()
+    log = tmp_path / "meter.csv"
+    log.write_text("time,watts\n" + "".join(f"{now + k:.3f},3.3\n" for k in range(-5, 30)))
+    code = cli.main(["telemetry", "--seconds", "0.2", "--rate", "20", "--meter-csv", str(log),
+                     "--procfs-root", str(fakesys.procfs(tmp_path / "proc"))])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "power source: USB meter log meter.csv (measured)" in out
+    assert "mean power: 3.300 W (measured" in out
+    # shifted 1000 s away the log no longer covers the run: no power, not a guess
+    code = cli.main(["telemetry", "--seconds", "0.1", "--rate", "20", "--meter-csv", str(log),
+                     "--meter-offset", "1000", "--quiet"])
+    assert code == 0
+    assert "energy: - (fewer than two samples with power)" in capsys.readouterr().out
