@@ -11,21 +11,42 @@ HELP = "print power (with its source, or 'estimated'), memory and CPU for N seco
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seconds", type=float, default=10.0, help="how long to sample (default 10)")
-    parser.add_argument("--rate", type=float, default=2.0, metavar="HZ", help="samples per second (default 2)")
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="how long to sample (default 10)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=2.0, metavar="HZ", help="samples per second (default 2)"
+    )
     parser.add_argument("--csv", metavar="FILE", help="also append every sample to this CSV log")
-    parser.add_argument("--source", default="auto",
-                        choices=("auto", "jtop", "ina3221", "rapl", "nvml", "estimate"),
-                        help="power source (default: the best one found)")
-    parser.add_argument("--meter-csv", metavar="LOG",
-                        help="use an external USB meter's CSV log (time, watts) as the power source")
-    parser.add_argument("--meter-offset", type=float, default=0.0, metavar="S",
-                        help="seconds to add to the meter log's timestamps to match this clock")
-    parser.add_argument("--cpu-tdp", type=float, metavar="W",
-                        help="rated CPU power for the estimate (default $PHYTOSCOPE_CPU_TDP_W or 15 W)")
+    parser.add_argument(
+        "--source",
+        default="auto",
+        choices=("auto", "jtop", "ina3221", "rapl", "nvml", "estimate"),
+        help="power source (default: the best one found)",
+    )
+    parser.add_argument(
+        "--meter-csv",
+        metavar="LOG",
+        help="use an external USB meter's CSV log (time, watts) as the power source",
+    )
+    parser.add_argument(
+        "--meter-offset",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds to add to the meter log's timestamps to match this clock",
+    )
+    parser.add_argument(
+        "--cpu-tdp",
+        type=float,
+        metavar="W",
+        help="rated CPU power for the estimate (default $PHYTOSCOPE_CPU_TDP_W or 15 W)",
+    )
     parser.add_argument("--pid", type=int, help="process whose RSS/CPU to show (default: this one)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
-    parser.add_argument("--sysfs-root", default="/sys", help=argparse.SUPPRESS)  # fake trees in tests
+    parser.add_argument(
+        "--sysfs-root", default="/sys", help=argparse.SUPPRESS
+    )  # fake trees in tests
     parser.add_argument("--procfs-root", default="/proc", help=argparse.SUPPRESS)
 
 
@@ -41,8 +62,10 @@ def format_sample(s, t0: float) -> str:  # noqa: ANN001 - TelemetrySample, impor
     kind = "estimated" if s.estimated else "measured"
     ram_pct = 100.0 * s.ram_used_bytes / s.ram_total_bytes if s.ram_total_bytes else math.nan
     cpu = "   -" if math.isnan(s.cpu_percent) else f"{s.cpu_percent:5.1f}"
-    line = (f"{s.t - t0:7.2f} s  {power} ({kind})  RSS {_mib(s.rss_bytes)} MiB  "
-            f"RAM {ram_pct:5.1f} %  CPU {cpu} %")
+    line = (
+        f"{s.t - t0:7.2f} s  {power} ({kind})  RSS {_mib(s.rss_bytes)} MiB  "
+        f"RAM {ram_pct:5.1f} %  CPU {cpu} %"
+    )
     if s.gpu_mem_used_bytes is not None:
         line += f"  GPU mem {_mib(s.gpu_mem_used_bytes).strip()} MiB"
     if s.rails_w:
@@ -59,17 +82,25 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seconds must be positive, not {args.seconds}")
     try:
         sampler = Sampler(
-            rate_hz=args.rate, csv_path=args.csv, pid=args.pid, sysfs_root=args.sysfs_root,
-            procfs_root=args.procfs_root, source=args.source, cpu_tdp_w=args.cpu_tdp,
-            meter_csv=args.meter_csv, meter_offset_s=args.meter_offset,
+            rate_hz=args.rate,
+            csv_path=args.csv,
+            pid=args.pid,
+            sysfs_root=args.sysfs_root,
+            procfs_root=args.procfs_root,
+            source=args.source,
+            cpu_tdp_w=args.cpu_tdp,
+            meter_csv=args.meter_csv,
+            meter_offset_s=args.meter_offset,
         )
     except SensorError as exc:
         print(f"phytoscope: {exc}", file=sys.stderr)
         return ExitCode.UNAVAILABLE
     print(f"power source: {sampler.power_label}")
     if sampler.estimated:
-        print("note: no power sensor readable here; power is ESTIMATED from CPU load "
-              "(use --meter-csv with a USB meter log to measure)")
+        print(
+            "note: no power sensor readable here; power is ESTIMATED from CPU load "
+            "(use --meter-csv with a USB meter log to measure)"
+        )
     for status in sampler.source_statuses:
         if status.state != "found" and status.name != "estimate":
             print(f"  {status.name}: {status.line()}")
@@ -92,8 +123,10 @@ def run(args: argparse.Namespace) -> int:
     samples = sampler.snapshot()
     summary = integrate(samples)
     peak_rss = max((s.rss_bytes for s in samples), default=0)
-    print(f"samples: {len(samples)} at {args.rate:g} Hz; peak RSS {peak_rss / 2**20:.1f} MiB; "
-          f"sampler CPU {sampler.own_cpu_s * 1000:.1f} ms")
+    print(
+        f"samples: {len(samples)} at {args.rate:g} Hz; peak RSS {peak_rss / 2**20:.1f} MiB; "
+        f"sampler CPU {sampler.own_cpu_s * 1000:.1f} ms"
+    )
     if summary is None:
         print("energy: - (fewer than two samples with power)")
     else:

@@ -65,7 +65,9 @@ def select_source(
         meter = MeterCsvSource(meter_csv, offset_s=meter_offset_s)
         return meter, [SourceStatus("meter", "found", meter.label)]
     if source not in SOURCE_CHOICES:
-        raise SensorError(f"unknown power source {source!r}; choose one of {', '.join(SOURCE_CHOICES)}")
+        raise SensorError(
+            f"unknown power source {source!r}; choose one of {', '.join(SOURCE_CHOICES)}"
+        )
     real = _is_real_root(sysfs_root)
     openers: dict[str, Callable[[], PowerSource]] = {
         "jtop": lambda: jetson.JtopSource(interval_s=1.0 / rate_hz),
@@ -76,7 +78,9 @@ def select_source(
     }
     if source != "auto":
         if source in ("jtop", "nvml") and not real:
-            raise SensorError(f"{source} reads the real machine; it cannot use sysfs root {sysfs_root}")
+            raise SensorError(
+                f"{source} reads the real machine; it cannot use sysfs root {sysfs_root}"
+            )
         opened = openers[source]()
         return opened, [SourceStatus(source, "found", opened.label, opened.estimated)]
 
@@ -84,7 +88,9 @@ def select_source(
     found: dict[str, PowerSource] = {}
     for name in ("jtop", "ina3221", "rapl", "nvml"):
         if name in ("jtop", "nvml") and not real:
-            statuses.append(SourceStatus(name, "not found", f"not tried with sysfs root {sysfs_root}"))
+            statuses.append(
+                SourceStatus(name, "not found", f"not tried with sysfs root {sysfs_root}")
+            )
             continue
         if name == "jtop" and not _module_exists("jtop"):
             statuses.append(SourceStatus(name, "not found", "jetson-stats not installed"))
@@ -93,10 +99,14 @@ def select_source(
             statuses.append(SourceStatus(name, "not found", "nvidia-ml-py not installed"))
             continue
         if name in ("rapl", "nvml") and ("jtop" in found or "ina3221" in found):
-            statuses.append(SourceStatus(name, "not found", "not tried: a Jetson monitor was found"))
+            statuses.append(
+                SourceStatus(name, "not found", "not tried: a Jetson monitor was found")
+            )
             continue
         if name == "ina3221" and "jtop" in found:
-            statuses.append(SourceStatus(name, "not found", "not tried: jtop reads the same monitors"))
+            statuses.append(
+                SourceStatus(name, "not found", "not tried: jtop reads the same monitors")
+            )
             continue
         try:
             found[name] = openers[name]()
@@ -117,7 +127,9 @@ def select_source(
         chosen = openers["estimate"]()
     statuses.append(estimate.probe_estimate(cpu_tdp_w))
     for source_obj in found.values():
-        if source_obj is not chosen and not (isinstance(chosen, nvml.SumSource) and source_obj in chosen.parts):
+        if source_obj is not chosen and not (
+            isinstance(chosen, nvml.SumSource) and source_obj in chosen.parts
+        ):
             source_obj.close()
     return chosen, statuses
 
@@ -131,8 +143,9 @@ def _module_exists(name: str) -> bool:
         return False
 
 
-def describe_sensors(sysfs_root: str | Path = "/sys", procfs_root: str | Path = "/proc",
-                     reader: Reader = read_text) -> dict[str, Any]:
+def describe_sensors(
+    sysfs_root: str | Path = "/sys", procfs_root: str | Path = "/proc", reader: Reader = read_text
+) -> dict[str, Any]:
     """For ``phytoscope info``: each power source found / not found / not readable, which
     one the sampler would use, whether it is an estimate, and where memory figures come from.
     """
@@ -151,12 +164,18 @@ def describe_sensors(sysfs_root: str | Path = "/sys", procfs_root: str | Path = 
     chosen.close()
     try:
         used, total, gpu = MemoryReader(procfs_root=procfs_root, reader=reader).system_ram()
-        info["memory"] = (f"psutil process RSS/CPU; system RAM {used / 2**30:.1f} of "
-                          f"{total / 2**30:.1f} GiB used (MemTotal - MemAvailable)")
-        info["gpu memory"] = (f"Jetson GPU-mapped RAM (NvMapMemUsed) {gpu / 2**20:.0f} MiB"
-                              if gpu is not None else "not reported here (no NvMapMemUsed; NVML "
-                              "reports it for discrete GPUs)")
+        info["memory"] = (
+            f"psutil process RSS/CPU; system RAM {used / 2**30:.1f} of "
+            f"{total / 2**30:.1f} GiB used (MemTotal - MemAvailable)"
+        )
+        info["gpu memory"] = (
+            f"Jetson GPU-mapped RAM (NvMapMemUsed) {gpu / 2**20:.0f} MiB"
+            if gpu is not None
+            else "not reported here (no NvMapMemUsed; NVML reports it for discrete GPUs)"
+        )
     except SensorError as exc:
         info["memory"] = f"error: {exc}"
-    info["usb meter"] = "phytoscope telemetry --meter-csv LOG.csv (time, watts) to measure without sensors"
+    info["usb meter"] = (
+        "phytoscope telemetry --meter-csv LOG.csv (time, watts) to measure without sensors"
+    )
     return info

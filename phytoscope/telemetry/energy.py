@@ -40,9 +40,11 @@ class PowerSummary:
 
     def text(self) -> str:
         kind = "estimated" if self.estimated else "measured"
-        return (f"{self.energy_j:.3f} J {kind} over {self.duration_s:.2f} s, mean "
-                f"{self.mean_w:.3f} W {kind} ({self.source}; {self.n_samples} samples, "
-                f"{self.method})")
+        return (
+            f"{self.energy_j:.3f} J {kind} over {self.duration_s:.2f} s, mean "
+            f"{self.mean_w:.3f} W {kind} ({self.source}; {self.n_samples} samples, "
+            f"{self.method})"
+        )
 
 
 def _interp(t: float, ta: float, va: float, tb: float, vb: float) -> float:
@@ -66,8 +68,9 @@ def _counter_at(points: Sequence[tuple[float, float]], t: float) -> float:
     return points[0][1] if t <= points[0][0] else points[-1][1]
 
 
-def integrate(samples: Iterable[TelemetrySample], t0: float | None = None,
-              t1: float | None = None) -> PowerSummary | None:
+def integrate(
+    samples: Iterable[TelemetrySample], t0: float | None = None, t1: float | None = None
+) -> PowerSummary | None:
     """Energy over [t0, t1] (monotonic seconds; default: all the samples cover).
 
     Returns ``None`` when fewer than two samples with power fall around the window: no
@@ -95,13 +98,20 @@ def integrate(samples: Iterable[TelemetrySample], t0: float | None = None,
     around = inside or base
     sources = sorted({s.power_source for s in around})
     return PowerSummary(
-        energy_j=energy, duration_s=hi - lo, t0=lo, t1=hi, n_samples=len(inside),
-        estimated=any(s.estimated for s in around), source=" / ".join(sources), method=method,
+        energy_j=energy,
+        duration_s=hi - lo,
+        t0=lo,
+        t1=hi,
+        n_samples=len(inside),
+        estimated=any(s.estimated for s in around),
+        source=" / ".join(sources),
+        method=method,
     )
 
 
-def energy_j(samples: Iterable[TelemetrySample], t0: float | None = None,
-             t1: float | None = None) -> float | None:
+def energy_j(
+    samples: Iterable[TelemetrySample], t0: float | None = None, t1: float | None = None
+) -> float | None:
     """Joules over [t0, t1]; ``None`` without two samples with power (see :func:`integrate`).
 
     Check ``any(s.estimated for s in samples)`` (or use :func:`integrate`, whose summary says
@@ -111,14 +121,17 @@ def energy_j(samples: Iterable[TelemetrySample], t0: float | None = None,
     return None if summary is None else summary.energy_j
 
 
-def mean_power_w(samples: Iterable[TelemetrySample], t0: float | None = None,
-                 t1: float | None = None) -> float | None:
+def mean_power_w(
+    samples: Iterable[TelemetrySample], t0: float | None = None, t1: float | None = None
+) -> float | None:
     """Energy / duration over [t0, t1] (W); ``None`` where :func:`energy_j` is."""
     summary = integrate(samples, t0, t1)
     return None if summary is None else summary.mean_w
 
 
-def phase_windows(marks: Sequence[tuple[float, str]], t_end: float) -> list[tuple[str, float, float]]:
+def phase_windows(
+    marks: Sequence[tuple[float, str]], t_end: float
+) -> list[tuple[str, float, float]]:
     """(phase, start, end) for each mark; a phase ends where the next one starts."""
     ordered = sorted(marks)
     return [
@@ -127,8 +140,11 @@ def phase_windows(marks: Sequence[tuple[float, str]], t_end: float) -> list[tupl
     ]
 
 
-def by_phase(samples: Sequence[TelemetrySample], marks: Sequence[tuple[float, str]],
-             t_end: float | None = None) -> dict[str, PowerSummary | None]:
+def by_phase(
+    samples: Sequence[TelemetrySample],
+    marks: Sequence[tuple[float, str]],
+    t_end: float | None = None,
+) -> dict[str, PowerSummary | None]:
     """One :class:`PowerSummary` per marked phase (a repeated phase name keeps the last)."""
     if t_end is None:
         t_end = max((s.t for s in samples), default=0.0)

@@ -32,7 +32,9 @@ def rated_power_w(override: float | None = None) -> float:
         try:
             value, origin = float(os.environ[TDP_ENV]), TDP_ENV
         except ValueError as exc:
-            raise ConfigError(f"{TDP_ENV} must be a number of watts, not {os.environ[TDP_ENV]!r}") from exc
+            raise ConfigError(
+                f"{TDP_ENV} must be a number of watts, not {os.environ[TDP_ENV]!r}"
+            ) from exc
     else:
         return DEFAULT_CPU_TDP_W
     if not 0.5 <= value <= 1000:
@@ -110,6 +112,9 @@ def probe_estimate(cpu_tdp_w: float | None = None) -> SourceStatus:
         tdp = rated_power_w(cpu_tdp_w)
     except ConfigError as exc:
         return SourceStatus("estimate", "error", str(exc), estimated=True)
-    origin = f"from {TDP_ENV}" if os.environ.get(TDP_ENV) and cpu_tdp_w is None else (
-        "given" if cpu_tdp_w is not None else f"default; set {TDP_ENV} to this CPU's TDP")
+    origin = (
+        f"from {TDP_ENV}"
+        if os.environ.get(TDP_ENV) and cpu_tdp_w is None
+        else ("given" if cpu_tdp_w is not None else f"default; set {TDP_ENV} to this CPU's TDP")
+    )
     return SourceStatus("estimate", "available", f"CPU load x {tdp:g} W ({origin})", estimated=True)

@@ -137,7 +137,9 @@ class Ina3221Source(PowerSource):
         self._reader = reader
         self.rails = find_rails(sysfs_root, reader)
         if not self.rails:
-            raise SensorError(f"no INA3221 power monitor under {Path(sysfs_root) / 'bus/i2c/devices'}")
+            raise SensorError(
+                f"no INA3221 power monitor under {Path(sysfs_root) / 'bus/i2c/devices'}"
+            )
         self.total = total_rail(self.rails)
         if self.total is not None:
             self.label = f"Jetson INA3221 {self.total.name} (measured)"
@@ -207,13 +209,17 @@ class JtopSource(PowerSource):
         try:
             from jtop import jtop  # type: ignore[import-not-found]
         except ImportError as exc:
-            raise SensorError("jetson-stats is not installed (pip install 'phytoscope[jetson]')") from exc
+            raise SensorError(
+                "jetson-stats is not installed (pip install 'phytoscope[jetson]')"
+            ) from exc
         self._jetson = jtop(interval=max(0.1, interval_s))
         try:
             self._jetson.start()  # raises JtopException when the service is not reachable
         except Exception as exc:  # noqa: BLE001 - jtop raises its own exception types
-            raise SensorError(f"jtop service not reachable ({exc}); is jtop.service running "
-                              "and is this user in the 'jtop' group?") from exc
+            raise SensorError(
+                f"jtop service not reachable ({exc}); is jtop.service running "
+                "and is this user in the 'jtop' group?"
+            ) from exc
         total, _ = parse_jtop_power(self._jetson.power or {})
         if total is None:
             self._jetson.close()

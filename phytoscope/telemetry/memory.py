@@ -34,7 +34,9 @@ def parse_meminfo(text: str) -> dict[str, int]:
             number = int(parts[0])
         except ValueError:
             continue
-        values[key.strip()] = number * 1024 if len(parts) > 1 and parts[1].lower() == "kb" else number
+        values[key.strip()] = (
+            number * 1024 if len(parts) > 1 and parts[1].lower() == "kb" else number
+        )
     return values
 
 
@@ -58,8 +60,9 @@ class MemoryReader:
         where ``meminfo`` lives (``/proc``); tests pass a fake tree.
     """
 
-    def __init__(self, pid: int | None = None, procfs_root: str | Path = "/proc",
-                 reader: Reader = read_text) -> None:
+    def __init__(
+        self, pid: int | None = None, procfs_root: str | Path = "/proc", reader: Reader = read_text
+    ) -> None:
         self.pid = os.getpid() if pid is None else int(pid)
         try:
             self._process: psutil.Process | None = psutil.Process(self.pid)

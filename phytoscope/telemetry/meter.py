@@ -47,8 +47,10 @@ def _parse_time(text: str) -> float:
 def _columns(header: list[str]) -> tuple[int, int, float] | None:
     """(time column, power column, scale to W) from a header row, or None if not a header."""
     names = [h.strip().lower().replace(" ", "_") for h in header]
-    time_col = next((i for i, n in enumerate(names)
-                     if "time" in n or "date" in n or n in ("t", "ts", "t_s")), None)
+    time_col = next(
+        (i for i, n in enumerate(names) if "time" in n or "date" in n or n in ("t", "ts", "t_s")),
+        None,
+    )
     for i, n in enumerate(names):
         if n in ("mw", "power_mw", "milliwatts"):
             power_col, scale = i, 1e-3
@@ -78,7 +80,9 @@ class MeterCsvSource(PowerSource):
     name = "meter"
     estimated = False
 
-    def __init__(self, path: str | Path, offset_s: float = 0.0, mono_to_wall: float | None = None) -> None:
+    def __init__(
+        self, path: str | Path, offset_s: float = 0.0, mono_to_wall: float | None = None
+    ) -> None:
         self.path = Path(path)
         self.offset_s = float(offset_s)
         self.mono_to_wall = time.time() - time.monotonic() if mono_to_wall is None else mono_to_wall
@@ -113,8 +117,10 @@ class MeterCsvSource(PowerSource):
         first = sample.split("\n", 1)[0]
         for delimiter in (",", ";", "\t"):
             if delimiter in first:
+
                 class _D(csv.excel):
                     pass
+
                 _D.delimiter = delimiter
                 return _D
         return csv.excel

@@ -20,7 +20,9 @@ def _load_pynvml() -> Any:
     try:
         import pynvml  # type: ignore[import-not-found]
     except ImportError as exc:
-        raise SensorError("nvidia-ml-py is not installed (pip install 'phytoscope[nvidia]')") from exc
+        raise SensorError(
+            "nvidia-ml-py is not installed (pip install 'phytoscope[nvidia]')"
+        ) from exc
     return pynvml
 
 
@@ -41,8 +43,12 @@ class NvmlSource(PowerSource):
     name = "nvml"
     estimated = False
 
-    def __init__(self, nvml: Any = None, clock: Callable[[], float] = time.monotonic,
-                 use_energy_counter: bool = True) -> None:
+    def __init__(
+        self,
+        nvml: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+        use_energy_counter: bool = True,
+    ) -> None:
         self._nvml = nvml if nvml is not None else _load_pynvml()
         try:
             self._nvml.nvmlInit()
@@ -91,9 +97,13 @@ class NvmlSource(PowerSource):
         total_w: float | None = 0.0
         mem_used = 0
         try:
-            for index, (handle, counter) in enumerate(zip(self._handles, self._counters, strict=True)):
+            for index, (handle, counter) in enumerate(
+                zip(self._handles, self._counters, strict=True)
+            ):
                 if counter is not None:
-                    power = counter.update(int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(handle)), t)
+                    power = counter.update(
+                        int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(handle)), t
+                    )
                 else:
                     power = self._nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
                 mem_used += int(self._nvml.nvmlDeviceGetMemoryInfo(handle).used)
@@ -151,11 +161,17 @@ class SumSource(PowerSource):
 
     def read(self, t: float) -> PowerReading:
         readings = [p.read(t) for p in self.parts]
-        power = None if any(r.power_w is None for r in readings) else sum(r.power_w or 0.0 for r in readings)
+        power = (
+            None
+            if any(r.power_w is None for r in readings)
+            else sum(r.power_w or 0.0 for r in readings)
+        )
         energies = [r.energy_j for r in readings]
         energy = None if any(e is None for e in energies) else sum(e or 0.0 for e in energies)
         rails = tuple(rail for r in readings for rail in r.rails_w)
-        gpu = next((r.gpu_mem_used_bytes for r in readings if r.gpu_mem_used_bytes is not None), None)
+        gpu = next(
+            (r.gpu_mem_used_bytes for r in readings if r.gpu_mem_used_bytes is not None), None
+        )
         return PowerReading(power, rails, energy_j=energy, gpu_mem_used_bytes=gpu)
 
     def close(self) -> None:

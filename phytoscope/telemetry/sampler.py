@@ -36,10 +36,21 @@ log = logging.getLogger(__name__)
 def csv_columns(estimated: bool) -> list[str]:
     """Column names of the CSV log; the power column itself says "estimated" when it is."""
     return [
-        "kind", "wall_time", "t_monotonic_s", "phase",
-        "power_w_estimated" if estimated else "power_w", "power_source", "estimated",
-        "energy_j", "rss_bytes", "ram_used_bytes", "ram_total_bytes", "cpu_percent",
-        "process_cpu_percent", "gpu_mem_used_bytes", "rails_w",
+        "kind",
+        "wall_time",
+        "t_monotonic_s",
+        "phase",
+        "power_w_estimated" if estimated else "power_w",
+        "power_source",
+        "estimated",
+        "energy_j",
+        "rss_bytes",
+        "ram_used_bytes",
+        "ram_total_bytes",
+        "cpu_percent",
+        "process_cpu_percent",
+        "gpu_mem_used_bytes",
+        "rails_w",
     ]
 
 
@@ -106,12 +117,21 @@ class Sampler:
         self.pid = self._memory.pid
         self.source_statuses: list[SourceStatus]
         if isinstance(source, PowerSource):
-            self.source, self.source_statuses = source, [SourceStatus(source.name, "found", source.label)]
+            self.source, self.source_statuses = (
+                source,
+                [SourceStatus(source.name, "found", source.label)],
+            )
         else:
             self.source, self.source_statuses = select_source(
-                source, sysfs_root=sysfs_root, reader=reader, cpu_tdp_w=cpu_tdp_w,
-                utilisation_percent=lambda: self._cpu.last_percent, meter_csv=meter_csv,
-                meter_offset_s=meter_offset_s, rate_hz=self.rate_hz, clock=clock,
+                source,
+                sysfs_root=sysfs_root,
+                reader=reader,
+                cpu_tdp_w=cpu_tdp_w,
+                utilisation_percent=lambda: self._cpu.last_percent,
+                meter_csv=meter_csv,
+                meter_offset_s=meter_offset_s,
+                rate_hz=self.rate_hz,
+                clock=clock,
             )
         self.power_label: str = self.source.label
         self.estimated: bool = self.source.estimated
@@ -145,13 +165,23 @@ class Sampler:
                 reading = PowerReading(None)
                 self._note_error(str(exc))
             sample = TelemetrySample(
-                t=t, wall=wall, power_w=reading.power_w, power_source=self.power_label,
-                estimated=self.estimated, rss_bytes=mem.rss_bytes,
-                ram_used_bytes=mem.ram_used_bytes, ram_total_bytes=mem.ram_total_bytes,
-                cpu_percent=cpu, rails_w=reading.rails_w,
-                gpu_mem_used_bytes=(reading.gpu_mem_used_bytes if reading.gpu_mem_used_bytes
-                                    is not None else mem.gpu_shared_bytes),
-                energy_j=reading.energy_j, process_cpu_percent=mem.process_cpu_percent,
+                t=t,
+                wall=wall,
+                power_w=reading.power_w,
+                power_source=self.power_label,
+                estimated=self.estimated,
+                rss_bytes=mem.rss_bytes,
+                ram_used_bytes=mem.ram_used_bytes,
+                ram_total_bytes=mem.ram_total_bytes,
+                cpu_percent=cpu,
+                rails_w=reading.rails_w,
+                gpu_mem_used_bytes=(
+                    reading.gpu_mem_used_bytes
+                    if reading.gpu_mem_used_bytes is not None
+                    else mem.gpu_shared_bytes
+                ),
+                energy_j=reading.energy_j,
+                process_cpu_percent=mem.process_cpu_percent,
             )
             with self._lock:
                 self._buffer.append(sample)
@@ -300,16 +330,25 @@ class Sampler:
             return
         if self._csv is None:
             self._open_csv()
-        self._write_row([
-            "sample", f"{s.wall:.3f}", f"{s.t:.6f}", phase,
-            "" if s.power_w is None else f"{s.power_w:.4f}", s.power_source,
-            "estimated" if s.estimated else "measured",
-            "" if s.energy_j is None else f"{s.energy_j:.6f}", s.rss_bytes, s.ram_used_bytes,
-            s.ram_total_bytes, "" if math.isnan(s.cpu_percent) else f"{s.cpu_percent:.1f}",
-            "" if s.process_cpu_percent is None else f"{s.process_cpu_percent:.1f}",
-            "" if s.gpu_mem_used_bytes is None else s.gpu_mem_used_bytes,
-            ";".join(f"{name}={w:.4f}" for name, w in s.rails_w),
-        ])
+        self._write_row(
+            [
+                "sample",
+                f"{s.wall:.3f}",
+                f"{s.t:.6f}",
+                phase,
+                "" if s.power_w is None else f"{s.power_w:.4f}",
+                s.power_source,
+                "estimated" if s.estimated else "measured",
+                "" if s.energy_j is None else f"{s.energy_j:.6f}",
+                s.rss_bytes,
+                s.ram_used_bytes,
+                s.ram_total_bytes,
+                "" if math.isnan(s.cpu_percent) else f"{s.cpu_percent:.1f}",
+                "" if s.process_cpu_percent is None else f"{s.process_cpu_percent:.1f}",
+                "" if s.gpu_mem_used_bytes is None else s.gpu_mem_used_bytes,
+                ";".join(f"{name}={w:.4f}" for name, w in s.rails_w),
+            ]
+        )
 
     def _close_csv(self) -> None:
         with self._csv_lock:
@@ -321,8 +360,12 @@ class Sampler:
             self._csv_file, self._csv = None, None
 
 
-def idle_baseline(seconds: float = 5.0, sampler: Sampler | None = None,
-                  cancelled: Callable[[], bool] | None = None, **sampler_kwargs: object) -> PowerSummary | None:
+def idle_baseline(
+    seconds: float = 5.0,
+    sampler: Sampler | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    **sampler_kwargs: object,
+) -> PowerSummary | None:
     """Mean power while nothing of ours runs: the floor every benchmark figure sits on.
 
     With a running ``sampler`` it marks an ``"idle"`` phase on it and integrates its samples
@@ -351,4 +394,3 @@ def idle_baseline(seconds: float = 5.0, sampler: Sampler | None = None,
             sampler.stop()
         if own:
             sampler.close()
-

@@ -35,7 +35,12 @@ from tests.telemetry import fakesys  # noqa: E402
 
 
 def spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
 
 
 def per_sample(make_sampler, calls: int) -> dict[str, object]:
@@ -99,7 +104,9 @@ def main() -> int:
         fakesys.rapl(rapl, package_uj=1_000_000, dram_uj=100_000)
         makers = {
             "this machine": lambda rate=args.rate: Sampler(rate_hz=rate),
-            "fake Orin Nano INA3221 tree": lambda rate=args.rate: Sampler(rate_hz=rate, sysfs_root=orin),
+            "fake Orin Nano INA3221 tree": lambda rate=args.rate: Sampler(
+                rate_hz=rate, sysfs_root=orin
+            ),
             "fake RAPL tree": lambda rate=args.rate: Sampler(rate_hz=rate, sysfs_root=rapl),
         }
         load_before = os.getloadavg()
@@ -112,12 +119,14 @@ def main() -> int:
                 "cpus": os.cpu_count(),
                 "load_average_before": load_before,
                 "note": "shared machine (other jobs running): figures are upper bounds of the "
-                        "sampler's own cost; fake trees are files in a temporary folder, real "
-                        "sysfs attributes are driver calls and may cost more",
+                "sampler's own cost; fake trees are files in a temporary folder, real "
+                "sysfs attributes are driver calls and may cost more",
             },
             "per_sample": {name: per_sample(make, args.calls) for name, make in makers.items()},
-            "running": {name: running(make, args.rate, args.seconds, args.rounds)
-                        for name, make in makers.items()},
+            "running": {
+                name: running(make, args.rate, args.seconds, args.rounds)
+                for name, make in makers.items()
+            },
         }
         result["machine"]["load_average_after"] = os.getloadavg()
 
@@ -126,11 +135,13 @@ def main() -> int:
     out.write_text(json.dumps(result, indent=2) + "\n")
     for name in result["per_sample"]:
         ps, rn = result["per_sample"][name], result["running"][name]
-        print(f"{name} [{ps['source']}]: {ps['cpu_us_per_sample']['median']:.0f} us CPU per sample "
-              f"(p95 {ps['cpu_us_per_sample']['p95']:.0f}); at {args.rate:g} Hz the thread uses "
-              f"{rn['sampler_thread_cpu_percent_of_one_core']['median']:.3f} % of one core "
-              f"(range {rn['sampler_thread_cpu_percent_of_one_core']['min']:.3f}-"
-              f"{rn['sampler_thread_cpu_percent_of_one_core']['max']:.3f})")
+        print(
+            f"{name} [{ps['source']}]: {ps['cpu_us_per_sample']['median']:.0f} us CPU per sample "
+            f"(p95 {ps['cpu_us_per_sample']['p95']:.0f}); at {args.rate:g} Hz the thread uses "
+            f"{rn['sampler_thread_cpu_percent_of_one_core']['median']:.3f} % of one core "
+            f"(range {rn['sampler_thread_cpu_percent_of_one_core']['min']:.3f}-"
+            f"{rn['sampler_thread_cpu_percent_of_one_core']['max']:.3f})"
+        )
     print(f"written: {out}")
     return 0
 

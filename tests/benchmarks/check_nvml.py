@@ -99,8 +99,8 @@ def main() -> int:
         "sampler_thread_cpu_s": round(sampler.own_cpu_s, 3),
         "phases": phases,
         "note": "nvmlDeviceGetPowerUsage is the driver's averaged reading (about 1 s window), "
-                "polled unevenly (between matmuls in the burst), so it lags steps and its mean "
-                "is a plain average of polls",
+        "polled unevenly (between matmuls in the burst), so it lags steps and its mean "
+        "is a plain average of polls",
     }
     pynvml.nvmlShutdown()
     out = Path(args.out)

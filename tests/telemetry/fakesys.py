@@ -73,9 +73,9 @@ def agx_orin(sysfs: Path) -> tuple[Path, Path]:
     has two channels labelled NC (not connected)."""
     dev0 = i2c_device(sysfs, "1-0040", "ina3221", "bus@0/c240000.i2c")
     h0 = dev0 / "hwmon" / "hwmon1"
-    hwmon_channel(h0, 1, "VDD_GPU_SOC", 19936, 400)   # 7974.4 mW
-    hwmon_channel(h0, 2, "VDD_CPU_CV", 19936, 200)    # 3987.2 mW
-    hwmon_channel(h0, 3, "VIN_SYS_5V0", 5000, 600)    # 3000.0 mW
+    hwmon_channel(h0, 1, "VDD_GPU_SOC", 19936, 400)  # 7974.4 mW
+    hwmon_channel(h0, 2, "VDD_CPU_CV", 19936, 200)  # 3987.2 mW
+    hwmon_channel(h0, 3, "VIN_SYS_5V0", 5000, 600)  # 3000.0 mW
     _sum_of_shunts(h0)
     dev1 = i2c_device(sysfs, "1-0041", "ina3221", "bus@0/c240000.i2c")
     h1 = dev1 / "hwmon" / "hwmon2"
@@ -91,7 +91,9 @@ def nano(sysfs: Path, in_mw=(5000, 1120, 5600), gpu=(5000, 80, 400), cpu=(5000, 
     (the total), POM_5V_GPU, POM_5V_CPU; values as (mV, mA, mW)."""
     dev = i2c_device(sysfs, "6-0040", "ina3221x", "7000c400.i2c")
     iio = dev / "iio:device0"
-    for k, (name, (mv, ma, mw)) in enumerate((("POM_5V_IN", in_mw), ("POM_5V_GPU", gpu), ("POM_5V_CPU", cpu))):
+    for k, (name, (mv, ma, mw)) in enumerate(
+        (("POM_5V_IN", in_mw), ("POM_5V_GPU", gpu), ("POM_5V_CPU", cpu))
+    ):
         _write(iio / f"rail_name_{k}", name)
         _write(iio / f"in_voltage{k}_input", mv)
         _write(iio / f"in_current{k}_input", ma)
@@ -114,12 +116,21 @@ def rapl(sysfs: Path, package_uj: int = 0, dram_uj: int = 0, psys: bool = True) 
     _write(virt / "enabled", 1)
     _link(cls / "intel-rapl", virt)
     pkg = virt / "intel-rapl:0"
-    zones = {"package-0": pkg, "core": pkg / "intel-rapl:0:0", "uncore": pkg / "intel-rapl:0:1",
-             "dram": pkg / "intel-rapl:0:2"}
+    zones = {
+        "package-0": pkg,
+        "core": pkg / "intel-rapl:0:0",
+        "uncore": pkg / "intel-rapl:0:1",
+        "dram": pkg / "intel-rapl:0:2",
+    }
     if psys:
         zones["psys"] = virt / "intel-rapl:1"
-    values = {"package-0": package_uj, "core": package_uj // 2, "uncore": package_uj // 10,
-              "dram": dram_uj, "psys": package_uj * 2}
+    values = {
+        "package-0": package_uj,
+        "core": package_uj // 2,
+        "uncore": package_uj // 10,
+        "dram": dram_uj,
+        "psys": package_uj * 2,
+    }
     for name, path in zones.items():
         _write(path / "name", name)
         _write(path / "energy_uj", values[name])

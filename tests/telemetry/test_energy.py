@@ -10,8 +10,16 @@ from phytoscope.types import TelemetrySample
 
 def sample(t, power, energy=None, estimated=False, source="test (measured)"):
     return TelemetrySample(
-        t=t, wall=1e9 + t, power_w=power, power_source=source, estimated=estimated, rss_bytes=0,
-        ram_used_bytes=0, ram_total_bytes=1, cpu_percent=0.0, energy_j=energy,
+        t=t,
+        wall=1e9 + t,
+        power_w=power,
+        power_source=source,
+        estimated=estimated,
+        rss_bytes=0,
+        ram_used_bytes=0,
+        ram_total_bytes=1,
+        cpu_percent=0.0,
+        energy_j=energy,
     )
 
 
@@ -41,7 +49,12 @@ def test_window_interpolates_at_both_ends():
 
 
 def test_counters_win_over_trapezoid_when_every_sample_has_them():
-    samples = [sample(0, None, 0.0), sample(1, 10.0, 10.0), sample(2, 30.0, 40.0), sample(4, 10.0, 60.0)]
+    samples = [
+        sample(0, None, 0.0),
+        sample(1, 10.0, 10.0),
+        sample(2, 30.0, 40.0),
+        sample(4, 10.0, 60.0),
+    ]
     summary = integrate(samples)
     assert summary.method == "energy counters"
     assert summary.energy_j == pytest.approx(60.0)
@@ -64,7 +77,9 @@ def test_too_few_samples_give_none_not_zero():
 
 def test_estimate_flag_travels_into_the_summary():
     est = "estimated: CPU load x 15 W"
-    summary = integrate([sample(0, 7.5, estimated=True, source=est), sample(2, 7.5, estimated=True, source=est)])
+    summary = integrate(
+        [sample(0, 7.5, estimated=True, source=est), sample(2, 7.5, estimated=True, source=est)]
+    )
     assert summary.estimated is True
     assert summary.source == est
     assert "estimated" in summary.text()
@@ -74,7 +89,11 @@ def test_estimate_flag_travels_into_the_summary():
 def test_phases_split_at_marks():
     samples = [sample(t, p) for t, p in ((0, 2.0), (1, 2.0), (2, 6.0), (3, 6.0), (4, 6.0))]
     marks = [(0.0, "load"), (2.0, "warmup"), (3.0, "inference")]
-    assert phase_windows(marks, 4.0) == [("load", 0.0, 2.0), ("warmup", 2.0, 3.0), ("inference", 3.0, 4.0)]
+    assert phase_windows(marks, 4.0) == [
+        ("load", 0.0, 2.0),
+        ("warmup", 2.0, 3.0),
+        ("inference", 3.0, 4.0),
+    ]
     phases = by_phase(samples, marks)
     assert phases["load"].energy_j == pytest.approx(2.0 + 4.0)  # 2 W, then the ramp to 6 W
     assert phases["warmup"].mean_w == pytest.approx(6.0)

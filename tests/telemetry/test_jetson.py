@@ -37,7 +37,9 @@ def test_orin_nano_total_is_vdd_in_and_rails_are_listed(tmp_path):
     # 5072 mV x 1464 mA = 7425.408 mW; the parts are reported but never added to it
     assert reading.power_w == pytest.approx(7.425408)
     rails = dict(reading.rails_w)
-    assert rails == pytest.approx({"VDD_IN": 7.425408, "VDD_CPU_GPU_CV": 1.541888, "VDD_SOC": 2.515712})
+    assert rails == pytest.approx(
+        {"VDD_IN": 7.425408, "VDD_CPU_GPU_CV": 1.541888, "VDD_SOC": 2.515712}
+    )
 
 
 def test_channel_7_sum_of_shunts_and_other_devices_are_skipped(tmp_path):
@@ -50,7 +52,12 @@ def test_channel_7_sum_of_shunts_and_other_devices_are_skipped(tmp_path):
 def test_agx_orin_skips_nc_and_sums_rails_without_vdd_in(tmp_path):
     fakesys.agx_orin(tmp_path)
     source = Ina3221Source(tmp_path)
-    assert [r.name for r in source.rails] == ["VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0", "VDDQ_VDD2_1V8AO"]
+    assert [r.name for r in source.rails] == [
+        "VDD_GPU_SOC",
+        "VDD_CPU_CV",
+        "VIN_SYS_5V0",
+        "VDDQ_VDD2_1V8AO",
+    ]
     assert source.label.startswith("Jetson INA3221 sum of rails")
     # 7974.4 + 3987.2 + 3000.0 + 500.0 mW; the NC channels (25 W each) are not in it
     assert source.read(0.0).power_w == pytest.approx(15.4616)
@@ -62,7 +69,9 @@ def test_nano_iio_uses_pom_5v_in_and_the_driver_power(tmp_path):
     assert source.label == "Jetson INA3221 POM_5V_IN (measured)"
     reading = source.read(0.0)
     assert reading.power_w == pytest.approx(5.6)  # in_power0_input, not 5000 x 1120
-    assert dict(reading.rails_w) == pytest.approx({"POM_5V_IN": 5.6, "POM_5V_GPU": 0.4, "POM_5V_CPU": 1.2})
+    assert dict(reading.rails_w) == pytest.approx(
+        {"POM_5V_IN": 5.6, "POM_5V_GPU": 0.4, "POM_5V_CPU": 1.2}
+    )
 
 
 def test_no_ina3221_raises_sensor_error(tmp_path):
@@ -142,7 +151,10 @@ def test_parse_jtop_power_uses_instantaneous_power_not_avg():
 
 
 def test_parse_jtop_shared_memory_kb_to_bytes():
-    assert parse_jtop_shared_kb({"RAM": {"tot": 7999212, "used": 3000000, "shared": 262144}}) == 262144 * 1024
+    assert (
+        parse_jtop_shared_kb({"RAM": {"tot": 7999212, "used": 3000000, "shared": 262144}})
+        == 262144 * 1024
+    )
     assert parse_jtop_shared_kb({}) is None
 
 

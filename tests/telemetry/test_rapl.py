@@ -56,7 +56,9 @@ def test_counter_wrap_adds_max_energy_range(tmp_path):
 def test_sampler_energy_comes_from_counters(tmp_path):
     zones = fakesys.rapl(tmp_path / "sys", package_uj=0, dram_uj=0)
     clock = FakeClock(50.0)
-    sampler = Sampler(sysfs_root=tmp_path / "sys", procfs_root=fakesys.procfs(tmp_path / "proc"), clock=clock)
+    sampler = Sampler(
+        sysfs_root=tmp_path / "sys", procfs_root=fakesys.procfs(tmp_path / "proc"), clock=clock
+    )
     assert sampler.power_label == "RAPL package+dram (measured)"
     assert not sampler.estimated
     # package: 10 W for 1 s, then 30 W for 1 s, then 10 W for 2 s; dram 0
@@ -102,7 +104,9 @@ def test_unreadable_energy_is_not_readable_never_zero_watts(tmp_path):
     sampler.close()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads chmod 000 files; covered by the reader hook test")
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root reads chmod 000 files; covered by the reader hook test"
+)
 def test_unreadable_energy_with_real_permissions(tmp_path):
     zones = fakesys.rapl(tmp_path)
     for zone in zones.values():

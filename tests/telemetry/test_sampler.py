@@ -90,8 +90,12 @@ def test_ring_buffer_keeps_the_newest(tmp_path):
 def test_marks_and_csv_log(tmp_path):
     log = tmp_path / "logs" / "run.csv"
     clock = [10.0]
-    sampler = Sampler(csv_path=log, source=ConstantSource(), procfs_root=fakesys.procfs(tmp_path),
-                      clock=lambda: clock[0])
+    sampler = Sampler(
+        csv_path=log,
+        source=ConstantSource(),
+        procfs_root=fakesys.procfs(tmp_path),
+        clock=lambda: clock[0],
+    )
     sampler.read_once()
     clock[0] = 11.0
     assert sampler.mark("warm-up") == 11.0
@@ -107,7 +111,11 @@ def test_marks_and_csv_log(tmp_path):
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == csv_columns(estimated=False)
     assert [(r["kind"], r["phase"]) for r in rows] == [
-        ("sample", ""), ("mark", "warm-up"), ("sample", "warm-up"), ("mark", "inference"), ("sample", "inference")
+        ("sample", ""),
+        ("mark", "warm-up"),
+        ("sample", "warm-up"),
+        ("mark", "inference"),
+        ("sample", "inference"),
     ]
     assert rows[2]["power_w"] == "4.0000" and rows[2]["estimated"] == "measured"
     assert rows[2]["rails_w"] == "rail=4.0000"
@@ -143,7 +151,9 @@ def test_idle_baseline_on_a_running_sampler(tmp_path):
 
 
 def test_idle_baseline_with_its_own_sampler(tmp_path):
-    summary = idle_baseline(0.1, source=ConstantSource(2.0), rate_hz=5, procfs_root=fakesys.procfs(tmp_path))
+    summary = idle_baseline(
+        0.1, source=ConstantSource(2.0), rate_hz=5, procfs_root=fakesys.procfs(tmp_path)
+    )
     assert summary.mean_w == pytest.approx(2.0)
 
 
@@ -153,9 +163,21 @@ def test_idle_baseline_with_its_own_sampler(tmp_path):
 def test_cli_telemetry_on_fake_orin(tmp_path, capsys):
     fakesys.orin_nano(tmp_path / "sys")
     log = tmp_path / "run.csv"
-    code = cli.main(["telemetry", "--seconds", "0.2", "--rate", "20", "--csv", str(log),
-                     "--sysfs-root", str(tmp_path / "sys"),
-                     "--procfs-root", str(fakesys.procfs(tmp_path / "proc"))])
+    code = cli.main(
+        [
+            "telemetry",
+            "--seconds",
+            "0.2",
+            "--rate",
+            "20",
+            "--csv",
+            str(log),
+            "--sysfs-root",
+            str(tmp_path / "sys"),
+            "--procfs-root",
+            str(fakesys.procfs(tmp_path / "proc")),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "power source: Jetson INA3221 VDD_IN (measured)" in out
@@ -168,8 +190,20 @@ def test_cli_telemetry_on_fake_orin(tmp_path, capsys):
 
 
 def test_cli_telemetry_estimated_without_sensors(tmp_path, capsys):
-    code = cli.main(["telemetry", "--seconds", "0.2", "--rate", "20", "--cpu-tdp", "10",
-                     "--sysfs-root", str(tmp_path / "empty"), "--quiet"])
+    code = cli.main(
+        [
+            "telemetry",
+            "--seconds",
+            "0.2",
+            "--rate",
+            "20",
+            "--cpu-tdp",
+            "10",
+            "--sysfs-root",
+            str(tmp_path / "empty"),
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "power source: estimated: CPU load x 10 W" in out
@@ -179,7 +213,9 @@ def test_cli_telemetry_estimated_without_sensors(tmp_path, capsys):
 
 
 def test_cli_named_source_missing_is_unavailable(tmp_path, capsys):
-    code = cli.main(["telemetry", "--seconds", "0.1", "--source", "rapl", "--sysfs-root", str(tmp_path)])
+    code = cli.main(
+        ["telemetry", "--seconds", "0.1", "--source", "rapl", "--sysfs-root", str(tmp_path)]
+    )
     assert code == cli.ExitCode.UNAVAILABLE
     assert "no RAPL zone" in capsys.readouterr().err
 
@@ -196,14 +232,37 @@ def test_cli_telemetry_with_a_meter_log_on_this_clock(tmp_path, capsys):
     now = time.time()
     log = tmp_path / "meter.csv"
     log.write_text("time,watts\n" + "".join(f"{now + k:.3f},3.3\n" for k in range(-5, 30)))
-    code = cli.main(["telemetry", "--seconds", "0.2", "--rate", "20", "--meter-csv", str(log),
-                     "--procfs-root", str(fakesys.procfs(tmp_path / "proc"))])
+    code = cli.main(
+        [
+            "telemetry",
+            "--seconds",
+            "0.2",
+            "--rate",
+            "20",
+            "--meter-csv",
+            str(log),
+            "--procfs-root",
+            str(fakesys.procfs(tmp_path / "proc")),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "power source: USB meter log meter.csv (measured)" in out
     assert "mean power: 3.300 W (measured" in out
     # shifted 1000 s away the log no longer covers the run: no power, not a guess
-    code = cli.main(["telemetry", "--seconds", "0.1", "--rate", "20", "--meter-csv", str(log),
-                     "--meter-offset", "1000", "--quiet"])
+    code = cli.main(
+        [
+            "telemetry",
+            "--seconds",
+            "0.1",
+            "--rate",
+            "20",
+            "--meter-csv",
+            str(log),
+            "--meter-offset",
+            "1000",
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert "energy: - (fewer than two samples with power)" in capsys.readouterr().out

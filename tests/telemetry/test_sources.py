@@ -16,7 +16,9 @@ from phytoscope.telemetry.nvml import NvmlSource, SumSource
 from phytoscope.telemetry.rapl import RaplSource
 from tests.telemetry import fakesys
 
-CpuTimes = collections.namedtuple("CpuTimes", "user nice system idle iowait irq softirq steal guest guest_nice")
+CpuTimes = collections.namedtuple(
+    "CpuTimes", "user nice system idle iowait irq softirq steal guest guest_nice"
+)
 
 
 class FakeCpuTimes:
@@ -60,8 +62,12 @@ def test_rated_power_default_env_and_override(monkeypatch):
 def test_sampler_on_a_machine_without_sensors_is_estimated_everywhere(tmp_path):
     # an empty sysfs: no Jetson, no RAPL; jtop/NVML are not tried on a fake root
     log = tmp_path / "telemetry.csv"
-    sampler = Sampler(sysfs_root=tmp_path / "sys", procfs_root=fakesys.procfs(tmp_path / "proc"),
-                      csv_path=log, cpu_tdp_w=12.0)
+    sampler = Sampler(
+        sysfs_root=tmp_path / "sys",
+        procfs_root=fakesys.procfs(tmp_path / "proc"),
+        csv_path=log,
+        cpu_tdp_w=12.0,
+    )
     assert sampler.estimated is True
     assert sampler.power_label == "estimated: CPU load x 12 W"
     first = sampler.read_once()
@@ -117,10 +123,14 @@ def test_meter_log_without_header_and_iso_times(tmp_path):
 
 def test_sampler_with_meter_integrates_the_meter(tmp_path):
     log = tmp_path / "meter.csv"
-    log.write_text("t,W\n" + "".join(f"{t},{w}\n" for t, w in ((0, 2.0), (1, 2.0), (2, 4.0), (3, 4.0))))
+    log.write_text(
+        "t,W\n" + "".join(f"{t},{w}\n" for t, w in ((0, 2.0), (1, 2.0), (2, 4.0), (3, 4.0)))
+    )
     clock = [0.0]
     meter = MeterCsvSource(log, mono_to_wall=0.0)
-    sampler = Sampler(source=meter, procfs_root=fakesys.procfs(tmp_path / "proc"), clock=lambda: clock[0])
+    sampler = Sampler(
+        source=meter, procfs_root=fakesys.procfs(tmp_path / "proc"), clock=lambda: clock[0]
+    )
     for t in (0.0, 1.0, 2.0, 3.0):
         clock[0] = t
         sampler.read_once()
