@@ -527,7 +527,7 @@ def summarise_sample(
     """
     from phytoscope.config import Settings
     from phytoscope.core.hab import describe_alert, load_rule_set, record_sample
-    from phytoscope.core.sample import describe_volume
+    from phytoscope.core.sample import describe_volume, format_per_l
     from phytoscope.types import Sample
 
     metas = list(rois_meta)
@@ -554,7 +554,7 @@ def summarise_sample(
     nd = [c.taxon for c in result.concentrations if not c.detected]
     if nd:
         dl = result.concentrations[0].detection_limit_per_l
-        lines.append(f"  not detected (< {dl:.3g} per L): {', '.join(nd)}")
+        lines.append(f"  not detected (< {format_per_l(dl)} per L): {', '.join(nd)}")
     if result.alerts:
         lines.append(f"ALERTS ({len(result.alerts)}):")
         lines += [f"  [{a.id}] {describe_alert(a)}" for a in result.alerts]
