@@ -91,7 +91,9 @@ def csv_rows(store: Any, sample_ids: Sequence[int]) -> tuple[list[str], list[dic
             "unknown_rois": str(counts.get("unknown", (0, ""))[0]),
             "model": sample.model,
             "rule_set": sample.rule_set,
-            "open_alerts": "; ".join(f"{a.taxon} {a.level}" for a in alerts),
+            "open_alerts": "; ".join(
+                f"{a.taxon} {'at least ' if a.lower_bound else ''}{a.level}" for a in alerts
+            ),
         }
         for c in stored_concentrations(store, sid):
             column = c.taxon + (" (chains/L)" if c.unit == CHAINS else "")
