@@ -154,11 +154,15 @@ def run(args: argparse.Namespace) -> int:
                 power = v["power"]
                 word = " (estimated)" if power.get("estimated") else ""
                 e = power.get("energy_per_image_engine_j")
+                own = (power.get("process_share") or {}).get("energy_per_image_engine_j")
+                energy = "-" if e is None else f"{1e3 * e:.1f}"
+                if own is not None:
+                    energy += f" (own CPU share {1e3 * own:.1f})"
                 print(
                     f"{v['label']:<26} acc {100 * v['accuracy']['top1']:5.1f} %  "
                     f"{v['fps']:7.1f} img/s (batch {v['best_batch']}), e2e {v['e2e_fps']:6.1f} img/s, "
                     f"peak RSS {v['memory']['peak_rss_bytes'] / 2**20:5.0f} MiB, "
-                    f"{'-' if e is None else f'{1e3 * e:.1f}'} mJ/img{word}"
+                    f"{energy} mJ/img{word}"
                 )
             else:
                 state = "not available here" if v["status"] == "unavailable" else "FAILED"
