@@ -37,6 +37,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="seconds to add to the meter log's timestamps to match this clock",
     )
     parser.add_argument(
+        "--align-meter",
+        action="store_true",
+        help="with --meter-csv: run a marker (idle, CPU burst on every core, idle) and print the "
+        "--meter-offset that lines the meter's log up with this clock",
+    )
+    parser.add_argument(
+        "--marker-seconds",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="length of each marker part (default 5)",
+    )
+    parser.add_argument(
         "--cpu-tdp",
         type=float,
         metavar="W",
@@ -73,11 +86,66 @@ def format_sample(s, t0: float) -> str:  # noqa: ANN001 - TelemetrySample, impor
     return line
 
 
+def _burst(seconds: float) -> None:
+    """Every core busy for ``seconds`` (one spinning process per CPU)."""
+    import os
+    import subprocess
+
+    code = f"import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass"
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(os.cpu_count() or 1)]
+    for proc in procs:
+        proc.wait()
+
+
+def align_meter(args: argparse.Namespace) -> int:
+    """Marker run: idle, burst, idle while the meter logs; print the offset that fits best."""
+    from phytoscope.cli import ExitCode
+    from phytoscope.errors import ConfigError
+    from phytoscope.telemetry import Sampler
+    from phytoscope.telemetry.meter import MeterCsvSource, estimate_offset
+
+    if not args.meter_csv:
+        raise ConfigError("--align-meter needs --meter-csv LOG (the meter must be logging now)")
+    part = args.marker_seconds
+    if part <= 0:
+        raise ConfigError(f"--marker-seconds must be positive, not {part}")
+    meter = MeterCsvSource(args.meter_csv, offset_s=args.meter_offset)
+    sampler = Sampler(rate_hz=10, source=meter, procfs_root=args.procfs_root)
+    print(f"marker: {part:g} s idle, {part:g} s every core busy, {part:g} s idle ...", flush=True)
+    sampler.start()
+    try:
+        time.sleep(part)
+        sampler.mark("burst")
+        _burst(part)
+        sampler.mark("idle")
+        time.sleep(part)
+    finally:
+        sampler.close()
+    meter.read(sampler.now())  # take the rows the meter logged meanwhile
+    samples = sampler.snapshot()
+    found = estimate_offset(
+        meter,
+        [s.wall for s in samples],
+        [s.cpu_percent for s in samples],
+        search_s=max(30.0, 3 * part),
+    )
+    if found is None:
+        print("meter log does not overlap the marker: is the meter logging, on this file, now?")
+        return ExitCode.UNAVAILABLE
+    offset, r = found
+    verdict = "good" if r >= 0.8 else "the marker did not show on the meter: do not trust it"
+    print(f"meter offset: {offset:+.2f} s (correlation {r:.2f}, {verdict})")
+    print(f"use: --meter-csv {args.meter_csv} --meter-offset {offset:.2f}")
+    return ExitCode.OK if r >= 0.8 else ExitCode.PARTIAL
+
+
 def run(args: argparse.Namespace) -> int:
     from phytoscope.cli import ExitCode
     from phytoscope.errors import ConfigError, SensorError
     from phytoscope.telemetry import Sampler, integrate
 
+    if args.align_meter:
+        return align_meter(args)
     if args.seconds <= 0:
         raise ConfigError(f"--seconds must be positive, not {args.seconds}")
     try:

@@ -169,3 +169,49 @@ class MeterCsvSource(PowerSource):
     def read(self, t: float) -> PowerReading:
         self._poll()
         return PowerReading(self.power_at_wall(t + self.mono_to_wall))
+
+
+def _pearson(xs: list[float], ys: list[float]) -> float:
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    return sxy / (sxx * syy) ** 0.5 if sxx > 0 and syy > 0 else 0.0
+
+
+def estimate_offset(
+    meter: MeterCsvSource,
+    walls: list[float],
+    loads: list[float],
+    search_s: float = 30.0,
+    step_s: float = 0.05,
+    min_pairs: int = 10,
+) -> tuple[float, float] | None:
+    """The meter offset that best lines its power up with this machine's CPU load.
+
+    Run a marker (a few seconds idle, then a CPU burst) while the meter logs, sample CPU %
+    at wall times ``walls``, and pass both here: every shift within ±``search_s`` is tried
+    and the one whose meter power correlates best with the load wins. Returns
+    (offset_s to use, correlation), or None when no shift leaves ``min_pairs`` overlapping
+    points. The offset is good to about half the meter's logging interval; a correlation
+    well below 0.8 means the marker did not show on the meter: do not trust the offset.
+    """
+    pairs = [(w, c) for w, c in zip(walls, loads, strict=True) if c == c]  # drop NaN
+    best: tuple[float, float] | None = None
+    steps = int(round(search_s / step_s))
+    # smallest shifts first, so a tie keeps the offset closest to the current one
+    for k in sorted(range(-steps, steps + 1), key=abs):
+        shift = k * step_s
+        xs, ys = [], []
+        for wall, load in pairs:
+            watts = meter.power_at_wall(wall - shift)
+            if watts is not None:
+                xs.append(load)
+                ys.append(watts)
+        if len(xs) < min_pairs:
+            continue
+        r = _pearson(xs, ys)
+        if best is None or r > best[1] + 1e-12:
+            best = (meter.offset_s + shift, r)
+    return best

@@ -266,3 +266,21 @@ def test_cli_telemetry_with_a_meter_log_on_this_clock(tmp_path, capsys):
     )
     assert code == 0
     assert "energy: - (fewer than two samples with power)" in capsys.readouterr().out
+
+
+def test_cli_align_meter_says_when_the_marker_did_not_show(tmp_path, capsys):
+    # a meter logging a flat 3.3 W: nothing correlates with the CPU burst
+    now = time.time()
+    log = tmp_path / "flat.csv"
+    log.write_text("time,watts\n" + "".join(f"{now + k / 2:.3f},3.3\n" for k in range(-20, 60)))
+    code = cli.main(
+        ["telemetry", "--meter-csv", str(log), "--align-meter", "--marker-seconds", "0.3"]
+    )
+    out = capsys.readouterr().out
+    assert code == cli.ExitCode.PARTIAL
+    assert "do not trust it" in out
+
+
+def test_cli_align_meter_needs_a_meter(capsys):
+    assert cli.main(["telemetry", "--align-meter"]) == cli.ExitCode.ERROR
+    assert "--meter-csv" in capsys.readouterr().err

@@ -248,3 +248,23 @@ def test_nvml_can_skip_the_costly_energy_counter():
     source = NvmlSource(FakeNvml(), clock=lambda: 0.0, use_energy_counter=False)
     assert not source.uses_energy_counters
     assert source.read(1.0).power_w == pytest.approx(120.0)
+
+
+def test_meter_offset_found_from_an_idle_then_burst_marker(tmp_path):
+    from phytoscope.telemetry.meter import estimate_offset
+
+    def load_at(w):  # this machine: idle, a 5 s burst from wall 110, idle again
+        return 100.0 if 110.0 <= w < 115.0 else 5.0
+
+    # the meter's clock runs 3.2 s behind: it logs local time w as w - 3.2, every 0.5 s
+    log = tmp_path / "meter.csv"
+    rows = [(w - 3.2, 5.0 + 0.2 * load_at(w)) for w in (100.0 + 0.5 * k for k in range(50))]
+    log.write_text("time,watts\n" + "".join(f"{t:.2f},{p:.2f}\n" for t, p in rows))
+    meter = MeterCsvSource(log, mono_to_wall=0.0)
+    walls = [100.0 + 0.25 * k for k in range(100)]
+    offset, r = estimate_offset(meter, walls, [load_at(w) for w in walls], search_s=10.0)
+    assert offset == pytest.approx(3.2, abs=0.25)  # within half the meter's 0.5 s interval
+    assert r > 0.95
+    aligned = MeterCsvSource(log, offset_s=offset, mono_to_wall=0.0)
+    assert aligned.power_at_wall(112.0) == pytest.approx(25.0)
+    assert estimate_offset(meter, [0.0, 1.0], [1.0, 2.0]) is None  # no overlap at all
