@@ -2,11 +2,13 @@
 
 Tier 6 of the test plan. The package is built from this checkout's tracked files by
 ``packaging/build_deb.sh`` (wheels cached under ``~/.cache/phytoscope-build/wheels``, so only
-the first run downloads them). Building needs dpkg-deb, lintian and PyPI (or a filled cache);
-installing needs root and really installs /opt/phytoscope and /usr/bin/phytoscope on this
-machine, then purges them — it skips when a phytoscope package is already installed, so it
-never replaces one that someone uses. The installed command runs inside a network namespace
-(``unshare --net``) where the kernel allows one, so "offline" is enforced, not assumed.
+the first run downloads them). The tests run on a clean checkout (CI's clean clone) or with
+PHYTOSCOPE_TEST_DEB=1 and skip on a working tree with uncommitted changes. Building needs
+dpkg-deb, lintian and PyPI (or a filled cache); installing needs root and really installs
+/opt/phytoscope and /usr/bin/phytoscope on this machine, then purges them; it skips when a
+phytoscope package is already installed, so it never replaces one that someone uses. The
+installed command runs inside a network namespace (``unshare --net``) where the kernel
+allows one, so "offline" is enforced, not assumed.
 """
 
 from __future__ import annotations
@@ -40,6 +42,29 @@ MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _deb_tests_wanted():
+    """Run on clean checkouts (CI's clean clone) or when asked; a dirty tree skips them.
+
+    They build and install a package (minutes of CPU); on a working tree with uncommitted
+    changes, where several people run the suite over and over, they would package half-done
+    work. ``PHYTOSCOPE_TEST_DEB=1`` runs them anyway, ``=0`` always skips them.
+    """
+    flag = os.environ.get("PHYTOSCOPE_TEST_DEB", "")
+    if flag == "0":
+        pytest.skip("PHYTOSCOPE_TEST_DEB=0")
+    if flag == "1" or shutil.which("git") is None:
+        return
+    status = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain"], capture_output=True, text=True
+    )
+    if status.returncode == 0 and status.stdout.strip():
+        pytest.skip(
+            "uncommitted changes in the checkout: the .deb tests run on clean checkouts (as in CI); "
+            "PHYTOSCOPE_TEST_DEB=1 runs them here"
+        )
 
 
 def run(cmd, *, check=True, timeout=900, **kwargs) -> subprocess.CompletedProcess:
