@@ -249,3 +249,38 @@ def test_bins_mixed_with_images_need_an_explicit_volume(tmp_path):
         report.sample_volume(_classify_args(tmp_path, "--sample-volume", "50"), [{}]).ml_analyzed
         == 50
     )
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "genus.onnx.json"
+
+
+@pytest.mark.skipif(
+    not SHIPPED.exists(), reason="shipped model models/genus.onnx not in this checkout"
+)
+def test_classify_then_report_end_to_end_with_the_shipped_model(tmp_path, ifcb_bin, capsys):
+    db = tmp_path / "e2e.sqlite"
+    code = cli.main(
+        ["classify", str(ifcb_bin), "--model", str(SHIPPED), "--backend", "onnxruntime",
+         "--db", str(db), "--site", "Gullmarsfjord", "--rules", "sweden_algaware"]
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "sample 1 (ifcb, 2.981 mL" in out and "report: phytoscope report 1" in out
+    with Store(db) as store:
+        sample = store.sample(1)
+        assert sample.run_id == 1 and sample.volume.ml_analyzed == pytest.approx(_ml_by_hand())
+        counts = store.sample_counts(1)
+        assert sum(n for n, _ in counts.values()) == 2  # the bin's two ROIs, whatever their class
+        for c in report.stored_concentrations(store, 1):
+            assert c.per_l == pytest.approx(c.count * 1000 / _ml_by_hand())
+    assert cli.main(["report", "1", "--db", str(db), "--out", str(tmp_path / "rep")]) == 0
+    parsed = _Tables()
+    parsed.feed((tmp_path / "rep" / "sample-1.html").read_text(encoding="utf-8"))
+    assert parsed.tables["concentrations"][0] == [
+        "Class",
+        "Count",
+        "Concentration",
+        "95 % interval",
+    ]
+    # every class of the shipped card, zeros included
+    assert len(parsed.tables["concentrations"]) == 1 + ModelCard.load(SHIPPED).num_classes
