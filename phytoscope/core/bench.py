@@ -781,6 +781,7 @@ def _metrics(
         i0, i1 = windows.get("inference", (w0, w1))
         proc: dict[str, Any] = {
             "method": f"process CPU share x {tdp:g} W (estimated)",
+            "rated_w": tdp,
             "mean_w_whole_run": mean_power_w(share, w0, w1),
             "mean_w_inference": mean_power_w(share, i0, i1),
         }

@@ -13,6 +13,8 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from phytoscope.core.bench import process_share_samples
+
 PHASE_COLOURS = {
     "load": "#fde0c5",
     "first_batch": "#f9c0c0",
@@ -56,8 +58,10 @@ def timeline_plot(
     phases: dict[str, float],
     estimated: bool,
     idle_w: float | None,
+    own: Sequence[Any] = (),
 ) -> Path:
-    """Power and memory vs time with the phases shaded, like the study's figures 5-9."""
+    """Power and memory vs time with the phases shaded, like the study's figures 5-9;
+    ``own``: samples of the process's share of an estimated power, drawn beside."""
     t0 = min(phases.values()) if phases else (samples[0].t if samples else 0.0)
     t = [s.t - t0 for s in samples]
     fig = Figure(figsize=(9, 5.2))
@@ -66,11 +70,20 @@ def timeline_plot(
     _shade(ax_p, phases, t0)
     _shade(ax_m, phases, t0)
     pw = [(ti, s.power_w) for ti, s in zip(t, samples, strict=True) if s.power_w is not None]
+    top = max([b for _, b in pw] + [idle_w or 0.0, 1.0])
     if pw:
-        ax_p.plot([a for a, _ in pw], [b for _, b in pw], color="#b71c1c", lw=1.2, label="power")
+        ax_p.plot([a for a, _ in pw], [b for _, b in pw], color="#b71c1c", lw=1.2, label="machine")
+    if own:
+        ax_p.plot(
+            [s.t - t0 for s in own],
+            [s.power_w for s in own],
+            color="#ef6c00",
+            lw=1.2,
+            label="this process's CPU share",
+        )
     if idle_w is not None:
         ax_p.axhline(idle_w, color="#555", ls="--", lw=1, label="idle baseline")
-    ax_p.set_ylim(bottom=0)
+    ax_p.set_ylim(0, top * 1.35)
     ax_p.set_ylabel(f"power (W){word}")
     ax_p.set_title(f"{title}: power{word} and memory")
     ax_p.legend(loc="upper right", fontsize=7, ncol=4)
@@ -114,7 +127,7 @@ def bars_plot(
         bars = ax.bar(xs, heights, width, label=name)
         for bar, v in zip(bars, values, strict=True):
             ax.annotate(
-                "—" if v is None else f"{v:.3g}",
+                _label(v),
                 (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                 ha="center",
                 va="bottom",
@@ -139,12 +152,15 @@ def write_plots(
     estimated = results.get("power", {}).get("kind") == "estimated"
     idle_w = results.get("idle", {}).get("mean_power_w")
     ok = [v for v in results["variants"] if v.get("status") == "ok"]
+    cpus = int(results.get("machine", {}).get("logical_cpus") or 1)
     files: dict[str, str] = {}
     for v in ok:
         samples, phases = timelines.get(v["key"], ([], {}))
         if samples:
             name = f"timeline_{v['key']}.png"
-            timeline_plot(out_dir / name, v["label"], samples, phases, estimated, idle_w)
+            rated = (v.get("power", {}).get("process_share") or {}).get("rated_w")
+            own = process_share_samples(samples, rated, cpus) if rated else []
+            timeline_plot(out_dir / name, v["label"], samples, phases, estimated, idle_w, own)
             files[f"timeline_{v['key']}"] = name
     if ok:
         labels = [v["label"].replace(" (Keras)", "").replace("ONNX Runtime", "ORT") for v in ok]
@@ -162,11 +178,17 @@ def write_plots(
         files["throughput"] = "throughput.png"
         word = " (ESTIMATED)" if estimated else ""
         energy = {
-            "engine": [_mj(v, "energy_per_image_engine_j") for v in ok],
-            "engine, net of idle": [_mj(v, "energy_per_image_engine_net_j") for v in ok],
-            "end-to-end": [_mj(v, "energy_per_image_e2e_j") for v in ok],
-            "end-to-end, net of idle": [_mj(v, "energy_per_image_e2e_net_j") for v in ok],
+            "engine, machine": [_mj(v, "energy_per_image_engine_j") for v in ok],
+            "engine, machine net of idle": [_mj(v, "energy_per_image_engine_net_j") for v in ok],
+            "engine, own CPU share": [
+                _mj(v, "process_share", "energy_per_image_engine_j") for v in ok
+            ],
+            "end-to-end, machine": [_mj(v, "energy_per_image_e2e_j") for v in ok],
+            "end-to-end, own CPU share": [
+                _mj(v, "process_share", "energy_per_image_e2e_j") for v in ok
+            ],
         }
+        energy = {k: vals for k, vals in energy.items() if any(x is not None for x in vals)}
         if any(x is not None for values in energy.values() for x in values):
             bars_plot(
                 out_dir / "energy.png",
@@ -179,6 +201,16 @@ def write_plots(
     return files
 
 
-def _mj(v: dict[str, Any], key: str) -> float | None:
-    value = v.get("power", {}).get(key)
+def _mj(v: dict[str, Any], *keys: str) -> float | None:
+    value: Any = v.get("power", {})
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
     return None if value is None else value * 1e3
+
+
+def _label(v: float | None) -> str:
+    if v is None:
+        return "—"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    return f"{v:.1f}" if abs(v) >= 0.05 else "0"
