@@ -568,28 +568,40 @@ def summarise_sample(
     return "\n".join(lines)
 
 
+def _card_of_run(args: argparse.Namespace, label: str) -> Any:
+    """The model card a classify run used, found from ``--model`` and the label it recorded.
+
+    Cards of one model share their classes whatever the format, so the first card of the
+    same name and version will do when no card has the exact label (a TensorRT engine run).
+    """
+    from phytoscope import config, modelcard
+    from phytoscope.errors import ModelError
+
+    cards = []
+    path = Path(args.model) if args.model else config.models_dir()
+    if path.is_dir():
+        cards = modelcard.discover(path)
+    elif path.suffix == ".json":
+        cards = [modelcard.ModelCard.load(path)]
+    elif modelcard.card_path_for(path).exists():
+        cards = [modelcard.ModelCard.load(modelcard.card_path_for(path))]
+    exact = [c for c in cards if c.label == label]
+    same_model = [c for c in cards if label.startswith(f"{c.name} {c.version} ")]
+    if not (exact or same_model):
+        raise ModelError(
+            f"no sample stored: the model card of {label!r} was not found beside {path}"
+        )
+    return (exact or same_model)[0]
+
+
 def classify_hook(args: argparse.Namespace, result: Any) -> str | None:
     """The ``phytoscope classify`` summary hook: a sample when any sample option is given."""
-    from phytoscope import config, modelcard
+    from phytoscope import config
     from phytoscope.storage import Store
 
     if not wants_sample(args) or not result.predictions:
         return None
-    card = getattr(result, "card", None)
-    if card is None:  # find the card whose label the run recorded
-        folder = (
-            Path(args.model) if args.model and Path(args.model).is_dir() else config.models_dir()
-        )
-        cards = (
-            [modelcard.ModelCard.load(args.model)]
-            if args.model and str(args.model).endswith(".json")
-            else []
-        )
-        cards += modelcard.discover(folder) if folder.is_dir() else []
-        matches = [c for c in cards if c.label == result.model] or cards
-        if not matches:
-            return "no sample stored: the model card of this run was not found"
-        card = matches[0]
+    card = getattr(result, "card", None) or _card_of_run(args, result.model)
     db = Path(args.db) if args.db else config.default_database()
     metas = [result.meta.get((p.source, p.roi_index), {}) for p in result.predictions]
     with Store(db) as store:

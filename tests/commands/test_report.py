@@ -284,3 +284,18 @@ def test_classify_then_report_end_to_end_with_the_shipped_model(tmp_path, ifcb_b
     ]
     # every class of the shipped card, zeros included
     assert len(parsed.tables["concentrations"]) == 1 + ModelCard.load(SHIPPED).num_classes
+
+
+def test_the_card_of_a_run_is_found_from_the_model_option(tmp_path):
+    from phytoscope.errors import ModelError
+
+    CARD.save(tmp_path / "t.onnx.json")
+    other = ModelCard(**{**CARD.__dict__, "format": "keras", "file": "t.keras", "path": None})
+    other.save(tmp_path / "t.keras.json")
+    ns = cli.build_parser().parse_args(["classify", "x", "--model", str(tmp_path / "t.onnx")])
+    assert report._card_of_run(ns, CARD.label).format == "onnx"  # card beside the model file
+    ns = cli.build_parser().parse_args(["classify", "x", "--model", str(tmp_path)])
+    assert report._card_of_run(ns, other.label).format == "keras"  # exact label in a folder
+    assert report._card_of_run(ns, "test-card 0 tensorrt/fp16").name == "test-card"  # same model
+    with pytest.raises(ModelError, match="not found"):
+        report._card_of_run(ns, "another-model 2 onnx/fp32")
