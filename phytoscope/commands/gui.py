@@ -64,30 +64,62 @@ def default_paths() -> list[str]:
     return [str(samples)] if samples.exists() else []
 
 
-def run_headless(paths: list[str], note: str) -> int:
-    """Classify ``paths`` and print counts and HAB alerts: ``phytoscope classify`` does it."""
+def split_inputs(paths: list[str]) -> tuple[list[str], list[str]]:
+    """(IFCB bins, other inputs): a bin's header gives its volume, so bins make a sample
+    with concentrations and alerts; the images' volume is unknown here (counts only)."""
+    from phytoscope.sources import expand_paths
+
+    bins: list[Path] = []
+    others: list[Path] = []
+    for kind, path in expand_paths(paths):
+        (bins if kind == "bin" else others).append(Path(path))
+    # name image folders rather than files where no bin lives inside (one summary per folder)
+    folders = sorted({p.parent for p in others}, key=lambda d: len(d.parts))
+    chosen: list[Path] = []
+    for folder in folders:
+        if any(folder in c.parents or folder == c for c in chosen):
+            continue
+        if not any(folder in b.parents for b in bins):
+            chosen.append(folder)
+    grouped = [str(c) for c in chosen]
+    grouped += [str(p) for p in others if not any(c in p.parents for c in chosen)]
+    return [str(b) for b in bins], grouped
+
+
+def _classify(paths: list[str], sample: bool) -> int:
     from phytoscope.commands import classify
     from phytoscope.config import Settings
     from phytoscope.errors import ConfigError
 
-    print(f"phytoscope: {note}", file=sys.stderr)
-    if not paths:
-        print("phytoscope: nothing to classify (no PATH given and no bundled samples found)", file=sys.stderr)
-        return 2
     try:
         settings = Settings.load()
     except ConfigError as exc:
         print(f"phytoscope: {exc}; using defaults", file=sys.stderr)
         settings = Settings()
     argv = [*paths, "--format", "csv", "--output", os.devnull, "--backend", settings.backend,
-            "--precision", settings.precision, "--batch-size", str(settings.batch_size),
-            "--rules", settings.rule_set, "--sample"]
+            "--precision", settings.precision, "--batch-size", str(settings.batch_size)]
     if settings.model_dir:
         argv += ["--model", settings.model_dir]
+    if sample:  # store the sample and print its cells/L and HAB alerts, as the window would
+        argv += ["--rules", settings.rule_set, "--sample", "--db"]
     parser = argparse.ArgumentParser(prog="phytoscope classify")
     classify.configure(parser)
-    args = parser.parse_args([*argv, "--db"])  # store the sample, as the window would
-    return int(classify.run(args))
+    return int(classify.run(parser.parse_args(argv)))
+
+
+def run_headless(paths: list[str], note: str) -> int:
+    """Classify ``paths`` and print counts and HAB alerts through ``phytoscope classify``."""
+    print(f"phytoscope: {note}", file=sys.stderr)
+    if not paths:
+        print("phytoscope: nothing to classify (no PATH given and no bundled samples found)", file=sys.stderr)
+        return 2
+    bins, others = split_inputs(paths)
+    if not bins or not others:
+        return _classify(paths, sample=bool(bins))
+    print(f"phytoscope: {len(bins)} IFCB bin(s) (one sample: cells/L and HAB alerts) and "
+          f"{len(others)} other input(s) (counts only: their volume is unknown)", file=sys.stderr)
+    codes = [_classify(bins, sample=True), _classify(others, sample=False)]
+    return max(codes)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ its boxes are drawn on.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -62,7 +63,9 @@ class _Tap:
         self.frame_of = frame_of
         self.thumbs: dict[tuple[str, int], np.ndarray] = {}
         self.whole: dict[tuple[str, int], np.ndarray] = {}
-        """display images of ROIs that are whole images (IFCB ROIs, single crops)"""
+        """display images of ROIs shown on their own (IFCB ROIs, single crops)"""
+        self.origin: dict[tuple[str, int], str] = {}
+        """IFCB bin id of each ROI that came from a bin"""
         self.frames: list[tuple[str, np.ndarray, float]] = []
         self.bins: dict[str, float] = {}
         self.seen_sources: set[str] = set()
@@ -74,12 +77,16 @@ class _Tap:
                 self.read += 1
                 self.thumbs[(item.source, item.index)] = shrink(item.image, THUMB_SIZE)
                 meta = item.meta or {}
-                if "bin" in meta and "ml_analyzed" in meta:
+                from_bin = "bin" in meta
+                if from_bin:
+                    self.origin[(item.source, item.index)] = str(meta["bin"])
                     try:
-                        self.bins[str(meta["bin"])] = float(meta["ml_analyzed"])
+                        ml = float(meta.get("ml_analyzed", math.nan))
+                        if math.isfinite(ml) and ml > 0:
+                            self.bins[str(meta["bin"])] = ml
                     except (TypeError, ValueError):
                         pass
-                if item.box is None:
+                if item.box is None or from_bin:  # an IFCB ROI's box is in a frame nobody kept
                     self.whole[(item.source, item.index)] = shrink(item.image, WHOLE_SIZE)
                     self.seen_sources.add(item.source)
                 elif item.source not in self.seen_sources:
@@ -96,9 +103,9 @@ def default_frame_of(roi: Roi) -> np.ndarray | None:
     return _load_frame(roi.source)
 
 
-def frame_key(source: str, roi_index: int, box: object) -> str:
+def frame_key(source: str, roi_index: int, whole: bool) -> str:
     """Key of the image a prediction is drawn on: its frame, or itself when it is whole."""
-    return source if box is not None else f"{source}#{roi_index}"
+    return f"{source}#{roi_index}" if whole else source
 
 
 def classify_stream(
@@ -148,11 +155,13 @@ def classify_stream(
             while tap.frames:
                 taken.append(tap.frames.pop(0))
             # of the whole-image ROIs, only the batch's last is worth showing
-            wholes = [(p, tap.whole.pop((p.source, p.roi_index), None)) for p in predictions]
-            wholes = [(p, w) for p, w in wholes if w is not None]
-            if wholes:
-                p, image = wholes[-1]
-                taken.append((frame_key(p.source, p.roi_index, None), image, 1.0))
+            images = [tap.whole.pop((p.source, p.roi_index), None) for p in predictions]
+            whole = tuple(image is not None for image in images)
+            origins = tuple(tap.origin.pop((p.source, p.roi_index), None) for p in predictions)
+            shown = [(p, image) for p, image in zip(predictions, images) if image is not None]
+            if shown:
+                p, image = shown[-1]
+                taken.append((frame_key(p.source, p.roi_index, True), image, 1.0))
             frames = tuple((s, f) for s, f, _ in taken)
             scales = tuple(k for _, _, k in taken)
             done += len(predictions)
@@ -168,6 +177,8 @@ def classify_stream(
                     t=time.monotonic(),
                     store_error=store_error,
                     bins=tuple(sorted(dict(tap.bins).items())),
+                    origins=origins,
+                    whole=whole,
                 )
             )
             now = time.perf_counter()

@@ -29,7 +29,8 @@ def make_app(argv: list[str] | None = None) -> Any:
 class Driver:
     """``--open``, ``--screenshot``, ``--quit-after``, ``--run-benchmark`` for headless
     runs: the screenshot is taken once the opened inputs (and the benchmark) are done, or
-    at ``--quit-after``, whichever comes first; the window then closes if asked to."""
+    at ``--quit-after``, whichever comes first, and the window closes then. Without
+    ``--screenshot``, ``--quit-after`` alone closes the window after that many seconds."""
 
     def __init__(self, window: Any, paths: list[str], screenshot: Path | None, quit_after: float | None,
                  run_benchmark: bool):
@@ -78,9 +79,7 @@ class Driver:
         QTimer.singleShot(SETTLE_MS, self._ready)
 
     def _ready(self) -> None:
-        self.take_screenshot()
-        if self.quit_after is None:
-            self.finish()
+        self.finish()  # --quit-after is the longest the window stays open
 
     def take_screenshot(self) -> None:
         if self.screenshot is None or self.shot_taken:

@@ -143,7 +143,12 @@ class BatchResult:
     t: float = 0.0
     store_error: str | None = None
     bins: tuple[tuple[str, float], ...] = ()
-    """(IFCB bin id, ml_analyzed) of bins whose ROIs are in this batch"""
+    """(IFCB bin id, ml_analyzed) of bins whose ROIs were read so far"""
+    origins: tuple[str | None, ...] = ()
+    """per prediction: the IFCB bin id it came from, None for other images"""
+    whole: tuple[bool, ...] = ()
+    """per prediction: True when the ROI is shown on its own (an IFCB ROI, a single
+    crop), False when it is a segment drawn on its frame"""
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ FRAME_CACHE = 48
 
 def _key(record: Record) -> str:
     p = record.prediction
-    return frame_key(p.source, p.roi_index, p.box)
+    return frame_key(p.source, p.roi_index, record.whole)
 
 
 def app_icon() -> QIcon:
@@ -432,7 +432,7 @@ class MainWindow(QMainWindow):
             self._frames.move_to_end(source)
             while len(self._frames) > FRAME_CACHE:
                 self._frames.popitem(last=False)
-        records = self.session.add(batch.predictions, batch.thumbnails)
+        records = self.session.add(batch.predictions, batch.thumbnails, batch.origins, batch.whole)
         for s in batch.skipped:
             self.session.skipped.append((s.source, s.reason))
             self._message(f"skipped {s.source}: {s.reason}", error=True)
@@ -531,15 +531,21 @@ class MainWindow(QMainWindow):
         if self.predictions_table.follow and len(self.session):
             self.predictions_table.scrollToBottom()
         self.gallery.refresh()
-        counts = dict(self.session.counts)
         card = self.backend_info.card if self.backend_info else None
         volume = self.sample_panel.safe_volume()
+        bins_only = self._bins_only(volume)
+        counts = dict(self.session.bin_counts() if bins_only else self.session.counts)
         concentrations: list[Any] = []
         if card is not None and volume is not None:
             from phytoscope.core.sample import concentrations as concentrations_of
 
             concentrations = concentrations_of(counts, volume, card)
         self.sample_panel.show_counts(counts, concentrations)
+        if bins_only:
+            others = len(self.session) - sum(counts.values())
+            self.sample_panel.total.setText(
+                f"{sum(counts.values())} organisms from IFCB bins counted; {others} from other images are "
+                "listed but not in cells/L (their volume is unknown: analyse them as a separate sample)")
         if self.rule_set is None or card is None:
             return
         if volume is None:
@@ -550,8 +556,12 @@ class MainWindow(QMainWindow):
         from phytoscope.core.sample import evidence_by_label
 
         result = hab.assess(counts, volume, card, self.rule_set)
-        evidence = evidence_by_label(self.session.effective_predictions(), per_label=AlertPanel.EVIDENCE)
+        evidence = evidence_by_label(self.session.effective_predictions(bins_only), per_label=AlertPanel.EVIDENCE)
         self.alert_panel.show_result(result, self._stored_alerts, self._thumbnail_of, evidence)
+
+    def _bins_only(self, volume: Any) -> bool:
+        """An IFCB volume covers only the organisms of its bins, never other images."""
+        return volume is not None and volume.method == "ifcb" and self.session.mixed
 
     def _thumbnail_of(self, key: tuple[str, int]) -> np.ndarray | None:
         record = self.session.by_key.get(key)
@@ -595,7 +605,10 @@ class MainWindow(QMainWindow):
             notes=f"{sum(1 for r in self.session.records if r.corrected)} corrections",
         )
         try:
-            result = hab.record_sample(self.store(), sample, self.session.effective_predictions(), card, self.rule_set)
+            predictions = self.session.effective_predictions(self._bins_only(volume))
+            if self._bins_only(volume):
+                sample = replace(sample, sources=tuple(sorted({p.source for p in predictions}))[:1000])
+            result = hab.record_sample(self.store(), sample, predictions, card, self.rule_set)
         except PhytoscopeError as exc:
             self.report_error(f"the sample could not be saved: {exc} — the results stay in this window")
             return None

@@ -24,6 +24,10 @@ class Record:
     prediction: Prediction
     thumbnail: np.ndarray | None
     corrected: str | None = None
+    origin: str | None = None
+    """IFCB bin id, None for other images"""
+    whole: bool = True
+    """shown on its own (not as a box on a frame)"""
 
     @property
     def label(self) -> str:
@@ -53,16 +57,24 @@ class Session:
         self.version = 0
         """bumped on every change; panels redraw only when it moved"""
 
-    def add(self, predictions: tuple[Prediction, ...], thumbnails: tuple[np.ndarray | None, ...]) -> list[Record]:
+    def add(
+        self,
+        predictions: tuple[Prediction, ...],
+        thumbnails: tuple[np.ndarray | None, ...],
+        origins: tuple[str | None, ...] = (),
+        whole: tuple[bool, ...] = (),
+    ) -> list[Record]:
         added = []
-        for p, thumb in zip(predictions, thumbnails):
+        origins = origins or (None,) * len(predictions)
+        whole = whole or tuple(p.box is None for p in predictions)
+        for p, thumb, origin, alone in zip(predictions, thumbnails, origins, whole):
             if thumb is not None:
                 if self.thumbnail_bytes + thumb.nbytes > THUMBNAIL_BUDGET_BYTES:
                     thumb = None
                     self.thumbnails_dropped += 1
                 else:
                     self.thumbnail_bytes += thumb.nbytes
-            record = Record(len(self.records) + 1, p, thumb)
+            record = Record(len(self.records) + 1, p, thumb, origin=origin, whole=alone)
             self.records.append(record)
             self.by_key[record.key] = record
             self.counts[p.label] += 1
@@ -82,14 +94,26 @@ class Session:
         self.counts[record.label] += 1
         self.version += 1
 
-    def effective_predictions(self) -> list[Prediction]:
-        """Predictions with corrections applied (what counts and alerts use)."""
+    def effective_predictions(self, bins_only: bool = False) -> list[Prediction]:
+        """Predictions with corrections applied (what counts and alerts use); with
+        ``bins_only``, only organisms from IFCB bins (whose volume the headers give)."""
         from dataclasses import replace
 
         return [
             replace(r.prediction, label=r.corrected, confidence=1.0) if r.corrected else r.prediction
             for r in self.records
+            if not bins_only or r.origin is not None
         ]
+
+    def bin_counts(self) -> Counter[str]:
+        """Counts of the organisms that came from IFCB bins."""
+        return Counter(r.label for r in self.records if r.origin is not None)
+
+    @property
+    def mixed(self) -> bool:
+        """Both IFCB-bin organisms and organisms from other images are in the session."""
+        origins = {r.origin is None for r in self.records}
+        return len(origins) == 2
 
     def labels(self) -> list[str]:
         return sorted(self.counts, key=lambda k: (-self.counts[k], k))

@@ -45,6 +45,7 @@ def test_images_and_an_ifcb_bin_are_classified_shown_stored_and_charted(qtbot, w
     assert len(stored) == len(rois)
     # volume from the bin header; alert panel shows one row per monitored taxon
     assert window.sample_panel.method.currentText().startswith("IFCB")
+    assert "from IFCB bins counted" in window.sample_panel.total.text()  # images: no volume
     qtbot.waitUntil(lambda: window.alert_panel.table.rowCount() == 3, timeout=5000)
     assert set(window.alert_panel.levels_shown) == {"Pseudo-nitzschia", "Dinophysis", "Alexandrium"}
     assert "Karenia mikimotoi" in window.alert_panel.not_monitored.text()
