@@ -217,3 +217,38 @@ def test_study_table_is_read_from_resources():
     assert "10.1145/3555776.3577742" in study["source"]
     assert study["variants"]["tf_base"]["fps"] == 41
     assert study["variants"]["trt_fp16"]["fps_per_w_total"] == 26.01
+
+
+class _FakeClock:
+    """perf_counter stand-in: each call of the benchmarked function advances it."""
+
+    def __init__(self, latencies):
+        self.now = 0.0
+        self.latencies = list(latencies)
+
+    def __call__(self):
+        return self.now
+
+    def work(self):
+        self.now += self.latencies.pop(0) if self.latencies else 1.0
+
+
+def test_warm_up_runs_until_two_windows_agree():
+    from phytoscope.core.bench_worker import warm_until_stable
+
+    clock = _FakeClock([5, 5, 3, 3, 1, 1, 1, 1, 9, 9])
+    out = warm_until_stable(clock.work, window=2, tolerance=0.05, cap_s=100.0, clock=clock)
+    # window medians 5, 3, 1, 1: stable after the fourth window
+    assert out["iterations"] == 8 and out["stable"] is True
+    assert out["last_window_median_ms"] == 1000.0
+    assert out["seconds"] == 20.0
+
+
+def test_warm_up_stops_at_its_cap_when_latency_never_settles():
+    from phytoscope.core.bench_worker import warm_until_stable
+
+    clock = _FakeClock([2.0**-i for i in range(100)])  # halves every call
+    out = warm_until_stable(clock.work, window=2, tolerance=0.05, cap_s=1.9, clock=clock)
+    assert out["stable"] is False
+    # windows end at 1.5 s, 1.875 s, then 1.96875 s >= 1.9 s: three windows, never stable
+    assert out["iterations"] == 6
