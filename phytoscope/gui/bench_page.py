@@ -282,9 +282,12 @@ class BenchPage(QWidget):
         self._draw_timeline(time.monotonic() - self._t0)
         self._show_results(report.results)
         failed = report.failed
+        unavailable = [f"{v['key']} ({v.get('reason', '')})" for v in report.results.get("variants", [])
+                       if v.get("status") == "unavailable"]
         self._set_status(
             f"done in {report.results.get('duration_s', 0):.0f} s"
-            + (f"; failed: {', '.join(failed)}" if failed else ""), error=bool(failed))
+            + (f"; failed: {', '.join(failed)}" if failed else "")
+            + (f"; not available here: {'; '.join(unavailable)}" if unavailable else ""), error=bool(failed))
         self.report_label.setText(f"Report: {report.out_dir} (results.json, summary.csv, timelines, plots)")
         self.finished.emit(report)
 
@@ -300,7 +303,8 @@ class BenchPage(QWidget):
         for row, v in enumerate(variants):
             label = self._bench.VARIANTS[v["key"]].label if v["key"] in self._bench.VARIANTS else v["key"]
             if v.get("status") != "ok":
-                cells = [label, f"{v.get('status')}: {v.get('reason', '')}"] + [""] * (len(RESULT_COLUMNS) - 2)
+                status = "not available here" if v.get("status") == "unavailable" else str(v.get("status"))
+                cells = [label, status] + [""] * (len(RESULT_COLUMNS) - 2)
             else:
                 ok_rows.append((label, v))
                 power = v.get("power", {})
@@ -322,8 +326,12 @@ class BenchPage(QWidget):
                 ]
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
+                if v.get("reason"):
+                    item.setToolTip(str(v["reason"]))
                 if v.get("status") == "failed":
                     item.setForeground(QColor("#c92a2a"))
+                elif v.get("status") == "unavailable":
+                    item.setForeground(QColor("#868e96"))
                 self.table.setItem(row, column, item)
         self.table.resizeRowsToContents()
         self._bars(self.fps_plot, [(label, v.get("fps")) for label, v in ok_rows])

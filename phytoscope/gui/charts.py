@@ -174,6 +174,11 @@ class LiveCharts(QWidget):
             return
         self._dirty = False
         now = max((b.view()[-1, 0] for b in (self.power, self.memory) if len(b)), default=0.0)
+        start = min((b.view()[0, 0] for b in (self.power, self.memory) if len(b)), default=now)
+        # show what there is, growing to the full history: a young run is not a dot at the edge
+        span = min(self.history_s, max(30.0, (now - start) * 1.05))
+        for plot in (self.power_plot, self.memory_plot, self.throughput_plot):
+            plot.setXRange(-span, 0, padding=0)
         for buffer, curves in (
             (self.power, (self.power_curve,)),
             (self.memory, (self.rss_curve, self.ram_curve)),
@@ -184,8 +189,15 @@ class LiveCharts(QWidget):
                 continue
             keep = data[:, 0] >= now - self.history_s
             x = data[keep, 0] - now
+            top = 0.0
             for column, curve in enumerate(curves, start=1):
-                curve.setData(x, data[keep, column])
+                y = data[keep, column]
+                curve.setData(x, y)
+                if np.isfinite(y).any():
+                    top = max(top, float(np.nanmax(y)))
+            plot = curves[0].getViewBox()
+            if plot is not None:  # from zero: a flat 15 W must not look like noise
+                plot.setYRange(0, top * 1.15 if top > 0 else 1.0, padding=0)
         self.redraws += 1
 
     def stop(self) -> None:

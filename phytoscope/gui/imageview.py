@@ -78,6 +78,7 @@ class ImageView(QWidget):
         font.setPointSizeF(8.5)
         painter.setFont(font)
         metrics = painter.fontMetrics()
+        crowded = len(self._boxes) > 12
         for (x, y, w, h), label, confidence in self._boxes:
             colour = self.colours(label, confidence)
             rect = QRectF(ox + x * k, oy + y * k, w * k, h * k).adjusted(1, 1, -1, -1)
@@ -86,6 +87,8 @@ class ImageView(QWidget):
                 pen.setStyle(Qt.PenStyle.DashLine)
             painter.setPen(pen)
             painter.drawRect(rect)
+            if crowded and rect.width() < 90:
+                continue  # a crowded frame: colours say the genus; labels would hide the cells
             text = f"{label} {confidence:.0%}"
             tw, th = metrics.horizontalAdvance(text) + 6, metrics.height() + 2
             ty = rect.top() - th if rect.top() - th >= oy else rect.top()
@@ -96,5 +99,8 @@ class ImageView(QWidget):
             painter.setPen(QColor(text_colour_for(solid)))
             painter.drawText(tag, Qt.AlignmentFlag.AlignCenter, text)
         painter.setPen(QColor("#dddddd"))
-        painter.drawText(8, self.height() - 8, self.source.replace("#", "  ROI "))
+        caption = self.source.replace("#", "  ROI ")
+        if crowded:
+            caption += f"   ({len(self._boxes)} organisms; colour = genus, dashed = confidence < 50 %)"
+        painter.drawText(8, self.height() - 8, caption)
         painter.end()

@@ -102,6 +102,7 @@ class MainWindow(QMainWindow):
         self.rule_set: Any = None
         self._store: Any = None
         self._frames: OrderedDict[str, tuple[np.ndarray, float]] = OrderedDict()
+        self._by_frame: dict[str, list[Record]] = {}
         self._job_counter = 0
         self._jobs: dict[int, FilesJob | CameraJob] = {}
         self._camera_job: CameraJob | None = None
@@ -199,7 +200,7 @@ class MainWindow(QMainWindow):
         right.addWidget(self.alert_panel)
         right.addWidget(sample_box)
         right.addWidget(self.charts)
-        right.setSizes([330, 390, 230])
+        right.setSizes([250, 450, 250])
 
         analysis = QSplitter(Qt.Orientation.Horizontal)
         analysis.addWidget(left)
@@ -433,6 +434,8 @@ class MainWindow(QMainWindow):
             while len(self._frames) > FRAME_CACHE:
                 self._frames.popitem(last=False)
         records = self.session.add(batch.predictions, batch.thumbnails, batch.origins, batch.whole)
+        for r in records:
+            self._by_frame.setdefault(_key(r), []).append(r)
         for s in batch.skipped:
             self.session.skipped.append((s.source, s.reason))
             self._message(f"skipped {s.source}: {s.reason}", error=True)
@@ -458,7 +461,7 @@ class MainWindow(QMainWindow):
         key = _key(record)
         if key in self._frames:
             frame, scale = self._frames[key]
-            predictions = [r.prediction for r in self.session.records if _key(r) == key][-500:]
+            predictions = [r.prediction for r in self._by_frame.get(key, ())[-500:]]
             self.image_view.show_image(key, frame, scale, predictions)
         elif record.thumbnail is not None:
             self.image_view.show_image(key, record.thumbnail, 1.0, [replace(record.prediction, box=None)])
@@ -510,6 +513,7 @@ class MainWindow(QMainWindow):
         self.session.clear()
         self.predictions_model.sync()
         self._frames.clear()
+        self._by_frame.clear()
         self._stored_alerts = {}
         self._last_sample_id = None
         self.image_view.clear()

@@ -179,3 +179,30 @@ def test_shipped_model_classifies_an_ifcb_bin(qtbot, tmp_path):
     result = analyse(qtbot, window, [NEW_BIN])
     assert result.predictions == len(expected_items([NEW_BIN])[0])
     close_window(window)
+
+
+def test_dropping_files_on_the_window_analyses_them(qtbot, window):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(NEW_BIN))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
+                       Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.analysis_finished, timeout=60000) as blocker:
+        window.dropEvent(event)
+    assert blocker.args[0].predictions == len(expected_items([NEW_BIN])[0])
+
+
+def test_settings_dialog_validates_and_returns_settings(qtbot, window):
+    from phytoscope.gui.dialogs import SettingsDialog
+
+    dialog = SettingsDialog(window.settings, ["scotland_habreports", "france_rephy"], window.backend_info.card, window)
+    qtbot.addWidget(dialog)
+    dialog.rule_set.setCurrentText("france_rephy")
+    dialog.camera.setText("nvarguscamerasrc ! appsink")
+    dialog.telemetry_hz.setValue(5.0)
+    dialog.accept()
+    assert dialog.result_settings.rule_set == "france_rephy"
+    assert dialog.result_settings.camera == "nvarguscamerasrc ! appsink"
+    assert dialog.result_settings.telemetry_hz == 5.0
