@@ -493,12 +493,17 @@ def test_remove_and_purge_leave_only_user_data(installed_deb):
 
 
 def find_python310() -> str | None:
-    found = shutil.which("python3.10")
-    if found:
-        return found
+    """A working Python 3.10 (pyenv shims on PATH may name one that is not selected)."""
     pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
-    for candidate in sorted(pyenv.glob("3.10*/bin/python3.10")):
-        return str(candidate)
+    candidates = [shutil.which("python3.10"), *map(str, sorted(pyenv.glob("3.10*/bin/python3.10")))]
+    for candidate in filter(None, candidates):
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 10))"],
+            capture_output=True,
+            text=True,
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == "True":
+            return candidate
     return None
 
 
