@@ -41,6 +41,7 @@ from phytoscope.gui.predictions import Gallery, PredictionsModel, PredictionsTab
 from phytoscope.gui.session import Record, Session
 from phytoscope.gui.style import GenusColours
 from phytoscope.gui.workers import (
+    LOAD_CANCELLED,
     BackgroundCall,
     Bridge,
     InferenceWorker,
@@ -112,6 +113,8 @@ class MainWindow(QMainWindow):
         self._last_sample_id: int | None = None
         self._closing = False
         self._calls: list[BackgroundCall] = []
+        self._backend_request = BackendRequest()
+        self._loading = False
         self.messages: list[str] = []
         self.fps = 0.0
 
@@ -303,15 +306,20 @@ class MainWindow(QMainWindow):
         self.status_model.setText("model: loading…")
         request = BackendRequest(self.settings.backend, self.settings.precision, self.settings.model_dir,
                                  self.settings.batch_size)
+        self._backend_request.cancel.set()  # a model still loading is not wanted any more
         self._backend_request = request
+        self._loading = True
+        self._show_busy(True)
         self.bridge.set_backend.emit(request)
 
     def _on_loading(self, text: str) -> None:
         self.status_model.setText(text)
+        self.status_progress.setFormat(text)
 
     def _on_ready(self, info: BackendInfo) -> None:
         self.backend_info = info
         self.no_model_reason = None
+        self._loaded()
         self.banner.hide()
         self.colours.set_classes(info.classes)
         self.gallery.set_classes(info.classes)
@@ -323,8 +331,11 @@ class MainWindow(QMainWindow):
         self.backend_ready.emit(info)
 
     def _on_no_model(self, reason: str) -> None:
+        if reason == LOAD_CANCELLED and not self._backend_request.cancel.is_set():
+            return  # an older request, replaced by the one now loading
         self.backend_info = None
         self.no_model_reason = reason
+        self._loaded()
         self.status_backend.setText("backend: —")
         self.status_model.setText("model: no model installed")
         self.banner.setText(
@@ -335,6 +346,11 @@ class MainWindow(QMainWindow):
         self.banner.show()
         self._message(f"no model: {reason}", error=True)
         self.backend_ready.emit(None)
+
+    def _loaded(self) -> None:
+        self._loading = False
+        if not self._jobs:
+            self._show_busy(False)
 
     def _load_rule_set(self) -> None:
         try:
@@ -480,7 +496,7 @@ class MainWindow(QMainWindow):
             self.act_camera.setChecked(False)
         if result.run_id is not None:
             self.session.run_ids.append(result.run_id)
-        if not self._jobs:
+        if not self._jobs and not self._loading:
             self._show_busy(False)
         if result.error and result.predictions == 0 and not result.cancelled:
             self._message(f"analysis stopped: {result.error}", error=True)
@@ -500,6 +516,9 @@ class MainWindow(QMainWindow):
         self.cancel_button.setVisible(busy)
 
     def cancel_jobs(self) -> None:
+        if self._loading:
+            self._backend_request.cancel.set()
+            self._message("cancelling the model load")
         for job in self._jobs.values():
             job.cancel.set()
         if self._jobs:

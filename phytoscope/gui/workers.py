@@ -40,6 +40,8 @@ from phytoscope.gui.jobs import (
 
 log = logging.getLogger(__name__)
 
+LOAD_CANCELLED = "model loading was cancelled: choose Tools → Settings → Save to load a model"
+
 
 def describe_error(exc: BaseException) -> str:
     """A message for the user: ours are written for technicians, others get their type."""
@@ -118,7 +120,8 @@ class InferenceWorker(QObject):
 
         self._close_backend()
         self._request = request
-        if request.cancel.is_set():
+        if request.cancel.is_set():  # cancelled, or replaced by a newer request, while queued
+            self.no_model.emit(LOAD_CANCELLED)
             return
         self.loading.emit(f"loading model ({request.backend}, {request.precision})…")
         started = time.perf_counter()
@@ -127,20 +130,26 @@ class InferenceWorker(QObject):
                 request.backend,
                 request.precision,
                 models_dir=Path(request.model_dir) if request.model_dir else None,
+                # engines that take long to load (TensorRT builds) report and stop with these
+                progress=lambda message, fraction=None: self.loading.emit(
+                    f"{message} ({fraction:.0%})" if isinstance(fraction, (int, float)) else str(message)),
+                cancel=request.cancel,
             )
             backend.load()
-        except ModelError as exc:
-            log.warning("no usable model: %s", exc)
-            self.no_model.emit(describe_error(exc))
-            return
         except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a crash
-            log.exception("backend failed to load")
-            self.error.emit(f"cannot load the model: {describe_error(exc)}")
-            self.no_model.emit(describe_error(exc))
+            if request.cancel.is_set():
+                self.no_model.emit(LOAD_CANCELLED)
+            elif isinstance(exc, ModelError):
+                log.warning("no usable model: %s", exc)
+                self.no_model.emit(describe_error(exc))
+            else:
+                log.exception("backend failed to load")
+                self.error.emit(f"cannot load the model: {describe_error(exc)}")
+                self.no_model.emit(describe_error(exc))
             return
         if request.cancel.is_set():
             backend.close()
-            self.error.emit("model loading cancelled")
+            self.no_model.emit(LOAD_CANCELLED)
             return
         self._backend, self._classifier = backend, Classifier(backend)
         card = backend.card

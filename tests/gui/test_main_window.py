@@ -206,3 +206,17 @@ def test_settings_dialog_validates_and_returns_settings(qtbot, window):
     assert dialog.result_settings.rule_set == "france_rephy"
     assert dialog.result_settings.camera == "nvarguscamerasrc ! appsink"
     assert dialog.result_settings.telemetry_hz == 5.0
+
+
+def test_model_loading_can_be_cancelled(qtbot, tmp_path, hab_model_dir):
+    window = open_window(qtbot, tmp_path, hab_model_dir, start_telemetry=False)
+    assert window.cancel_button.isVisible()  # loading shows progress with a Cancel button
+    window.cancel_button.click()
+    qtbot.waitUntil(lambda: window.no_model_reason is not None or window.backend_info is not None,
+                    timeout=30000)
+    # the load was either stopped, or had already finished before the click reached it
+    if window.backend_info is None:
+        assert "cancelled" in window.no_model_reason
+        assert window.banner.isVisible()
+    assert not window.cancel_button.isVisible()
+    close_window(window)
