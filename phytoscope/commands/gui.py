@@ -18,20 +18,43 @@ HELP = "open the desktop analyser (without a display: classify and print counts 
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="*", metavar="PATH", help="images, folders or IFCB bins to open")
-    parser.add_argument("--open", dest="open_paths", action="append", default=[], metavar="PATH",
-                        help="image, folder or IFCB bin to analyse at start (repeatable)")
-    parser.add_argument("--screenshot", type=Path, metavar="FILE",
-                        help="save a PNG of the window once the opened inputs are analysed "
-                             "(or at --quit-after), then close unless --quit-after is given")
-    parser.add_argument("--quit-after", type=float, metavar="SECONDS",
-                        help="close the window after this many seconds (threads are joined)")
-    parser.add_argument("--tab", choices=("analysis", "benchmark"), default=None,
-                        help="page shown at start")
-    parser.add_argument("--run-benchmark", action="store_true",
-                        help="start the benchmark page's run at once (quick settings)")
-    parser.add_argument("--headless", action="store_true",
-                        help="do not open a window: classify and print counts and alerts")
+    parser.add_argument(
+        "paths", nargs="*", metavar="PATH", help="images, folders or IFCB bins to open"
+    )
+    parser.add_argument(
+        "--open",
+        dest="open_paths",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="image, folder or IFCB bin to analyse at start (repeatable)",
+    )
+    parser.add_argument(
+        "--screenshot",
+        type=Path,
+        metavar="FILE",
+        help="save a PNG of the window once the opened inputs are analysed "
+        "(or at --quit-after), then close unless --quit-after is given",
+    )
+    parser.add_argument(
+        "--quit-after",
+        type=float,
+        metavar="SECONDS",
+        help="close the window after this many seconds (threads are joined)",
+    )
+    parser.add_argument(
+        "--tab", choices=("analysis", "benchmark"), default=None, help="page shown at start"
+    )
+    parser.add_argument(
+        "--run-benchmark",
+        action="store_true",
+        help="start the benchmark page's run at once (quick settings)",
+    )
+    parser.add_argument(
+        "--headless",
+        action="store_true",
+        help="do not open a window: classify and print counts and alerts",
+    )
 
 
 def has_display() -> bool:
@@ -96,8 +119,19 @@ def _classify(paths: list[str], sample: bool) -> int:
     except ConfigError as exc:
         print(f"phytoscope: {exc}; using defaults", file=sys.stderr)
         settings = Settings()
-    argv = [*paths, "--format", "csv", "--output", os.devnull, "--backend", settings.backend,
-            "--precision", settings.precision, "--batch-size", str(settings.batch_size)]
+    argv = [
+        *paths,
+        "--format",
+        "csv",
+        "--output",
+        os.devnull,
+        "--backend",
+        settings.backend,
+        "--precision",
+        settings.precision,
+        "--batch-size",
+        str(settings.batch_size),
+    ]
     if settings.model_dir:
         argv += ["--model", settings.model_dir]
     if sample:  # store the sample and print its cells/L and HAB alerts, as the window would
@@ -111,13 +145,19 @@ def run_headless(paths: list[str], note: str) -> int:
     """Classify ``paths`` and print counts and HAB alerts through ``phytoscope classify``."""
     print(f"phytoscope: {note}", file=sys.stderr)
     if not paths:
-        print("phytoscope: nothing to classify (no PATH given and no bundled samples found)", file=sys.stderr)
+        print(
+            "phytoscope: nothing to classify (no PATH given and no bundled samples found)",
+            file=sys.stderr,
+        )
         return 2
     bins, others = split_inputs(paths)
     if not bins or not others:
         return _classify(paths, sample=bool(bins))
-    print(f"phytoscope: {len(bins)} IFCB bin(s) (one sample: cells/L and HAB alerts) and "
-          f"{len(others)} other input(s) (counts only: their volume is unknown)", file=sys.stderr)
+    print(
+        f"phytoscope: {len(bins)} IFCB bin(s) (one sample: cells/L and HAB alerts) and "
+        f"{len(others)} other input(s) (counts only: their volume is unknown)",
+        file=sys.stderr,
+    )
     codes = [_classify(bins, sample=True), _classify(others, sample=False)]
     return max(codes)
 
@@ -140,5 +180,10 @@ def run(args: argparse.Namespace) -> int:
         )
     from phytoscope.gui import app  # lazily: only this command imports Qt
 
-    return app.run(paths, screenshot=args.screenshot, quit_after=args.quit_after,
-                   run_benchmark=args.run_benchmark, tab=args.tab)
+    return app.run(
+        paths,
+        screenshot=args.screenshot,
+        quit_after=args.quit_after,
+        run_benchmark=args.run_benchmark,
+        tab=args.tab,
+    )

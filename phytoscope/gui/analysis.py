@@ -58,7 +58,9 @@ class _Tap:
     touched with single, GIL-atomic operations (dict set/pop, list append/pop, dict copy).
     """
 
-    def __init__(self, items: Iterable[Roi | Skipped], frame_of: Callable[[Roi], np.ndarray | None]):
+    def __init__(
+        self, items: Iterable[Roi | Skipped], frame_of: Callable[[Roi], np.ndarray | None]
+    ):
         self.items = items
         self.frame_of = frame_of
         self.thumbs: dict[tuple[str, int], np.ndarray] = {}
@@ -158,7 +160,11 @@ def classify_stream(
             images = [tap.whole.pop((p.source, p.roi_index), None) for p in predictions]
             whole = tuple(image is not None for image in images)
             origins = tuple(tap.origin.pop((p.source, p.roi_index), None) for p in predictions)
-            shown = [(p, image) for p, image in zip(predictions, images) if image is not None]
+            shown = [
+                (p, image)
+                for p, image in zip(predictions, images, strict=True)
+                if image is not None
+            ]
             if shown:
                 p, image = shown[-1]
                 taken.append((frame_key(p.source, p.roi_index, True), image, 1.0))
@@ -186,8 +192,14 @@ def classify_stream(
                 last_progress = now
                 elapsed = max(now - started, 1e-9)
                 on_progress(
-                    Progress(job_id, done, skipped_count, f"{done} organisms classified", done / elapsed,
-                             dropped() if dropped else None)
+                    Progress(
+                        job_id,
+                        done,
+                        skipped_count,
+                        f"{done} organisms classified",
+                        done / elapsed,
+                        dropped() if dropped else None,
+                    )
                 )
             if cancel.is_set():
                 cancelled = True
@@ -196,8 +208,16 @@ def classify_stream(
         cancelled = True
     cancelled = cancelled or cancel.is_set()
     seconds = time.perf_counter() - started
-    on_progress(Progress(job_id, done, skipped_count, "cancelled" if cancelled else "done",
-                         done / max(seconds, 1e-9), dropped() if dropped else None))
+    on_progress(
+        Progress(
+            job_id,
+            done,
+            skipped_count,
+            "cancelled" if cancelled else "done",
+            done / max(seconds, 1e-9),
+            dropped() if dropped else None,
+        )
+    )
     return JobFinished(
         job_id=job_id,
         predictions=done,
@@ -225,8 +245,15 @@ def run_files(
     from phytoscope.sources import iter_inputs
 
     return classify_stream(
-        job.job_id, iter_inputs(list(job.paths)), classifier, store, run_id,
-        on_batch, on_progress, cancel, batch_size,
+        job.job_id,
+        iter_inputs(list(job.paths)),
+        classifier,
+        store,
+        run_id,
+        on_batch,
+        on_progress,
+        cancel,
+        batch_size,
     )
 
 

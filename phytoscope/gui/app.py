@@ -32,8 +32,14 @@ class Driver:
     at ``--quit-after``, whichever comes first, and the window closes then. Without
     ``--screenshot``, ``--quit-after`` alone closes the window after that many seconds."""
 
-    def __init__(self, window: Any, paths: list[str], screenshot: Path | None, quit_after: float | None,
-                 run_benchmark: bool):
+    def __init__(
+        self,
+        window: Any,
+        paths: list[str],
+        screenshot: Path | None,
+        quit_after: float | None,
+        run_benchmark: bool,
+    ):
         from PySide6.QtCore import QTimer
 
         self.window = window

@@ -36,13 +36,26 @@ from phytoscope.gui.workers import BenchWorker, Bridge, WorkerThread
 log = logging.getLogger(__name__)
 
 PHASE_COLOURS = {
-    "idle": "#adb5bd", "load": "#4dabf7", "first_batch": "#9775fa", "warmup": "#ffa94d",
-    "measured": "#40c057", "measured_e2e": "#12b886", "end": "#868e96",
+    "idle": "#adb5bd",
+    "load": "#4dabf7",
+    "first_batch": "#9775fa",
+    "warmup": "#ffa94d",
+    "measured": "#40c057",
+    "measured_e2e": "#12b886",
+    "end": "#868e96",
 }
 RESULT_COLUMNS = (
-    "Variant", "Status", "Top-1", "FPS (best batch)", "FPS batch 1", "End-to-end FPS",
-    "Latency p50 / p95 / p99 (ms, batch 1)", "Peak RSS", "Power whole / inference (W)",
-    "FPS/W", "J per image",
+    "Variant",
+    "Status",
+    "Top-1",
+    "FPS (best batch)",
+    "FPS batch 1",
+    "End-to-end FPS",
+    "Latency p50 / p95 / p99 (ms, batch 1)",
+    "Peak RSS",
+    "Power whole / inference (W)",
+    "FPS/W",
+    "J per image",
 )
 
 
@@ -58,8 +71,12 @@ class BenchPage(QWidget):
 
     finished = Signal(object)  # BenchReport, or None when it failed / was cancelled
 
-    def __init__(self, parent: QWidget | None = None, overrides: dict[str, Any] | None = None,
-                 out_root: Path | None = None):
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        overrides: dict[str, Any] | None = None,
+        out_root: Path | None = None,
+    ):
         super().__init__(parent)
         from phytoscope.core import bench
 
@@ -93,7 +110,9 @@ class BenchPage(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.progress = QProgressBar()
         self.progress.setFormat("%v / %m variants")
-        self.status = QLabel("Each variant runs in a fresh process; the idle baseline is measured first.")
+        self.status = QLabel(
+            "Each variant runs in a fresh process; the idle baseline is measured first."
+        )
         self.status.setWordWrap(True)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
@@ -108,9 +127,13 @@ class BenchPage(QWidget):
         self.timeline.setMouseEnabled(x=False, y=False)
         self.timeline.hideButtons()
         self.timeline.setMinimumHeight(150)
-        self.legend = QLabel("Phases: " + "  ".join(
-            f"<span style='background:{colour}'>&nbsp;&nbsp;&nbsp;</span> {phase.replace('_', ' ')}"
-            for phase, colour in PHASE_COLOURS.items()))
+        self.legend = QLabel(
+            "Phases: "
+            + "  ".join(
+                f"<span style='background:{colour}'>&nbsp;&nbsp;&nbsp;</span> {phase.replace('_', ' ')}"
+                for phase, colour in PHASE_COLOURS.items()
+            )
+        )
         self.legend.setTextFormat(Qt.TextFormat.RichText)
 
         self.table = QTableWidget(0, len(RESULT_COLUMNS))
@@ -172,7 +195,10 @@ class BenchPage(QWidget):
 
         root = self.out_root or data_dir() / "bench"
         out = root / datetime.now().strftime("%Y%m%d-%H%M%S")
-        options = {"variants": self.selected_variants(), "command_line": "phytoscope gui (benchmark page)"}
+        options = {
+            "variants": self.selected_variants(),
+            "command_line": "phytoscope gui (benchmark page)",
+        }
         options.update(self.overrides)
         if self.quick.isChecked():
             return self._bench.BenchConfig.quick_settings(out, **options)
@@ -243,8 +269,10 @@ class BenchPage(QWidget):
             self._events.append((t, variant, p.phase))
         label = self._bench.VARIANTS[p.variant].label if p.variant in self._bench.VARIANTS else ""
         title = self._bench.PHASE_TITLES.get(p.phase, p.phase.replace("_", " "))
-        self._set_status(f"{label + ': ' if label else ''}{title}{' — ' + p.message if p.message else ''}",
-                         error=p.phase == "failed")
+        self._set_status(
+            f"{label + ': ' if label else ''}{title}{' — ' + p.message if p.message else ''}",
+            error=p.phase == "failed",
+        )
         done = p.index + (1 if p.phase in ("end", "unavailable", "failed") else 0)
         self.progress.setValue(min(max(done, self.progress.value()), self.progress.maximum()))
         self._draw_timeline(t)
@@ -268,8 +296,16 @@ class BenchPage(QWidget):
             spans.append((current[0], current[1], current[2], now))
         for variant, phase, t0, t1 in spans:
             y = rows.index(variant)
-            self.timeline.addItem(pg.BarGraphItem(x0=[t0], x1=[max(t1, t0 + 0.02)], y=[y], height=0.6,
-                                                  brush=PHASE_COLOURS.get(phase, "#ced4da"), pen=None))
+            self.timeline.addItem(
+                pg.BarGraphItem(
+                    x0=[t0],
+                    x1=[max(t1, t0 + 0.02)],
+                    y=[y],
+                    height=0.6,
+                    brush=PHASE_COLOURS.get(phase, "#ced4da"),
+                    pen=None,
+                )
+            )
         axis = self.timeline.getAxis("left")
         axis.setTicks([[(i, v) for i, v in enumerate(rows)]])
         self.timeline.setYRange(-0.7, max(len(rows), 1) - 0.3, padding=0)
@@ -282,13 +318,20 @@ class BenchPage(QWidget):
         self._draw_timeline(time.monotonic() - self._t0)
         self._show_results(report.results)
         failed = report.failed
-        unavailable = [f"{v['key']} ({v.get('reason', '')})" for v in report.results.get("variants", [])
-                       if v.get("status") == "unavailable"]
+        unavailable = [
+            f"{v['key']} ({v.get('reason', '')})"
+            for v in report.results.get("variants", [])
+            if v.get("status") == "unavailable"
+        ]
         self._set_status(
             f"done in {report.results.get('duration_s', 0):.0f} s"
             + (f"; failed: {', '.join(failed)}" if failed else "")
-            + (f"; not available here: {'; '.join(unavailable)}" if unavailable else ""), error=bool(failed))
-        self.report_label.setText(f"Report: {report.out_dir} (results.json, summary.csv, timelines, plots)")
+            + (f"; not available here: {'; '.join(unavailable)}" if unavailable else ""),
+            error=bool(failed),
+        )
+        self.report_label.setText(
+            f"Report: {report.out_dir} (results.json, summary.csv, timelines, plots)"
+        )
         self.finished.emit(report)
 
     def _on_failed(self, message: str) -> None:
@@ -301,9 +344,17 @@ class BenchPage(QWidget):
         self.table.setRowCount(len(variants))
         ok_rows = []
         for row, v in enumerate(variants):
-            label = self._bench.VARIANTS[v["key"]].label if v["key"] in self._bench.VARIANTS else v["key"]
+            label = (
+                self._bench.VARIANTS[v["key"]].label
+                if v["key"] in self._bench.VARIANTS
+                else v["key"]
+            )
             if v.get("status") != "ok":
-                status = "not available here" if v.get("status") == "unavailable" else str(v.get("status"))
+                status = (
+                    "not available here"
+                    if v.get("status") == "unavailable"
+                    else str(v.get("status"))
+                )
                 cells = [label, status] + [""] * (len(RESULT_COLUMNS) - 2)
             else:
                 ok_rows.append((label, v))
@@ -312,7 +363,8 @@ class BenchPage(QWidget):
                 lat = (v.get("engine", {}).get("1") or {}).get("latency_ms", {})
                 mem = v.get("memory", {})
                 cells = [
-                    label, "ok",
+                    label,
+                    "ok",
                     _fmt((v.get("accuracy") or {}).get("top1"), ".1%"),
                     _fmt(v.get("fps"), ".1f") + f" (b{v.get('best_batch')})",
                     _fmt(v.get("fps_batch1"), ".1f"),
@@ -336,9 +388,15 @@ class BenchPage(QWidget):
         self.table.resizeRowsToContents()
         self._bars(self.fps_plot, [(label, v.get("fps")) for label, v in ok_rows])
         estimated = any((v.get("power") or {}).get("estimated") for _, v in ok_rows)
-        self.fpw_plot.setTitle("FPS per watt" + (" (power estimated, not measured)" if estimated else ""),
-                               size="9pt", color="#c92a2a" if estimated else "#222")
-        self._bars(self.fpw_plot, [(label, (v.get("power") or {}).get("fps_per_w_inference")) for label, v in ok_rows])
+        self.fpw_plot.setTitle(
+            "FPS per watt" + (" (power estimated, not measured)" if estimated else ""),
+            size="9pt",
+            color="#c92a2a" if estimated else "#222",
+        )
+        self._bars(
+            self.fpw_plot,
+            [(label, (v.get("power") or {}).get("fps_per_w_inference")) for label, v in ok_rows],
+        )
 
     @staticmethod
     def _bars(plot: pg.PlotWidget, values: list[tuple[str, float | None]]) -> None:
@@ -350,7 +408,9 @@ class BenchPage(QWidget):
         heights = [v for _, v in values]
         plot.addItem(pg.BarGraphItem(x=x, height=heights, width=0.5, brush="#1c7ed6"))
         for i, v in enumerate(heights):
-            label = pg.TextItem(f"{v:,.0f}" if v >= 100 else f"{v:.3g}", color="#222", anchor=(0.5, 1.0))
+            label = pg.TextItem(
+                f"{v:,.0f}" if v >= 100 else f"{v:.3g}", color="#222", anchor=(0.5, 1.0)
+            )
             label.setPos(i, v)
             plot.addItem(label)
         plot.getAxis("bottom").setTicks([[(i, k) for i, (k, _) in enumerate(values)]])

@@ -94,11 +94,13 @@ def parse_camera(spec: str) -> int | str:
     """
     spec = spec.strip()
     if not spec:
-        raise SourceError("no camera configured: set a device number or GStreamer pipeline in Settings")
+        raise SourceError(
+            "no camera configured: set a device number or GStreamer pipeline in Settings"
+        )
     if spec.isdigit():
         return int(spec)
-    if spec.startswith("/dev/video") and spec[len("/dev/video"):].isdigit():
-        return int(spec[len("/dev/video"):])
+    if spec.startswith("/dev/video") and spec[len("/dev/video") :].isdigit():
+        return int(spec[len("/dev/video") :])
     return spec
 
 
@@ -108,7 +110,11 @@ def open_camera(spec: str) -> VideoDevice:
 
     target = parse_camera(spec)
     if isinstance(target, int):
-        device = cv2.VideoCapture(target, cv2.CAP_V4L2) if hasattr(cv2, "CAP_V4L2") else cv2.VideoCapture(target)
+        device = (
+            cv2.VideoCapture(target, cv2.CAP_V4L2)
+            if hasattr(cv2, "CAP_V4L2")
+            else cv2.VideoCapture(target)
+        )
         what = f"camera {target} (/dev/video{target})"
     else:
         device = cv2.VideoCapture(target, cv2.CAP_GSTREAMER)

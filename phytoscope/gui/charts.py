@@ -53,8 +53,13 @@ class LiveCharts(QWidget):
     Feed it with :meth:`add_sample` (telemetry) and :meth:`add_classified` (organisms done).
     """
 
-    def __init__(self, parent: QWidget | None = None, capacity: int = 36000, history_s: float = HISTORY_S,
-                 horizontal: bool = False):
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        capacity: int = 36000,
+        history_s: float = HISTORY_S,
+        horizontal: bool = False,
+    ):
         super().__init__(parent)
         self.history_s = history_s
         self.power = RingBuffer(capacity, 2)  # t, W
@@ -82,10 +87,15 @@ class LiveCharts(QWidget):
         self.memory_plot = self._plot("Memory", "MiB")
         self.throughput_plot = self._plot("Throughput", "organisms/s")
         self.power_curve = self.power_plot.plot(pen=pg.mkPen("#d9480f", width=2))
-        self.rss_curve = self.memory_plot.plot(pen=pg.mkPen("#1c7ed6", width=2), name="phytoscope RSS")
-        self.ram_curve = self.memory_plot.plot(pen=pg.mkPen("#868e96", width=1), name="system RAM used")
-        self.throughput_curve = self.throughput_plot.plot(pen=pg.mkPen("#2b8a3e", width=2), fillLevel=0,
-                                                          brush=pg.mkBrush(43, 138, 62, 50))
+        self.rss_curve = self.memory_plot.plot(
+            pen=pg.mkPen("#1c7ed6", width=2), name="phytoscope RSS"
+        )
+        self.ram_curve = self.memory_plot.plot(
+            pen=pg.mkPen("#868e96", width=1), name="system RAM used"
+        )
+        self.throughput_curve = self.throughput_plot.plot(
+            pen=pg.mkPen("#2b8a3e", width=2), fillLevel=0, brush=pg.mkBrush(43, 138, 62, 50)
+        )
         legend = self.memory_plot.addLegend(offset=(-5, 5))
         legend.setLabelTextSize("8pt")
         legend.addItem(self.rss_curve, "phytoscope RSS")
@@ -151,7 +161,8 @@ class LiveCharts(QWidget):
             text = f"Power: measured ({self._power_source})"
         self.title.setText(text)
         self.power_plot.setTitle(
-            "Power (estimated)" if self._estimated else "Power (measured)", size="9pt",
+            "Power (estimated)" if self._estimated else "Power (measured)",
+            size="9pt",
             color="#c92a2a" if self._estimated else "#222",
         )
 

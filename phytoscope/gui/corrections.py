@@ -59,8 +59,18 @@ def add_correction(store: Any, c: Correction, image: np.ndarray | None) -> int:
         cur = db.execute(
             "INSERT INTO corrections(created_at, source, roi_index, predicted, confidence, corrected,"
             " model, run_id, who, image_png) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (utc_now(), c.source, c.roi_index, c.predicted, c.confidence, c.corrected, c.model,
-             c.run_id, c.who or current_user(), encode_png(image)),
+            (
+                utc_now(),
+                c.source,
+                c.roi_index,
+                c.predicted,
+                c.confidence,
+                c.corrected,
+                c.model,
+                c.run_id,
+                c.who or current_user(),
+                encode_png(image),
+            ),
         )
     return int(cur.lastrowid or 0)
 
@@ -68,8 +78,18 @@ def add_correction(store: Any, c: Correction, image: np.ndarray | None) -> int:
 def list_corrections(store: Any) -> list[Correction]:
     rows = store.db.execute("SELECT * FROM corrections ORDER BY id").fetchall()
     return [
-        Correction(r["source"], r["roi_index"], r["predicted"], r["confidence"], r["corrected"],
-                   r["model"], r["run_id"], r["who"], r["id"], r["created_at"])
+        Correction(
+            r["source"],
+            r["roi_index"],
+            r["predicted"],
+            r["confidence"],
+            r["corrected"],
+            r["model"],
+            r["run_id"],
+            r["who"],
+            r["id"],
+            r["created_at"],
+        )
         for r in rows
     ]
 
@@ -99,5 +119,7 @@ def export_training_folder(store: Any, folder: Path) -> dict[str, int]:
             (target / f"{stem}_{int(r['roi_index']):05d}.png").write_bytes(bytes(r["image_png"]))
             written[r["corrected"]] = written.get(r["corrected"], 0) + 1
     except OSError as exc:
-        raise StorageError(f"cannot write the training folder {folder}: {exc.strerror or exc}") from exc
+        raise StorageError(
+            f"cannot write the training folder {folder}: {exc.strerror or exc}"
+        ) from exc
     return written

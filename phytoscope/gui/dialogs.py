@@ -37,7 +37,13 @@ class SettingsDialog(QDialog):
     technician can see why an organism became "unknown".
     """
 
-    def __init__(self, settings: Settings, rule_sets: list[str], card: Any = None, parent: QWidget | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        rule_sets: list[str],
+        card: Any = None,
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
         self.setWindowTitle("phytoscope settings")
         self.backend = QComboBox()
@@ -85,7 +91,9 @@ class SettingsDialog(QDialog):
         form.addRow("Camera", self.camera)
         form.addRow("Telemetry sampling", self.telemetry_hz)
         form.addRow("Batch size", self.batch_size)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -100,8 +108,11 @@ class SettingsDialog(QDialog):
         if card is None:
             return "no model loaded"
         parts = [f"{c.name} {c.threshold:.2f}" for c in card.classes if c.threshold > 0]
-        return ("below these confidences an organism is 'unknown': " + ", ".join(parts)) if parts else \
-            "the model card sets no per-class threshold"
+        return (
+            ("below these confidences an organism is 'unknown': " + ", ".join(parts))
+            if parts
+            else "the model card sets no per-class threshold"
+        )
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Model folder", self.model_dir.text())

@@ -21,11 +21,15 @@ class ImageView(QWidget):
         self._scale = 1.0
         self._boxes: list[tuple[tuple[float, float, float, float], str, float]] = []
         self.source = ""
-        self.placeholder = "Open images, a folder or an IFCB bin (File menu, toolbar, or drop them here)"
+        self.placeholder = (
+            "Open images, a folder or an IFCB bin (File menu, toolbar, or drop them here)"
+        )
         self.setMinimumSize(320, 240)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
-    def show_image(self, source: str, image: np.ndarray, scale: float, predictions: list[Prediction]) -> None:
+    def show_image(
+        self, source: str, image: np.ndarray, scale: float, predictions: list[Prediction]
+    ) -> None:
         """``scale`` maps source-pixel boxes onto ``image`` (which may be shrunk)."""
         self.source = source
         self._image = to_qimage(image)
@@ -63,8 +67,11 @@ class ImageView(QWidget):
         painter.fillRect(self.rect(), QColor("#1e1e1e"))
         if self._image is None:
             painter.setPen(QColor("#bbbbbb"))
-            painter.drawText(self.rect().adjusted(20, 20, -20, -20),
-                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.placeholder)
+            painter.drawText(
+                self.rect().adjusted(20, 20, -20, -20),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                self.placeholder,
+            )
             painter.end()
             return
         iw, ih = self._image.width(), self._image.height()
@@ -101,6 +108,8 @@ class ImageView(QWidget):
         painter.setPen(QColor("#dddddd"))
         caption = self.source.replace("#", "  ROI ")
         if crowded:
-            caption += f"   ({len(self._boxes)} organisms; colour = genus, dashed = confidence < 50 %)"
+            caption += (
+                f"   ({len(self._boxes)} organisms; colour = genus, dashed = confidence < 50 %)"
+            )
         painter.drawText(8, self.height() - 8, caption)
         painter.end()

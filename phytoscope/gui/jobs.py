@@ -45,7 +45,11 @@ def shrink(image: np.ndarray, longest: int) -> np.ndarray:
     h, w = image.shape[:2]
     scale = longest / max(h, w, 1)
     if scale < 1:
-        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        image = cv2.resize(
+            image,
+            (max(1, round(w * scale)), max(1, round(h * scale))),
+            interpolation=cv2.INTER_AREA,
+        )
     return frozen_array(image)
 
 

@@ -35,7 +35,15 @@ from phytoscope.gui.analysis import frame_key
 from phytoscope.gui.bench_page import BenchPage
 from phytoscope.gui.charts import LiveCharts
 from phytoscope.gui.imageview import ImageView
-from phytoscope.gui.jobs import BackendInfo, BackendRequest, BatchResult, CameraJob, FilesJob, JobFinished, Progress
+from phytoscope.gui.jobs import (
+    BackendInfo,
+    BackendRequest,
+    BatchResult,
+    CameraJob,
+    FilesJob,
+    JobFinished,
+    Progress,
+)
 from phytoscope.gui.panels import AlertPanel, SamplePanel
 from phytoscope.gui.predictions import Gallery, PredictionsModel, PredictionsTable
 from phytoscope.gui.session import Record, Session
@@ -164,7 +172,9 @@ class MainWindow(QMainWindow):
     def _build_ui(self, bench_overrides: dict[str, Any] | None, bench_out: Path | None) -> None:
         self.banner = QLabel()
         self.banner.setWordWrap(True)
-        self.banner.setStyleSheet("background:#fff3bf; color:#5c3c00; padding:6px; border:1px solid #f59f00")
+        self.banner.setStyleSheet(
+            "background:#fff3bf; color:#5c3c00; padding:6px; border:1px solid #f59f00"
+        )
         self.banner.hide()
 
         self.image_view = ImageView(self.colours)
@@ -189,7 +199,9 @@ class MainWindow(QMainWindow):
         self.sample_panel = SamplePanel()
         self.sample_panel.changed.connect(self._force_refresh)
         self.save_sample_button = QPushButton("Save sample")
-        self.save_sample_button.setToolTip("Record the sample, its counts and its alerts (with corrections)")
+        self.save_sample_button.setToolTip(
+            "Record the sample, its counts and its alerts (with corrections)"
+        )
         self.save_sample_button.clicked.connect(lambda: self.record_sample(manual=True))
         sample_box = QWidget()
         sample_layout = QVBoxLayout(sample_box)
@@ -234,7 +246,12 @@ class MainWindow(QMainWindow):
         self.cancel_button.setToolTip("Stop the analysis; organisms classified so far are kept")
         self.cancel_button.clicked.connect(self.cancel_jobs)
         self.cancel_button.hide()
-        for widget in (self.status_backend, self.status_model, self.status_fps, self.status_dropped):
+        for widget in (
+            self.status_backend,
+            self.status_model,
+            self.status_fps,
+            self.status_dropped,
+        ):
             status.addPermanentWidget(widget)
         status.addPermanentWidget(self.status_progress)
         status.addPermanentWidget(self.cancel_button)
@@ -250,8 +267,14 @@ class MainWindow(QMainWindow):
         menu_tools = self.menuBar().addMenu("&Tools")
         menu_help = self.menuBar().addMenu("&Help")
 
-        def action(text: str, slot: Any, icon: QStyle.StandardPixmap | None = None, shortcut: Any = None,
-                   menu: Any = menu_file, bar: bool = True) -> QAction:
+        def action(
+            text: str,
+            slot: Any,
+            icon: QStyle.StandardPixmap | None = None,
+            shortcut: Any = None,
+            menu: Any = menu_file,
+            bar: bool = True,
+        ) -> QAction:
             act = QAction(style.standardIcon(icon) if icon is not None else QIcon(), text, self)
             if shortcut is not None:
                 act.setShortcut(QKeySequence(shortcut))
@@ -262,24 +285,44 @@ class MainWindow(QMainWindow):
             return act
 
         SP = QStyle.StandardPixmap
-        self.act_open_files = action("Open images…", self.open_files_dialog, SP.SP_FileIcon, QKeySequence.StandardKey.Open)
-        self.act_open_folder = action("Open folder…", self.open_folder_dialog, SP.SP_DirIcon, "Ctrl+Shift+O")
-        self.act_open_bin = action("Open IFCB bin…", self.open_bin_dialog, SP.SP_DriveHDIcon, "Ctrl+B")
+        self.act_open_files = action(
+            "Open images…", self.open_files_dialog, SP.SP_FileIcon, QKeySequence.StandardKey.Open
+        )
+        self.act_open_folder = action(
+            "Open folder…", self.open_folder_dialog, SP.SP_DirIcon, "Ctrl+Shift+O"
+        )
+        self.act_open_bin = action(
+            "Open IFCB bin…", self.open_bin_dialog, SP.SP_DriveHDIcon, "Ctrl+B"
+        )
         toolbar.addSeparator()
         self.act_camera = action("Live camera", self.toggle_camera, SP.SP_MediaPlay, "Ctrl+L")
         self.act_camera.setCheckable(True)
         self.act_cancel = action("Stop", self.cancel_jobs, SP.SP_MediaStop, "Esc")
-        self.act_clear = action("New sample", self.new_sample, SP.SP_FileDialogNewFolder, QKeySequence.StandardKey.New)
+        self.act_clear = action(
+            "New sample", self.new_sample, SP.SP_FileDialogNewFolder, QKeySequence.StandardKey.New
+        )
         menu_file.addSeparator()
-        self.act_export = action("Export corrections…", self.export_corrections, None, None, menu_file, False)
+        self.act_export = action(
+            "Export corrections…", self.export_corrections, None, None, menu_file, False
+        )
         menu_file.addSeparator()
         action("Quit", self.close, None, QKeySequence.StandardKey.Quit, menu_file, False)
         toolbar.addSeparator()
-        self.act_settings = action("Settings…", self.open_settings, SP.SP_FileDialogDetailedView, "Ctrl+,", menu_tools)
-        self.act_pause = action("Pause charts", lambda checked: self.charts.pause_button.setChecked(checked),
-                                None, None, menu_tools, False)
+        self.act_settings = action(
+            "Settings…", self.open_settings, SP.SP_FileDialogDetailedView, "Ctrl+,", menu_tools
+        )
+        self.act_pause = action(
+            "Pause charts",
+            lambda checked: self.charts.pause_button.setChecked(checked),
+            None,
+            None,
+            menu_tools,
+            False,
+        )
         self.act_pause.setCheckable(True)
-        self.act_about = action("About / doctor…", self.open_about, SP.SP_MessageBoxInformation, "F1", menu_help)
+        self.act_about = action(
+            "About / doctor…", self.open_about, SP.SP_MessageBoxInformation, "F1", menu_help
+        )
 
     # -- messages ------------------------------------------------------------------------
 
@@ -304,8 +347,12 @@ class MainWindow(QMainWindow):
 
     def load_backend(self) -> None:
         self.status_model.setText("model: loading…")
-        request = BackendRequest(self.settings.backend, self.settings.precision, self.settings.model_dir,
-                                 self.settings.batch_size)
+        request = BackendRequest(
+            self.settings.backend,
+            self.settings.precision,
+            self.settings.model_dir,
+            self.settings.batch_size,
+        )
         self._backend_request.cancel.set()  # a model still loading is not wanted any more
         self._backend_request = request
         self._loading = True
@@ -325,7 +372,9 @@ class MainWindow(QMainWindow):
         self.gallery.set_classes(info.classes)
         self.status_backend.setText(f"backend: {info.backend} {info.precision}")
         self.status_model.setText(f"model: {info.model}")
-        self.status_model.setToolTip(f"sha256 {info.model_sha256}\nclasses: {', '.join(info.classes)}")
+        self.status_model.setToolTip(
+            f"sha256 {info.model_sha256}\nclasses: {', '.join(info.classes)}"
+        )
         self._message(f"model {info.model} loaded with {info.backend} in {info.load_seconds:.1f} s")
         self._force_refresh()
         self.backend_ready.emit(info)
@@ -359,14 +408,22 @@ class MainWindow(QMainWindow):
             self.rule_set = hab.load_rule_set(self.settings.rule_set)
         except Exception as exc:  # noqa: BLE001 - alerts off, the rest works
             self.rule_set = None
-            self.report_error(f"HAB rule set {self.settings.rule_set!r} cannot be used: {describe_error(exc)}")
-            self.alert_panel.show_message("HAB alerts are off: no usable rule set (Tools → Settings)")
+            self.report_error(
+                f"HAB rule set {self.settings.rule_set!r} cannot be used: {describe_error(exc)}"
+            )
+            self.alert_panel.show_message(
+                "HAB alerts are off: no usable rule set (Tools → Settings)"
+            )
 
     # -- opening inputs ------------------------------------------------------------------
 
     def open_files_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(
-            self, "Open images", "", "Images and IFCB files (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.roi *.adc *.hdr);;All files (*)")
+            self,
+            "Open images",
+            "",
+            "Images and IFCB files (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.roi *.adc *.hdr);;All files (*)",
+        )
         if files:
             self.open_paths(files)
 
@@ -376,7 +433,9 @@ class MainWindow(QMainWindow):
             self.open_paths([folder])
 
     def open_bin_dialog(self) -> None:
-        file, _ = QFileDialog.getOpenFileName(self, "Open an IFCB bin", "", "IFCB bins (*.roi *.adc *.hdr)")
+        file, _ = QFileDialog.getOpenFileName(
+            self, "Open an IFCB bin", "", "IFCB bins (*.roi *.adc *.hdr)"
+        )
         if file:
             self.open_paths([file])
 
@@ -385,7 +444,11 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if isinstance(u, QUrl) and u.isLocalFile()]
+        paths = [
+            u.toLocalFile()
+            for u in event.mimeData().urls()
+            if isinstance(u, QUrl) and u.isLocalFile()
+        ]
         if paths:
             event.acceptProposedAction()
             self.open_paths(paths)
@@ -444,7 +507,7 @@ class MainWindow(QMainWindow):
     # -- results from the inference thread -----------------------------------------------
 
     def _on_batch(self, batch: BatchResult) -> None:
-        for (source, frame), scale in zip(batch.frames, batch.frame_scales):
+        for (source, frame), scale in zip(batch.frames, batch.frame_scales, strict=True):
             self._frames[source] = (frame, scale)
             self._frames.move_to_end(source)
             while len(self._frames) > FRAME_CACHE:
@@ -457,7 +520,9 @@ class MainWindow(QMainWindow):
             self._message(f"skipped {s.source}: {s.reason}", error=True)
         if batch.store_error and not getattr(self, "_store_error_shown", False):
             self._store_error_shown = True
-            self.report_error(batch.store_error + " — the results stay in this window; free disk space")
+            self.report_error(
+                batch.store_error + " — the results stay in this window; free disk space"
+            )
         if batch.bins:
             self.session.bins.update(dict(batch.bins))
             self.sample_panel.set_bins(self.session.bins)
@@ -480,7 +545,9 @@ class MainWindow(QMainWindow):
             predictions = [r.prediction for r in self._by_frame.get(key, ())[-500:]]
             self.image_view.show_image(key, frame, scale, predictions)
         elif record.thumbnail is not None:
-            self.image_view.show_image(key, record.thumbnail, 1.0, [replace(record.prediction, box=None)])
+            self.image_view.show_image(
+                key, record.thumbnail, 1.0, [replace(record.prediction, box=None)]
+            )
 
     def _on_progress(self, p: Progress) -> None:
         self.fps = p.rate
@@ -527,7 +594,9 @@ class MainWindow(QMainWindow):
     def new_sample(self) -> None:
         """Start a fresh sample (the previous one stays in the results store)."""
         if self._jobs:
-            self.report_error("wait for the analysis to finish (or stop it) before starting a new sample")
+            self.report_error(
+                "wait for the analysis to finish (or stop it) before starting a new sample"
+            )
             return
         self.session.clear()
         self.predictions_model.sync()
@@ -568,18 +637,22 @@ class MainWindow(QMainWindow):
             others = len(self.session) - sum(counts.values())
             self.sample_panel.total.setText(
                 f"{sum(counts.values())} organisms from IFCB bins counted; {others} from other images are "
-                "listed but not in cells/L (their volume is unknown: analyse them as a separate sample)")
+                "listed but not in cells/L (their volume is unknown: analyse them as a separate sample)"
+            )
         if self.rule_set is None or card is None:
             return
         if volume is None:
             self.alert_panel.show_message(
-                "HAB alerts: give the volume analysed (Sample panel) to compare with thresholds")
+                "HAB alerts: give the volume analysed (Sample panel) to compare with thresholds"
+            )
             return
         from phytoscope.core import hab
         from phytoscope.core.sample import evidence_by_label
 
         result = hab.assess(counts, volume, card, self.rule_set)
-        evidence = evidence_by_label(self.session.effective_predictions(bins_only), per_label=AlertPanel.EVIDENCE)
+        evidence = evidence_by_label(
+            self.session.effective_predictions(bins_only), per_label=AlertPanel.EVIDENCE
+        )
         self.alert_panel.show_result(result, self._stored_alerts, self._thumbnail_of, evidence)
 
     def _bins_only(self, volume: Any) -> bool:
@@ -609,13 +682,22 @@ class MainWindow(QMainWindow):
             if manual:
                 self.report_error("the sample is not saved: give the volume analysed first")
             else:
-                self._message("sample not saved yet: give the volume analysed, then click 'Save sample'")
+                self._message(
+                    "sample not saved yet: give the volume analysed, then click 'Save sample'"
+                )
             return None
         from phytoscope.core import hab
         from phytoscope.types import Sample
 
-        kind = "ifcb" if volume.method == "ifcb" else ("camera" if any(
-            s.startswith("camera:") for s in self.session.sources[:1]) else "files")
+        kind = (
+            "ifcb"
+            if volume.method == "ifcb"
+            else (
+                "camera"
+                if any(s.startswith("camera:") for s in self.session.sources[:1])
+                else "files"
+            )
+        )
         sample = Sample(
             kind=kind,
             sources=tuple(self.session.sources[:1000]),
@@ -630,10 +712,14 @@ class MainWindow(QMainWindow):
         try:
             predictions = self.session.effective_predictions(self._bins_only(volume))
             if self._bins_only(volume):
-                sample = replace(sample, sources=tuple(sorted({p.source for p in predictions}))[:1000])
+                sample = replace(
+                    sample, sources=tuple(sorted({p.source for p in predictions}))[:1000]
+                )
             result = hab.record_sample(self.store(), sample, predictions, card, self.rule_set)
         except PhytoscopeError as exc:
-            self.report_error(f"the sample could not be saved: {exc} — the results stay in this window")
+            self.report_error(
+                f"the sample could not be saved: {exc} — the results stay in this window"
+            )
             return None
         self._last_sample_id = result.sample.id
         self._stored_alerts = {a.taxon: a for a in result.alerts}
@@ -644,7 +730,9 @@ class MainWindow(QMainWindow):
     def acknowledge(self, alert: Alert) -> None:
         who = self.sample_panel.technician.text().strip()
         if not who:
-            self.report_error("type your name in the Sample panel (Technician) to acknowledge an alert")
+            self.report_error(
+                "type your name in the Sample panel (Technician) to acknowledge an alert"
+            )
             return
         try:
             stored = self.store().acknowledge(alert.id, who)
@@ -667,9 +755,16 @@ class MainWindow(QMainWindow):
             try:
                 add_correction(
                     self.store(),
-                    Correction(p.source, p.roi_index, p.label, p.confidence, label, card,
-                               self.session.run_ids[-1] if self.session.run_ids else None,
-                               self.sample_panel.technician.text().strip()),
+                    Correction(
+                        p.source,
+                        p.roi_index,
+                        p.label,
+                        p.confidence,
+                        label,
+                        card,
+                        self.session.run_ids[-1] if self.session.run_ids else None,
+                        self.sample_panel.technician.text().strip(),
+                    ),
                     record.thumbnail,
                 )
             except PhytoscopeError as exc:
@@ -679,15 +774,19 @@ class MainWindow(QMainWindow):
             self.predictions_model.refresh_row(record.number - 1)
             saved += 1
         if saved:
-            self._message(f"{saved} organism(s) relabelled as {label}; counts and alerts updated "
-                          "(click 'Save sample' to record the corrected sample)")
+            self._message(
+                f"{saved} organism(s) relabelled as {label}; counts and alerts updated "
+                "(click 'Save sample' to record the corrected sample)"
+            )
         self._force_refresh()
 
     def export_corrections(self, folder: str | None = None) -> dict[str, int] | None:
         from phytoscope.gui.corrections import export_training_folder
 
         if not folder:
-            folder = QFileDialog.getExistingDirectory(self, "Export corrections as a training folder")
+            folder = QFileDialog.getExistingDirectory(
+                self, "Export corrections as a training folder"
+            )
             if not folder:
                 return None
         try:
@@ -696,7 +795,9 @@ class MainWindow(QMainWindow):
             self.report_error(str(exc))
             return None
         total = sum(written.values())
-        self._message(f"exported {total} corrected organism(s) into {len(written)} class folder(s) in {folder}")
+        self._message(
+            f"exported {total} corrected organism(s) into {len(written)} class folder(s) in {folder}"
+        )
         return written
 
     # -- telemetry -----------------------------------------------------------------------
@@ -716,7 +817,9 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # noqa: BLE001
             rule_sets = [self.settings.rule_set]
             self.report_error(f"cannot list rule sets: {describe_error(exc)}")
-        dialog = SettingsDialog(self.settings, rule_sets, self.backend_info.card if self.backend_info else None, self)
+        dialog = SettingsDialog(
+            self.settings, rule_sets, self.backend_info.card if self.backend_info else None, self
+        )
         if dialog.exec() and dialog.result_settings is not None:
             self.apply_settings(dialog.result_settings)
 
@@ -727,7 +830,10 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self.report_error(f"settings not saved: {exc}")
         if (old.backend, old.precision, old.model_dir, old.batch_size) != (
-            new.backend, new.precision, new.model_dir, new.batch_size
+            new.backend,
+            new.precision,
+            new.model_dir,
+            new.batch_size,
         ):
             if self._jobs:
                 self.report_error("the new model is loaded after the running analysis ends")
@@ -751,7 +857,9 @@ class MainWindow(QMainWindow):
                 self.about_dialog.show()
 
         self._calls = [c for c in self._calls if c.running]
-        self._calls.append(BackgroundCall(lambda: collect(), show, self.report_error, "phytoscope-info"))
+        self._calls.append(
+            BackgroundCall(lambda: collect(), show, self.report_error, "phytoscope-info")
+        )
 
     # -- shutdown ------------------------------------------------------------------------
 
@@ -789,4 +897,3 @@ class MainWindow(QMainWindow):
             names.append("benchmark")
         names += [c._thread.name for c in self._calls if c.running]
         return names
-

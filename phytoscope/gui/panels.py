@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QListWidget,
     QListView,
+    QListWidget,
     QListWidgetItem,
     QPushButton,
     QStackedWidget,
@@ -34,7 +34,11 @@ from phytoscope.gui.corrections import current_user
 from phytoscope.gui.style import level_colour, text_colour_for, to_pixmap
 from phytoscope.types import Alert, Volume
 
-VOLUME_IFCB, VOLUME_GIVEN, VOLUME_UTERMOHL = "IFCB bins (from their headers)", "Volume I give", "Utermöhl chamber"
+VOLUME_IFCB, VOLUME_GIVEN, VOLUME_UTERMOHL = (
+    "IFCB bins (from their headers)",
+    "Volume I give",
+    "Utermöhl chamber",
+)
 
 
 def _spin(value: float, maximum: float, suffix: str, decimals: int = 3) -> QDoubleSpinBox:
@@ -131,7 +135,8 @@ class SamplePanel(QWidget):
         if method == VOLUME_GIVEN:
             return sample.given_volume(self.given_ml.value()) if self.given_ml.value() > 0 else None
         return sample.utermohl_volume(
-            self.settled_ml.value(), chamber_area_mm2=self.chamber_mm2.value(),
+            self.settled_ml.value(),
+            chamber_area_mm2=self.chamber_mm2.value(),
             counted_area_mm2=self.counted_mm2.value(),
         )
 
@@ -169,16 +174,23 @@ class SamplePanel(QWidget):
             if c is None:
                 cells += ["—", ""]
             elif c.detected:
-                cells += [f"{format_per_l(c.per_l)} {c.unit}",
-                          f"{format_per_l(c.low_per_l)} – {format_per_l(c.high_per_l)}"]
+                cells += [
+                    f"{format_per_l(c.per_l)} {c.unit}",
+                    f"{format_per_l(c.low_per_l)} – {format_per_l(c.high_per_l)}",
+                ]
             else:
-                cells += [f"ND (< {format_per_l(c.detection_limit_per_l)})", f"0 – {format_per_l(c.high_per_l)}"]
+                cells += [
+                    f"ND (< {format_per_l(c.detection_limit_per_l)})",
+                    f"0 – {format_per_l(c.high_per_l)}",
+                ]
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if column == 0 and c is not None and c.flags:
                     item.setToolTip("; ".join(c.flags))
                 if column in (1, 2, 3):
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                    item.setTextAlignment(
+                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                    )
                 if counts.get(name, 0) == 0:
                     item.setForeground(QBrush(QColor("#999999")))
                 self.table.setItem(row, column, item)
@@ -199,7 +211,9 @@ class AlertPanel(QWidget):
         self.title.setStyleSheet("font-weight: bold")
         self.title.setWordWrap(True)
         self.table = QTableWidget(0, 6)
-        self.table.setHorizontalHeaderLabels(["Level", "Taxon", "Threshold", "Concentration (95 %)", "Evidence", ""])
+        self.table.setHorizontalHeaderLabels(
+            ["Level", "Taxon", "Threshold", "Concentration (95 %)", "Evidence", ""]
+        )
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
@@ -235,19 +249,27 @@ class AlertPanel(QWidget):
         rule_set = hab.rule_set
         signature = (
             rule_set.name,
-            tuple((a.taxon, a.level, a.concentration.count, round(a.concentration.per_l, 3)) for a in hab.assessments),
+            tuple(
+                (a.taxon, a.level, a.concentration.count, round(a.concentration.per_l, 3))
+                for a in hab.assessments
+            ),
             tuple((t, a.id, a.acknowledged_at) for t, a in sorted(alerts.items())),
         )
         n_alerts = len(hab.alerts)
         self.title.setText(
             f"HAB alerts — {rule_set.title}: "
-            + (f"<span style='color:#c92a2a'>{n_alerts} alert{'s' if n_alerts != 1 else ''}</span>"
-               if n_alerts else "no threshold reached")
+            + (
+                f"<span style='color:#c92a2a'>{n_alerts} alert{'s' if n_alerts != 1 else ''}</span>"
+                if n_alerts
+                else "no threshold reached"
+            )
         )
         self.title.setTextFormat(Qt.TextFormat.RichText)
         missing = ", ".join(hab.not_monitored)
         self.not_monitored.setText(
-            f"<b>Not monitored by this model</b> (count these by microscope): {missing}" if missing else ""
+            f"<b>Not monitored by this model</b> (count these by microscope): {missing}"
+            if missing
+            else ""
         )
         if signature == self._signature:
             return
@@ -264,7 +286,9 @@ class AlertPanel(QWidget):
             taxon = QTableWidgetItem(a.taxon + (f"\n{a.syndrome}" if a.syndrome else ""))
             taxon.setToolTip("\n".join([f"rule: {a.rule_taxon} ({a.rank})", *a.flags]))
             self.table.setItem(row, 1, taxon)
-            threshold = a.threshold_per_l if a.threshold_per_l is not None else a.next_threshold_per_l
+            threshold = (
+                a.threshold_per_l if a.threshold_per_l is not None else a.next_threshold_per_l
+            )
             prefix = "" if a.threshold_per_l is not None else "next: "
             if threshold is None:
                 text = "—"
@@ -274,8 +298,11 @@ class AlertPanel(QWidget):
                 text = f"{prefix}≥ {format_per_l(threshold)} cells/L"
             self.table.setItem(row, 2, QTableWidgetItem(text))
             c = a.concentration
-            conc = (f"{format_per_l(c.per_l)} {c.unit}\n({format_per_l(c.low_per_l)} – {format_per_l(c.high_per_l)})"
-                    if c.detected else f"ND (< {format_per_l(c.detection_limit_per_l)})")
+            conc = (
+                f"{format_per_l(c.per_l)} {c.unit}\n({format_per_l(c.low_per_l)} – {format_per_l(c.high_per_l)})"
+                if c.detected
+                else f"ND (< {format_per_l(c.detection_limit_per_l)})"
+            )
             conc_item = QTableWidgetItem(conc)
             if a.flags:
                 conc_item.setToolTip("\n".join(a.flags))
@@ -284,8 +311,12 @@ class AlertPanel(QWidget):
             self.table.setCellWidget(row, 5, self._ack_widget(alerts.get(a.taxon), a.is_alert))
         self.table.resizeColumnsToContents()
 
-    def _evidence(self, classes: tuple[str, ...], thumbnail_of: Callable[[tuple[str, int]], Any],
-                  evidence: dict[str, list[tuple[str, int]]]) -> QWidget:
+    def _evidence(
+        self,
+        classes: tuple[str, ...],
+        thumbnail_of: Callable[[tuple[str, int]], Any],
+        evidence: dict[str, list[tuple[str, int]]],
+    ) -> QWidget:
         strip = QListWidget()
         strip.setViewMode(QListView.ViewMode.IconMode)
         strip.setFlow(QListView.Flow.LeftToRight)
@@ -323,6 +354,8 @@ class AlertPanel(QWidget):
             label.setStyleSheet("color: #2b8a3e; font-size: 8pt")
             return label
         button = QPushButton("Acknowledge")
-        button.setToolTip("Record that you have seen this alert (your name and the time are stored)")
+        button.setToolTip(
+            "Record that you have seen this alert (your name and the time are stored)"
+        )
         button.clicked.connect(lambda: self.acknowledge_requested.emit(alert))
         return button

@@ -44,7 +44,9 @@ class PredictionsModel(QAbstractTableModel):
     def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
         return len(COLUMNS)
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:  # noqa: N802
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
             return COLUMNS[section]
         return None
@@ -63,7 +65,9 @@ class PredictionsModel(QAbstractTableModel):
             if column == 2:
                 return p.roi_index
             if column == 3:
-                return f"{p.label} → {record.corrected} (corrected)" if record.corrected else p.label
+                return (
+                    f"{p.label} → {record.corrected} (corrected)" if record.corrected else p.label
+                )
             if column == 4:
                 return f"{p.confidence:.1%}"
             if column == 5:
@@ -146,14 +150,18 @@ class Gallery(QWidget):
         self.thumbs.setSpacing(4)
         self.thumbs.setUniformItemSizes(True)
         self.thumbs.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.thumbs.itemClicked.connect(lambda item: self.record_activated.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self.thumbs.itemClicked.connect(
+            lambda item: self.record_activated.emit(item.data(Qt.ItemDataRole.UserRole))
+        )
         self.target = QComboBox()
         self.target.setToolTip("The correct genus for the selected thumbnails")
         self.relabel = QPushButton("Relabel selected")
         self.relabel.setToolTip("Store the correction; counts, concentrations and alerts update")
         self.relabel.clicked.connect(self._relabel)
         self.export = QPushButton("Export corrections…")
-        self.export.setToolTip("Write every correction as a training folder (one sub-folder per class)")
+        self.export.setToolTip(
+            "Write every correction as a training folder (one sub-folder per class)"
+        )
         self.export.clicked.connect(self.export_requested)
         self.note = QLabel()
         self.note.setStyleSheet("color: #666")
@@ -187,7 +195,11 @@ class Gallery(QWidget):
         """Update genus counts; rebuild the thumbnails only if the session changed."""
         if self.session.version == self._shown_version:
             return
-        current = self.genera.currentItem().data(Qt.ItemDataRole.UserRole) if self.genera.currentItem() else None
+        current = (
+            self.genera.currentItem().data(Qt.ItemDataRole.UserRole)
+            if self.genera.currentItem()
+            else None
+        )
         self.genera.blockSignals(True)
         self.genera.clear()
         for label in self.session.labels():
@@ -215,7 +227,10 @@ class Gallery(QWidget):
         records = sorted(self.session.records_for(label), key=lambda r: -r.prediction.confidence)
         shown = [r for r in records if r.thumbnail is not None][: self.MAX_SHOWN]
         keys = [r.key for r in shown]
-        current = [self.thumbs.item(i).data(Qt.ItemDataRole.UserRole).key for i in range(self.thumbs.count())]
+        current = [
+            self.thumbs.item(i).data(Qt.ItemDataRole.UserRole).key
+            for i in range(self.thumbs.count())
+        ]
         if not force and label == self._shown_label and keys == current:
             return
         self._shown_label = label
@@ -233,7 +248,9 @@ class Gallery(QWidget):
         self.note.setText(f"{hidden} more not shown (most confident first)" if hidden > 0 else "")
 
     def _relabel(self) -> None:
-        records: list[Record] = [i.data(Qt.ItemDataRole.UserRole) for i in self.thumbs.selectedItems()]
+        records: list[Record] = [
+            i.data(Qt.ItemDataRole.UserRole) for i in self.thumbs.selectedItems()
+        ]
         label = self.target.currentText()
         if records and label:
             self.correction_requested.emit(records, label)

@@ -67,7 +67,7 @@ class Session:
         added = []
         origins = origins or (None,) * len(predictions)
         whole = whole or tuple(p.box is None for p in predictions)
-        for p, thumb, origin, alone in zip(predictions, thumbnails, origins, whole):
+        for p, thumb, origin, alone in zip(predictions, thumbnails, origins, whole, strict=True):
             if thumb is not None:
                 if self.thumbnail_bytes + thumb.nbytes > THUMBNAIL_BUDGET_BYTES:
                     thumb = None
@@ -100,7 +100,9 @@ class Session:
         from dataclasses import replace
 
         return [
-            replace(r.prediction, label=r.corrected, confidence=1.0) if r.corrected else r.prediction
+            replace(r.prediction, label=r.corrected, confidence=1.0)
+            if r.corrected
+            else r.prediction
             for r in self.records
             if not bins_only or r.origin is not None
         ]

@@ -6,15 +6,35 @@ import numpy as np
 from PySide6.QtGui import QColor, QImage, QPixmap
 
 PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-    "#17becf", "#bcbd22", "#393b79", "#ad494a", "#637939", "#7b4173", "#3182bd",
-    "#e6550d", "#31a354", "#756bb1", "#636363",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#393b79",
+    "#ad494a",
+    "#637939",
+    "#7b4173",
+    "#3182bd",
+    "#e6550d",
+    "#31a354",
+    "#756bb1",
+    "#636363",
 )
 UNKNOWN_COLOUR = "#7f7f7f"
 
 LEVEL_COLOURS = {
-    "green": "#2f9e44", "yellow": "#f0c419", "orange": "#f08c00", "red": "#e03131",
-    "amber": "#f59f00", "blue": "#1c7ed6", "black": "#212529",
+    "green": "#2f9e44",
+    "yellow": "#f0c419",
+    "orange": "#f08c00",
+    "red": "#e03131",
+    "amber": "#f59f00",
+    "blue": "#1c7ed6",
+    "black": "#212529",
 }
 
 

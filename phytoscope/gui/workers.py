@@ -35,7 +35,6 @@ from phytoscope.gui.jobs import (
     CancelToken,
     FilesJob,
     JobFinished,
-    Progress,
 )
 
 log = logging.getLogger(__name__)
@@ -132,7 +131,10 @@ class InferenceWorker(QObject):
                 models_dir=Path(request.model_dir) if request.model_dir else None,
                 # engines that take long to load (TensorRT builds) report and stop with these
                 progress=lambda message, fraction=None: self.loading.emit(
-                    f"{message} ({fraction:.0%})" if isinstance(fraction, (int, float)) else str(message)),
+                    f"{message} ({fraction:.0%})"
+                    if isinstance(fraction, (int, float))
+                    else str(message)
+                ),
                 cancel=request.cancel,
             )
             backend.load()
@@ -211,8 +213,14 @@ class InferenceWorker(QObject):
         try:
             if isinstance(job, FilesJob):
                 result = analysis.run_files(
-                    job, self._classifier, store, run_id,
-                    self.predictions.emit, self.progress.emit, job.cancel, self._request.batch_size,
+                    job,
+                    self._classifier,
+                    store,
+                    run_id,
+                    self.predictions.emit,
+                    self.progress.emit,
+                    job.cancel,
+                    self._request.batch_size,
                 )
             else:
                 result = self._run_camera(job, store, run_id)
@@ -237,8 +245,12 @@ class InferenceWorker(QObject):
             return analysis.classify_stream(
                 job.job_id,
                 analysis.camera_rois(capture.mailbox, job.cancel, segment, frames),
-                self._classifier, store, run_id,
-                self.predictions.emit, self.progress.emit, job.cancel,
+                self._classifier,
+                store,
+                run_id,
+                self.predictions.emit,
+                self.progress.emit,
+                job.cancel,
                 batch_size=self._request.batch_size,
                 frame_of=lambda roi: frames.get(roi.source),
                 dropped=lambda: capture.mailbox.dropped,

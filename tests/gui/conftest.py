@@ -52,8 +52,11 @@ def no_leaked_threads():
     """Fail when a Python thread started during the test is still alive after it."""
 
     def alive() -> dict[int, str]:
-        return {t.ident: t.name for t in threading.enumerate()
-                if t.ident is not None and not isinstance(t, threading._DummyThread) and t.is_alive()}
+        return {
+            t.ident: t.name
+            for t in threading.enumerate()
+            if t.ident is not None and not isinstance(t, threading._DummyThread) and t.is_alive()
+        }
 
     before = alive()
     yield
@@ -63,7 +66,9 @@ def no_leaked_threads():
 
 @pytest.fixture(scope="session")
 def hab_model_dir(tmp_path_factory) -> Path:
-    pytest.importorskip("keras", reason="TensorFlow/Keras not installed (pip install 'phytoscope[tensorflow]')")
+    pytest.importorskip(
+        "keras", reason="TensorFlow/Keras not installed (pip install 'phytoscope[tensorflow]')"
+    )
     return make_tiny_model(tmp_path_factory.mktemp("hab_model"), classes=HAB_CLASSES, size=32)
 
 
@@ -81,10 +86,19 @@ def open_window(qtbot, tmp_path: Path, model_dir: Path | None, **kwargs):
     from phytoscope.config import Settings
     from phytoscope.gui.main_window import MainWindow
 
-    settings = Settings(model_dir=str(model_dir) if model_dir else str(tmp_path / "no-model"),
-                        rule_set="scotland_habreports", telemetry_hz=10.0, batch_size=4)
-    window = MainWindow(settings, settings_path=tmp_path / "settings.json",
-                        database=tmp_path / "results.sqlite", bench_out=tmp_path / "bench", **kwargs)
+    settings = Settings(
+        model_dir=str(model_dir) if model_dir else str(tmp_path / "no-model"),
+        rule_set="scotland_habreports",
+        telemetry_hz=10.0,
+        batch_size=4,
+    )
+    window = MainWindow(
+        settings,
+        settings_path=tmp_path / "settings.json",
+        database=tmp_path / "results.sqlite",
+        bench_out=tmp_path / "bench",
+        **kwargs,
+    )
     qtbot.addWidget(window)
     window.show()
     return window
@@ -101,7 +115,9 @@ def close_window(window) -> None:
 def window(qtbot, tmp_path, hab_model_dir):
     """The main window on the tiny HAB-class model, its backend loaded."""
     w = open_window(qtbot, tmp_path, hab_model_dir)
-    qtbot.waitUntil(lambda: w.backend_info is not None or w.no_model_reason is not None, timeout=30000)
+    qtbot.waitUntil(
+        lambda: w.backend_info is not None or w.no_model_reason is not None, timeout=30000
+    )
     assert w.backend_info is not None, w.no_model_reason
     yield w
     close_window(w)

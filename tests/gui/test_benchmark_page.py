@@ -21,14 +21,30 @@ def labelled(tmp_path, hab_model_dir):
 
 
 def tiny_budget(model_dir, images):
-    return dict(model=model_dir, images=images, batch_sizes=(1,), rounds=1, round_s=0.2,
-                warmup_cap_s=0.5, warmup_window=3, idle_s=0.3, limit=4, plots=False,
-                variants=("ort_fp32",), rate_hz=10.0)
+    return dict(
+        model=model_dir,
+        images=images,
+        batch_sizes=(1,),
+        rounds=1,
+        round_s=0.2,
+        warmup_cap_s=0.5,
+        warmup_window=3,
+        idle_s=0.3,
+        limit=4,
+        plots=False,
+        variants=("ort_fp32",),
+        rate_hz=10.0,
+    )
 
 
 def test_quick_benchmark_from_the_page(qtbot, tmp_path, hab_model_dir, labelled, artefacts):
-    window = open_window(qtbot, tmp_path, hab_model_dir, start_telemetry=False,
-                         bench_overrides=tiny_budget(hab_model_dir, labelled))
+    window = open_window(
+        qtbot,
+        tmp_path,
+        hab_model_dir,
+        start_telemetry=False,
+        bench_overrides=tiny_budget(hab_model_dir, labelled),
+    )
     page = window.bench_page
     window.tabs.setCurrentWidget(page)
     with qtbot.waitSignal(page.finished, timeout=240000) as blocker:
@@ -52,7 +68,9 @@ def test_quick_benchmark_from_the_page(qtbot, tmp_path, hab_model_dir, labelled,
 
 def test_benchmark_can_be_cancelled(qtbot, tmp_path, hab_model_dir, labelled):
     budget = tiny_budget(hab_model_dir, labelled) | {"idle_s": 120.0}  # long enough to cancel in
-    window = open_window(qtbot, tmp_path, hab_model_dir, start_telemetry=False, bench_overrides=budget)
+    window = open_window(
+        qtbot, tmp_path, hab_model_dir, start_telemetry=False, bench_overrides=budget
+    )
     page = window.bench_page
     with qtbot.waitSignal(page.finished, timeout=60000) as blocker:
         page.run_button.click()

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from phytoscope.errors import SourceError
-from phytoscope.gui.camera import CameraCapture, Frame, LatestFrameMailbox, open_camera, parse_camera
+from phytoscope.gui.camera import (
+    CameraCapture,
+    Frame,
+    LatestFrameMailbox,
+    open_camera,
+    parse_camera,
+)
 
 
 def frame(n: int) -> Frame:

@@ -19,9 +19,17 @@ def test_ring_buffer_keeps_the_newest_rows_in_time_order():
 
 
 def sample(t: float, estimated: bool = True) -> TelemetrySample:
-    return TelemetrySample(t=t, wall=1e9 + t, power_w=5.0 + t, power_source="cpu-load estimate",
-                           estimated=estimated, rss_bytes=200 * 2**20, ram_used_bytes=2**30,
-                           ram_total_bytes=2**32, cpu_percent=10.0)
+    return TelemetrySample(
+        t=t,
+        wall=1e9 + t,
+        power_w=5.0 + t,
+        power_source="cpu-load estimate",
+        estimated=estimated,
+        rss_bytes=200 * 2**20,
+        ram_used_bytes=2**30,
+        ram_total_bytes=2**32,
+        cpu_percent=10.0,
+    )
 
 
 def test_charts_redraw_on_their_timer_not_per_sample_and_say_estimated(qtbot):

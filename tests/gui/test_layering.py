@@ -17,8 +17,13 @@ def run_blocked(code: str) -> subprocess.CompletedProcess:
             sys.modules[name] = None  # any import of them raises ImportError
         """
     )
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_headless_packages_import_without_qt():
@@ -55,8 +60,12 @@ def test_nothing_outside_gui_imports_phytoscope_gui():
             continue
         text = path.read_text(encoding="utf-8")
         if "phytoscope.gui" in text or "PySide6" in text or "pyqtgraph" in text:
-            lines = [ln for ln in text.splitlines()
-                     if ("import" in ln) and ("phytoscope.gui" in ln or "PySide6" in ln or "pyqtgraph" in ln)]
+            lines = [
+                ln
+                for ln in text.splitlines()
+                if ("import" in ln)
+                and ("phytoscope.gui" in ln or "PySide6" in ln or "pyqtgraph" in ln)
+            ]
             if lines:
                 offenders.append(f"{rel}: {lines}")
     assert not offenders
@@ -66,7 +75,7 @@ def test_gui_command_without_pyside_runs_headless(tmp_path):
     env_code = f"""
         import os
         os.environ.pop("DISPLAY", None); os.environ.pop("WAYLAND_DISPLAY", None)
-        os.environ["PHYTOSCOPE_MODELS"] = {str(tmp_path / 'none')!r}
+        os.environ["PHYTOSCOPE_MODELS"] = {str(tmp_path / "none")!r}
         from phytoscope.cli import main
         raise SystemExit(main(["gui", "tests/data/images/pn_delicatissima_crop.jpg"]))
     """

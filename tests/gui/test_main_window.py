@@ -50,7 +50,9 @@ def test_images_and_an_ifcb_bin_are_classified_shown_stored_and_charted(qtbot, w
     assert set(window.alert_panel.levels_shown) == {"Pseudo-nitzschia", "Dinophysis", "Alexandrium"}
     assert "Karenia mikimotoi" in window.alert_panel.not_monitored.text()
     # telemetry arrives on its thread; charts redraw from their timer
-    qtbot.waitUntil(lambda: len(window.charts.memory) >= 2 and window.charts.redraws >= 1, timeout=10000)
+    qtbot.waitUntil(
+        lambda: len(window.charts.memory) >= 2 and window.charts.redraws >= 1, timeout=10000
+    )
     rss = window.charts.rss_curve.getData()[1]
     assert rss is not None and rss[-1] > 50  # MiB: a real process with numpy and Qt loaded
     if window.charts.estimated:
@@ -72,7 +74,9 @@ def test_correcting_labels_drives_counts_alerts_and_acknowledgement(qtbot, windo
     window.lower_tabs.setCurrentWidget(gallery)
     for label in list(window.session.counts):
         gallery.refresh()
-        items = gallery.genera.findItems(label, __import__("PySide6.QtCore", fromlist=["Qt"]).Qt.MatchFlag.MatchStartsWith)
+        items = gallery.genera.findItems(
+            label, __import__("PySide6.QtCore", fromlist=["Qt"]).Qt.MatchFlag.MatchStartsWith
+        )
         gallery.genera.setCurrentItem(items[0])
         gallery.thumbs.selectAll()
         gallery.target.setCurrentText("Alexandrium")
@@ -87,8 +91,10 @@ def test_correcting_labels_drives_counts_alerts_and_acknowledgement(qtbot, windo
     sample_id = window.record_sample(manual=True)
     assert sample_id is not None
     window.refresh_panels()
-    row = [window.alert_panel.table.item(r, 1).text().split("\n")[0]
-           for r in range(window.alert_panel.table.rowCount())].index("Alexandrium")
+    row = [
+        window.alert_panel.table.item(r, 1).text().split("\n")[0]
+        for r in range(window.alert_panel.table.rowCount())
+    ].index("Alexandrium")
     button = window.alert_panel.table.cellWidget(row, 5)
     assert button.text() == "Acknowledge"
     button.click()
@@ -168,13 +174,17 @@ def test_about_dialog_shows_phytoscope_info(qtbot, window):
     window.about_dialog.close()
 
 
-@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "models" / "genus.onnx.json").exists(),
-                    reason="the shipped model (models/genus.onnx) is not installed in this checkout")
+@pytest.mark.skipif(
+    not (Path(__file__).resolve().parents[2] / "models" / "genus.onnx.json").exists(),
+    reason="the shipped model (models/genus.onnx) is not installed in this checkout",
+)
 def test_shipped_model_classifies_an_ifcb_bin(qtbot, tmp_path):
     from phytoscope.config import models_dir
 
     window = open_window(qtbot, tmp_path, models_dir())
-    qtbot.waitUntil(lambda: window.backend_info is not None or window.no_model_reason is not None, timeout=60000)
+    qtbot.waitUntil(
+        lambda: window.backend_info is not None or window.no_model_reason is not None, timeout=60000
+    )
     assert window.backend_info is not None, window.no_model_reason
     result = analyse(qtbot, window, [NEW_BIN])
     assert result.predictions == len(expected_items([NEW_BIN])[0])
@@ -187,8 +197,13 @@ def test_dropping_files_on_the_window_analyses_them(qtbot, window):
 
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(NEW_BIN))])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
-                       Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     with qtbot.waitSignal(window.analysis_finished, timeout=60000) as blocker:
         window.dropEvent(event)
     assert blocker.args[0].predictions == len(expected_items([NEW_BIN])[0])
@@ -197,7 +212,9 @@ def test_dropping_files_on_the_window_analyses_them(qtbot, window):
 def test_settings_dialog_validates_and_returns_settings(qtbot, window):
     from phytoscope.gui.dialogs import SettingsDialog
 
-    dialog = SettingsDialog(window.settings, ["scotland_habreports", "france_rephy"], window.backend_info.card, window)
+    dialog = SettingsDialog(
+        window.settings, ["scotland_habreports", "france_rephy"], window.backend_info.card, window
+    )
     qtbot.addWidget(dialog)
     dialog.rule_set.setCurrentText("france_rephy")
     dialog.camera.setText("nvarguscamerasrc ! appsink")
@@ -212,11 +229,31 @@ def test_model_loading_can_be_cancelled(qtbot, tmp_path, hab_model_dir):
     window = open_window(qtbot, tmp_path, hab_model_dir, start_telemetry=False)
     assert window.cancel_button.isVisible()  # loading shows progress with a Cancel button
     window.cancel_button.click()
-    qtbot.waitUntil(lambda: window.no_model_reason is not None or window.backend_info is not None,
-                    timeout=30000)
+    qtbot.waitUntil(
+        lambda: window.no_model_reason is not None or window.backend_info is not None, timeout=30000
+    )
     # the load was either stopped, or had already finished before the click reached it
     if window.backend_info is None:
         assert "cancelled" in window.no_model_reason
         assert window.banner.isVisible()
     assert not window.cancel_button.isVisible()
+    close_window(window)
+
+
+def test_unusable_database_is_a_message_and_results_stay_in_the_window(qtbot, tmp_path, hab_model_dir):
+    from phytoscope.config import Settings
+    from phytoscope.gui.main_window import MainWindow
+
+    database = tmp_path / "results.sqlite"
+    database.mkdir()  # a folder where the database file should be: SQLite cannot open it
+    window = MainWindow(
+        Settings(model_dir=str(hab_model_dir)), settings_path=tmp_path / "s.json", database=database,
+        start_telemetry=False,
+    )
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.backend_info is not None, timeout=30000)
+    result = analyse(qtbot, window, [NEW_BIN])
+    assert result.predictions == len(window.session) > 0
+    assert any("results will not be saved" in m for m in window.messages)
+    assert any("could not be saved" in m for m in window.messages)  # the sample, at the end
     close_window(window)
