@@ -40,7 +40,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--out", metavar="DIR", default=".", help="folder for the report files (default .)"
     )
     parser.add_argument(
-        "--format", default="csv,html", help="comma-separated: csv, html (default csv,html)"
+        "--format",
+        default="csv,html",
+        help="comma-separated: csv, html, pdf (pdf needs matplotlib; default csv,html)",
     )
     parser.add_argument(
         "--list", action="store_true", help="list the stored samples and open alerts"
@@ -139,10 +141,10 @@ def _png_data_uri(image: Any, size: int = THUMBNAIL_PX) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
 
 
-def roi_thumbnails(
+def roi_images(
     evidence: Iterable[tuple[str, int]], limit: int = THUMBNAILS_PER_TAXON, segment: str = "auto"
-) -> list[tuple[str, int, str | None]]:
-    """(source, roi index, PNG data URI or None) for the first ``limit`` evidence ROIs.
+) -> list[tuple[str, int, Any]]:
+    """(source, roi index, pixels or None) for the first ``limit`` evidence ROIs.
 
     Each source is re-read once, through the same readers as classification, so ROI indices
     mean the same thing; a source that has moved or been deleted gives None (the report
@@ -155,17 +157,27 @@ def roi_thumbnails(
     by_source: dict[str, set[int]] = {}
     for source, index in wanted:
         by_source.setdefault(source, set()).add(index)
-    found: dict[tuple[str, int], str] = {}
+    found: dict[tuple[str, int], Any] = {}
     for source, indices in by_source.items():
         try:
             for item in iter_inputs([source], segment=segment):
                 if isinstance(item, Roi) and item.index in indices:
-                    found[(source, item.index)] = _png_data_uri(item.image)
+                    found[(source, item.index)] = item.image
                     if len(found) == len(wanted):
                         break
         except Exception:  # noqa: BLE001 - a thumbnail must never stop a report
             continue
     return [(s, i, found.get((s, i))) for s, i in wanted]
+
+
+def roi_thumbnails(
+    evidence: Iterable[tuple[str, int]], limit: int = THUMBNAILS_PER_TAXON, segment: str = "auto"
+) -> list[tuple[str, int, str | None]]:
+    """(source, roi index, PNG data URI or None): :func:`roi_images` ready for HTML."""
+    return [
+        (s, i, _png_data_uri(img) if img is not None else None)
+        for s, i, img in roi_images(evidence, limit, segment)
+    ]
 
 
 # -- HTML --------------------------------------------------------------------------------
@@ -312,6 +324,95 @@ def html_report(store: Any, sample_id: int, segment: str = "auto") -> str:
     return "\n".join(out) + "\n"
 
 
+def pdf_report(store: Any, sample_id: int, path: Path, segment: str = "auto") -> Path:
+    """A printable summary (facts, alert table, levels, thumbnails) drawn with matplotlib.
+
+    Optional: matplotlib is not a core dependency, so a missing one is a clear error naming
+    the package; the HTML report carries the same content without it.
+    """
+    from phytoscope.core.sample import describe_volume, format_per_l
+    from phytoscope.errors import ConfigError
+
+    try:
+        # Figure + PdfPages, no pyplot: no global backend state, safe from the GUI process too
+        from matplotlib.backends.backend_pdf import PdfPages
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ConfigError(
+            "PDF reports need matplotlib: pip install matplotlib (or use --format html)"
+        ) from exc
+
+    sample = store.sample(sample_id)
+    summary = store.sample_summary(sample_id)
+    alerts = store.alerts(sample_id)
+    f = format_per_l
+    facts = [
+        f"Site: {sample.site or '-'}    Sampled at: {sample.sampled_at or 'not given'}    Analysed at: {sample.created_at}",
+        f"Volume: {describe_volume(sample.volume)}",
+        f"Model: {sample.model}    Rule set: {summary.get('rule_set_version', sample.rule_set)}",
+    ]  # fmt: skip
+    if summary.get("not_monitored"):
+        facts.append("Not monitored by this model: " + ", ".join(summary["not_monitored"]))
+    levels = [
+        [a["taxon"], ("at least " if a["lower_bound"] and a["is_alert"] else "") + a["level"],
+         f"{f(a['per_l'])} {a['unit']}" if a["count"] else f"ND (< {f(a['detection_limit_per_l'])})",
+         f"{f(a['low_per_l'])}-{f(a['high_per_l'])}", str(a["count"]), a["rule_taxon"]]
+        for a in summary.get("assessments", [])
+    ]  # fmt: skip
+    rows = [
+        [str(a.id), a.taxon, ("at least " if a.lower_bound else "") + a.level,
+         f"{f(a.concentration_per_l)} {a.unit}", f"{f(a.low_per_l)}-{f(a.high_per_l)}",
+         f(a.threshold_per_l), a.acknowledged_by or "OPEN"]
+        for a in alerts
+    ]  # fmt: skip
+    with PdfPages(path) as pdf:
+        fig = Figure(figsize=(8.27, 11.69))  # A4 portrait
+        fig.text(0.05, 0.96, f"Sample {sample_id}", fontsize=16, weight="bold")
+        for n, line in enumerate(facts):
+            fig.text(0.05, 0.93 - 0.018 * n, line, fontsize=7, wrap=True)
+        ax = fig.add_axes((0.05, 0.55, 0.9, 0.28))
+        ax.axis("off")
+        ax.set_title(f"Alerts ({len(alerts)})", loc="left", fontsize=10)
+        if rows:
+            table = ax.table(
+                cellText=rows, colLabels=["id", "taxon", "level", "concentration", "95 %", "threshold", "ack"],
+                loc="upper left", cellLoc="left",
+            )  # fmt: skip
+            table.auto_set_font_size(False)
+            table.set_fontsize(7)
+        else:
+            ax.text(0, 0.9, "No taxon reached a threshold of this rule set.", fontsize=8)
+        ax2 = fig.add_axes((0.05, 0.2, 0.9, 0.3))
+        ax2.axis("off")
+        ax2.set_title("Monitored taxa", loc="left", fontsize=10)
+        if levels:
+            t2 = ax2.table(
+                cellText=levels, colLabels=["taxon", "level", "concentration", "95 %", "n", "rule"],
+                loc="upper left", cellLoc="left",
+            )  # fmt: skip
+            t2.auto_set_font_size(False)
+            t2.set_fontsize(7)
+        fig.text(
+            0.05, 0.05,
+            "Counts are early warnings, not closures. Chains/L underestimate cells: their level is a lower bound.",
+            fontsize=7,
+        )  # fmt: skip
+        pdf.savefig(fig)
+        for a in alerts:
+            images = [im for _, _, im in roi_images(a.evidence, segment=segment) if im is not None]
+            if not images:
+                continue
+            fig = Figure(figsize=(8.27, 2.5))
+            axes = fig.subplots(1, len(images), squeeze=False)
+            level = ("at least " if a.lower_bound else "") + a.level
+            fig.suptitle(f"Evidence: {a.taxon} ({level})", fontsize=10)
+            for axis, im in zip(axes[0], images, strict=True):
+                axis.imshow(im, cmap="gray" if im.ndim == 2 else None)
+                axis.axis("off")
+            pdf.savefig(fig)
+    return path
+
+
 def _segment_of_run(store: Any, run_id: int | None) -> str:
     if run_id is None:
         return "auto"
@@ -349,8 +450,8 @@ def run(args: argparse.Namespace) -> int:
     from phytoscope.storage import Store
 
     formats = {f.strip().lower() for f in args.format.split(",") if f.strip()}
-    if not formats <= {"csv", "html"}:
-        raise ConfigError(f"--format takes csv and/or html, not {args.format!r}")
+    if not formats <= {"csv", "html", "pdf"}:
+        raise ConfigError(f"--format takes csv, html and/or pdf, not {args.format!r}")
     db = Path(args.db) if args.db else default_database()
     if not db.exists():
         raise ConfigError(
@@ -385,6 +486,13 @@ def run(args: argparse.Namespace) -> int:
                 )
                 path = out / f"sample-{sid}.html"
                 path.write_text(page, encoding="utf-8")
+                written.append(path)
+        if "pdf" in formats:
+            for sid in args.samples:
+                path = out / f"sample-{sid}.pdf"
+                pdf_report(
+                    store, sid, path, segment=_segment_of_run(store, store.sample(sid).run_id)
+                )
                 written.append(path)
         for sid in args.samples:
             alerts = store.alerts(sid)

@@ -299,3 +299,22 @@ def test_the_card_of_a_run_is_found_from_the_model_option(tmp_path):
     assert report._card_of_run(ns, "test-card 0 tensorrt/fp16").name == "test-card"  # same model
     with pytest.raises(ModelError, match="not found"):
         report._card_of_run(ns, "another-model 2 onnx/fp32")
+
+
+def test_pdf_report_has_a_summary_page_and_an_evidence_page(tmp_path, ifcb_bin):
+    pytest.importorskip("matplotlib", reason="PDF reports need matplotlib")
+    import re
+
+    db, result = _stored_sample(tmp_path, ifcb_bin)
+    out = tmp_path / "pdf"
+    assert (
+        cli.main(
+            ["report", str(result.sample.id), "--db", str(db), "--out", str(out), "--format", "pdf"]
+        )
+        == 0
+    )
+    data = (out / f"sample-{result.sample.id}.pdf").read_bytes()
+    assert data.startswith(b"%PDF")
+    # summary page + one evidence page per alert with a readable ROI (Dinophysis, Pseudo-nitzschia)
+    assert len(re.findall(rb"/Type /Page\b", data)) == 3
+    assert cli.main(["report", "1", "--db", str(db), "--format", "docx"]) == 1
