@@ -407,7 +407,14 @@ class TensorRTBackend(Backend):
                 result.path,
             )
             result = obtain_engine(
-                self.card, options, self._ctx, cache, progress, cancel, reject=result.path
+                self.card,
+                options,
+                self._ctx,
+                cache,
+                progress,
+                cancel,
+                force=True,
+                reject=result.path,
             )
             engine = self._runtime.deserialize_cuda_engine(result.engine)
         if engine is None:
