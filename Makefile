@@ -35,8 +35,9 @@ lint: $(VENV)/.test-installed
 bench: $(VENV)/.test-installed
 	$(BIN)/phytoscope bench
 
+# dist/phytoscope_<version>_<arch>.deb; DEB_ARCH=arm64 cross-builds the Jetson (JetPack 6) one.
 deb:
-	bash packaging/build_deb.sh
+	PYTHON=$(PYTHON) bash packaging/build_deb.sh $(if $(DEB_ARCH),--arch $(DEB_ARCH))
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
