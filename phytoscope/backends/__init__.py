@@ -77,12 +77,12 @@ def create(
     folder = models_dir or default_models_dir()
     if name != "auto":
         cls = choose(name)
-        return cls(cls.select_card(model, precision, folder), **options)
+        return cls(cls.select_card(model, precision, folder), precision=precision, **options)
     errors: list[str] = []
     for candidate in AUTO_ORDER:
         try:
             cls = choose(candidate)
-            return cls(cls.select_card(model, precision, folder), **options)
+            return cls(cls.select_card(model, precision, folder), precision=precision, **options)
         except Exception as exc:  # noqa: BLE001 - collect and report every reason
             errors.append(f"{candidate}: {exc}")
     from phytoscope.errors import ModelError

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -218,27 +218,6 @@ def run_batches(
 
 
 @dataclass(frozen=True)
-class EngineRequest(ModelCard):
-    """The ONNX FP32 card, plus the engine precision asked for.
-
-    ``backends.create()`` hands the backend only the card ``select_card`` returned, so the
-    precision of the engine to build travels with it; ``card.precision`` stays ``fp32`` (it
-    describes the ONNX file), ``backend.precision`` reports the engine's.
-    """
-
-    engine_precision: str = "fp32"
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out.pop("engine_precision", None)
-        return out
-
-
-def engine_request(card: ModelCard, precision: str) -> EngineRequest:
-    values = {f.name: getattr(card, f.name) for f in fields(ModelCard)}
-    return EngineRequest(**values, engine_precision=precision)
-
-
 # -- engine cache + build, shared by the backend and `phytoscope build-engine` -------------
 
 
@@ -321,7 +300,7 @@ class TensorRTBackend(Backend):
 
     def __init__(self, card: ModelCard, **options: Any):
         super().__init__(card, **options)
-        requested = options.get("precision") or getattr(card, "engine_precision", "fp32")
+        requested = options.get("precision") or "fp32"  # the engine's; the card is the FP32 ONNX
         if requested not in self.precisions:
             raise ModelError(f"tensorrt builds fp32, fp16 or int8 engines, not {requested}")
         self._requested_precision: str = requested
@@ -347,7 +326,7 @@ class TensorRTBackend(Backend):
                 f"TensorRT builds its engines from the FP32 ONNX model; {card.label} is not one "
                 "(pass the fp32 .onnx model; choose the engine precision with --precision)"
             )
-        return engine_request(card, precision)
+        return card
 
     @property
     def precision(self) -> str:

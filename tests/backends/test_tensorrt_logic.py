@@ -22,7 +22,6 @@ import pytest
 from phytoscope import backends, cli
 from phytoscope.backends import tensorrt_build as tb
 from phytoscope.backends.tensorrt import (
-    EngineRequest,
     TensorRTBackend,
     describe_environment,
     runtime_problem,
@@ -242,13 +241,11 @@ def test_describe_environment_lists_cached_engines(no_tensorrt):
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_select_card_returns_the_onnx_fp32_card(tmp_path, precision):
     card = TensorRTBackend.select_card(_onnx_card(tmp_path), precision, tmp_path)
-    assert isinstance(card, EngineRequest)
     assert (card.format, card.precision) == ("onnx", "fp32")
     assert card.model_path == tmp_path / "m.onnx"
-    assert "engine_precision" not in card.to_dict()
-    backend = TensorRTBackend(card)
+    backend = TensorRTBackend(card, precision=precision)  # as backends.create() passes it
     assert backend.precision == precision  # the engine's precision, not the ONNX file's
-    assert TensorRTBackend(card, precision="fp32").precision == "fp32"
+    assert TensorRTBackend(card).precision == "fp32"
 
 
 def test_select_card_from_folder_uses_fp32_onnx(tmp_path):
