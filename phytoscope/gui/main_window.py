@@ -191,6 +191,7 @@ class MainWindow(QMainWindow):
         lower.addTab(self.gallery, "Gallery by genus (correct labels)")
         lower.addTab(self.log_list, "Messages")
         self.lower_tabs = lower
+        lower.currentChanged.connect(lambda _i: self.gallery.refresh() if self.gallery.isVisible() else None)
         left = QSplitter(Qt.Orientation.Vertical)
         left.addWidget(self.image_view)
         left.addWidget(lower)
@@ -622,7 +623,8 @@ class MainWindow(QMainWindow):
         self.predictions_model.sync()
         if self.predictions_table.follow and len(self.session):
             self.predictions_table.scrollToBottom()
-        self.gallery.refresh()
+        if self.gallery.isVisible():  # thumbnails are built only for a gallery on show
+            self.gallery.refresh()
         card = self.backend_info.card if self.backend_info else None
         volume = self.sample_panel.safe_volume()
         bins_only = self._bins_only(volume)
