@@ -255,22 +255,39 @@ def summary_text(result: ClassifyResult) -> str:
 # -- run -----------------------------------------------------------------------------------
 
 
-def _tagged_inputs(paths: list[str], segment: str, meta: dict[tuple[str, int], dict[str, Any]]):
-    """iter_inputs per PATH argument, remembering each ROI's sample and source facts.
+class TaggedInputs:
+    """``iter_inputs`` per PATH argument, remembering each ROI's sample and source facts.
 
     A PATH is one sample; inside it, every IFCB bin is its own sample (it has its own
-    volume). Only small facts are kept, never pixels.
+    volume). Only small facts are kept, never pixels. Offers ``units()`` like
+    :class:`phytoscope.sources.InputStream`, so files are still decoded in parallel; the
+    units run in pool threads and only set dict items (atomic under the GIL).
     """
-    from phytoscope.sources import iter_inputs
-    from phytoscope.types import Roi
 
-    for path in paths:
-        for item in iter_inputs([path], segment=segment):
+    def __init__(self, paths: list[str], segment: str, meta: dict[tuple[str, int], dict[str, Any]]):
+        from phytoscope.sources import iter_inputs
+
+        self.streams = [(path, iter_inputs([path], segment=segment)) for path in paths]
+        self.meta = meta
+
+    def _record(self, path: str, items: list) -> list:
+        from phytoscope.types import Roi
+
+        for item in items:
             if isinstance(item, Roi):
                 info = {k: v for k, v in item.meta.items() if isinstance(v, (str, int, float))}
                 info["sample"] = item.meta.get("bin", path)
-                meta[(item.source, item.index)] = info
-            yield item
+                self.meta[(item.source, item.index)] = info
+        return items
+
+    def units(self) -> Iterator[Callable[[], list]]:
+        for path, stream in self.streams:
+            for unit in stream.units():
+                yield lambda unit=unit, path=path: self._record(path, unit())
+
+    def __iter__(self) -> Iterator:
+        for unit in self.units():
+            yield from unit()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -312,7 +329,7 @@ def run(args: argparse.Namespace) -> int:
                               "command": "classify"},
                 )
             total = estimate_total(args.paths, args.segment) if bar.enabled else None
-            items = _tagged_inputs(args.paths, args.segment, result.meta)
+            items = TaggedInputs(args.paths, args.segment, result.meta)
             for predictions, skipped in classify_items(
                 items, Classifier(backend, top_k=args.top_k), batch_size=args.batch_size,
                 progress=bar, total=total,

@@ -15,8 +15,10 @@ runtimes belong to the thread that created them.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -70,6 +72,25 @@ def prepare_batch(rois: list[Roi], spec: InputSpec) -> tuple[list[Roi], np.ndarr
     return kept, tensor, skipped
 
 
+def default_workers() -> int:
+    """Decoding threads: half the logical CPUs (the engine wants the rest), 2 to 8."""
+    return min(8, max(2, (os.cpu_count() or 2) // 2))
+
+
+def _decode_and_prepare(unit: Callable[[], list], spec: InputSpec) -> list[tuple[Roi | Skipped, np.ndarray | None]]:
+    """Run one source unit (read a file or bin) and pre-process its ROIs, in a pool thread."""
+    out: list[tuple[Roi | Skipped, np.ndarray | None]] = []
+    for item in unit():
+        if isinstance(item, Skipped):
+            out.append((item, None))
+            continue
+        try:
+            out.append((item, prepare_uint8(item.image, spec)))
+        except Exception as exc:  # noqa: BLE001 - one bad ROI is reported, the rest go on
+            out.append((Skipped(f"{item.source}#{item.index}", f"cannot pre-process ROI: {exc}"), None))
+    return out
+
+
 def _total_of(items: Iterable[Roi | Skipped]) -> int | None:
     try:
         return len(items)  # type: ignore[arg-type]
@@ -84,7 +105,7 @@ def classify_items(
     progress: Progress | None = None,
     cancel: CancelFlag | None = None,
     prefetch: int = 4,
-    workers: int = 2,
+    workers: int | None = None,
     total: int | None = None,
 ) -> Iterator[tuple[list[Prediction], list[Skipped]]]:
     """Classify every ROI of ``items``, yielding ``(predictions, skipped)`` per batch.
@@ -107,7 +128,10 @@ def classify_items(
     prefetch
         Pre-processed batches that may wait in the queue (bounds memory).
     workers
-        Pre-processing threads (resizing releases the GIL; two keep up with one engine).
+        Decoding / pre-processing threads (default :func:`default_workers`). When
+        ``items`` offers ``units()`` (what ``iter_inputs`` returns), whole files are decoded
+        and pre-processed in parallel, in order; otherwise items are read one by one in the
+        reader thread and only pre-processing runs in the pool.
     total
         Known number of items, for the progress callback (else ``len(items)`` if any).
 
@@ -127,7 +151,9 @@ def classify_items(
     spec = classifier.card.input
     stop = threading.Event()
     batches: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
+    workers = workers if workers is not None else default_workers()
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="phytoscope-prep")
+    units = getattr(items, "units", None)
 
     def put(value: object) -> bool:
         """Put unless stopping; False when the consumer has gone away."""
@@ -145,6 +171,47 @@ def classify_items(
             return _Batch(kept, tensor, skipped + bad)
 
         return pool.submit(work)
+
+    def parallel_reader() -> None:
+        """Decode whole units in the pool, a bounded window ahead, and batch in order."""
+        rois: list[Roi] = []
+        prepared: list[np.ndarray] = []
+        skipped: list[Skipped] = []
+        pending: deque[Future] = deque()
+        window = max(2, 4 * workers)
+
+        def take(results: list[tuple[Roi | Skipped, np.ndarray | None]]) -> bool:
+            nonlocal rois, prepared, skipped
+            for item, pixels in results:
+                if isinstance(item, Skipped) or pixels is None:
+                    skipped.append(item)  # type: ignore[arg-type]
+                    continue
+                rois.append(item)
+                prepared.append(pixels)
+                if len(rois) >= batch_size:
+                    if not put(_Batch(rois, normalise(np.stack(prepared), spec), skipped)):
+                        return False
+                    rois, prepared, skipped = [], [], []
+            return True
+
+        try:
+            for unit in units():  # type: ignore[misc]
+                if stop.is_set() or (cancel is not None and cancel.is_set()):
+                    break
+                pending.append(pool.submit(_decode_and_prepare, unit, spec))
+                if len(pending) >= window and not take(pending.popleft().result()):
+                    return
+            while pending and not stop.is_set():
+                if not take(pending.popleft().result()):
+                    return
+            if rois or skipped:
+                put(_Batch(rois, normalise(np.stack(prepared), spec) if prepared else None, skipped))
+        except BaseException as exc:  # noqa: BLE001 - hand the failure to the consumer
+            put(exc)
+        finally:
+            for future in pending:
+                future.cancel()
+            put(_END)
 
     def reader() -> None:
         rois: list[Roi] = []
@@ -168,7 +235,8 @@ def classify_items(
         finally:
             put(_END)
 
-    thread = threading.Thread(target=reader, name="phytoscope-reader", daemon=True)
+    target = parallel_reader if callable(units) else reader
+    thread = threading.Thread(target=target, name="phytoscope-reader", daemon=True)
     thread.start()
     done = 0
     try:
@@ -183,7 +251,7 @@ def classify_items(
                 break
             if isinstance(entry, BaseException):
                 raise entry
-            batch: _Batch = entry.result()  # type: ignore[union-attr]
+            batch: _Batch = entry.result() if isinstance(entry, Future) else entry  # type: ignore[assignment]
             predictions = (
                 classifier.predict_tensor(batch.tensor, batch.rois) if batch.tensor is not None else []
             )

@@ -114,3 +114,40 @@ def test_whole_frame_through_the_pipeline(classifier, tmp_path):
     got, skipped = collect(classify_items(iter_inputs([path]), classifier))
     assert len(got) > 3 and skipped == []
     assert all(p.box is not None for p in got)
+
+
+def test_parallel_decoding_matches_serial_order(classifier, tmp_path):
+    """iter_inputs offers units(): files are decoded in a pool, results stay in input order."""
+    import shutil
+
+    for i in range(12):
+        for name in ("smhi_cryptomonadales.png", "pn_delicatissima_crop.jpg", "pwssc_blob.png"):
+            shutil.copyfile(DATA / "images" / name, tmp_path / f"{i:02d}_{name}")
+    shutil.copyfile(DATA / "images" / "corrupt.png", tmp_path / "05_zz_corrupt.png")
+    for suffix in (".adc", ".hdr", ".roi"):
+        shutil.copyfile(DATA / "ifcb" / ("IFCB5_2012_028_081515" + suffix), tmp_path / ("IFCB5_2012_028_081515" + suffix))
+    stream = iter_inputs([tmp_path])
+    assert callable(getattr(stream, "units", None))
+    parallel, parallel_skipped = collect(classify_items(stream, classifier, batch_size=5, workers=3))
+    serial, serial_skipped = collect(classify_items(iter(list(iter_inputs([tmp_path]))), classifier, batch_size=5))
+    assert [(p.source, p.roi_index, p.label) for p in parallel] == [(p.source, p.roi_index, p.label) for p in serial]
+    assert len(parallel) == 36 + 6
+    assert [s.source for s in parallel_skipped] == [s.source for s in serial_skipped] == [str(tmp_path / "05_zz_corrupt.png")]
+
+
+def test_parallel_cancel_and_early_stop(classifier, tmp_path):
+    import shutil
+
+    for i in range(40):
+        shutil.copyfile(DATA / "images" / "pwssc_blob.png", tmp_path / f"{i:02d}.png")
+    cancel = threading.Event()
+    seen = []
+    with pytest.raises(Cancelled):
+        for predictions, _ in classify_items(iter_inputs([tmp_path]), classifier, batch_size=4, cancel=cancel):
+            seen.extend(predictions)
+            cancel.set()
+    assert len(seen) == 4
+    gen = classify_items(iter_inputs([tmp_path]), classifier, batch_size=4, prefetch=1)
+    next(gen)
+    gen.close()
+    assert not any(t.name == "phytoscope-reader" and t.is_alive() for t in threading.enumerate())
