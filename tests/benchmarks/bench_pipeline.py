@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from phytoscope import backends  # noqa: E402
 from phytoscope.core.classifier import Classifier  # noqa: E402
-from phytoscope.core.pipeline import classify_items  # noqa: E402
+from phytoscope.core.pipeline import classify_items, default_workers  # noqa: E402
 from phytoscope.core.preprocess import preprocess_batch  # noqa: E402
 from phytoscope.sources import expand_paths, iter_inputs  # noqa: E402
 from phytoscope.sources.files import read_image  # noqa: E402
@@ -105,7 +105,7 @@ def engine_only(backend, batches: list[np.ndarray], n_images: int) -> float:
     return done / (time.perf_counter() - start)
 
 
-def pipelined(classifier, folder: Path, batch_size: int, workers: int) -> tuple[float, int]:
+def pipelined(classifier, folder: Path, batch_size: int, workers: int | None) -> tuple[float, int]:
     start = time.perf_counter()
     n = 0
     for predictions, skipped in classify_items(iter_inputs([folder], segment="never"), classifier,
@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=3000)
     parser.add_argument("--folder", type=Path, default=Path("/tmp/phytoscope_bench_images"))
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: pipeline.default_workers())")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -179,7 +179,7 @@ def main() -> None:
         "model": {"label": card.label, "file": card.file, "notes": card.notes,
                   "representative_random_weights": bool(args.representative)},
         "images": len(paths), "image_formats": sorted({p.suffix for p in paths}),
-        "batch_size": args.batch_size, "workers": args.workers, "rounds": args.rounds,
+        "batch_size": args.batch_size, "workers": args.workers or default_workers(), "rounds": args.rounds,
         "images_per_s": {k: {"median": round(med[k], 2), "min": round(min(v), 2), "max": round(max(v), 2),
                              "all": [round(x, 2) for x in v]} for k, v in rounds.items()},
         "pipeline_vs_engine_only": round(med["pipeline"] / med["engine_only"], 3),
