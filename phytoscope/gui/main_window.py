@@ -191,7 +191,9 @@ class MainWindow(QMainWindow):
         lower.addTab(self.gallery, "Gallery by genus (correct labels)")
         lower.addTab(self.log_list, "Messages")
         self.lower_tabs = lower
-        lower.currentChanged.connect(lambda _i: self.gallery.refresh() if self.gallery.isVisible() else None)
+        lower.currentChanged.connect(
+            lambda _i: self.gallery.refresh() if self.gallery.isVisible() else None
+        )
         left = QSplitter(Qt.Orientation.Vertical)
         left.addWidget(self.image_view)
         left.addWidget(lower)

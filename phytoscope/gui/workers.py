@@ -124,11 +124,14 @@ class InferenceWorker(QObject):
             return
         self.loading.emit(f"loading model ({request.backend}, {request.precision})…")
         started = time.perf_counter()
+        chosen = Path(request.model_dir) if request.model_dir else None
         try:
             backend = backends.create(
                 request.backend,
                 request.precision,
-                models_dir=Path(request.model_dir) if request.model_dir else None,
+                # a folder of models, or one model card / model file
+                model=chosen if chosen is not None and chosen.is_file() else None,
+                models_dir=chosen if chosen is not None and not chosen.is_file() else None,
                 # engines that take long to load (TensorRT builds) report and stop with these
                 progress=lambda message, fraction=None: self.loading.emit(
                     f"{message} ({fraction:.0%})"

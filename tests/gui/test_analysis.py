@@ -48,7 +48,9 @@ def test_camera_frames_are_segmented_and_classified(tiny_model_dir, tmp_path):
         try:
             result = analysis.classify_stream(
                 1,
-                analysis.camera_rois(capture.mailbox, CancelToken(), analysis.frame_segmenter(), frames),
+                analysis.camera_rois(
+                    capture.mailbox, CancelToken(), analysis.frame_segmenter(), frames
+                ),
                 Classifier(backend),
                 None,
                 None,
@@ -68,7 +70,11 @@ def test_camera_frames_are_segmented_and_classified(tiny_model_dir, tmp_path):
     h, w = read_image(FRAME)[0].shape[:2]
     assert all(0 <= p.box[0] < w and 0 <= p.box[1] < h for p in predictions)
     # the frames come with the batches for drawing, shrunk with their scale
-    shown = [(key, scale) for b in batches for (key, _), scale in zip(b.frames, b.frame_scales, strict=True)]
+    shown = [
+        (key, scale)
+        for b in batches
+        for (key, _), scale in zip(b.frames, b.frame_scales, strict=True)
+    ]
     assert shown and all(key.startswith("camera:") and 0 < scale <= 1 for key, scale in shown)
     # frames delivered = taken + dropped (+ at most one left in the slot)
     box = capture.mailbox

@@ -240,14 +240,18 @@ def test_model_loading_can_be_cancelled(qtbot, tmp_path, hab_model_dir):
     close_window(window)
 
 
-def test_unusable_database_is_a_message_and_results_stay_in_the_window(qtbot, tmp_path, hab_model_dir):
+def test_unusable_database_is_a_message_and_results_stay_in_the_window(
+    qtbot, tmp_path, hab_model_dir
+):
     from phytoscope.config import Settings
     from phytoscope.gui.main_window import MainWindow
 
     database = tmp_path / "results.sqlite"
     database.mkdir()  # a folder where the database file should be: SQLite cannot open it
     window = MainWindow(
-        Settings(model_dir=str(hab_model_dir)), settings_path=tmp_path / "s.json", database=database,
+        Settings(model_dir=str(hab_model_dir)),
+        settings_path=tmp_path / "s.json",
+        database=database,
         start_telemetry=False,
     )
     qtbot.addWidget(window)
@@ -256,4 +260,14 @@ def test_unusable_database_is_a_message_and_results_stay_in_the_window(qtbot, tm
     assert result.predictions == len(window.session) > 0
     assert any("results will not be saved" in m for m in window.messages)
     assert any("could not be saved" in m for m in window.messages)  # the sample, at the end
+    close_window(window)
+
+
+def test_a_model_card_file_can_be_chosen_instead_of_a_folder(qtbot, tmp_path, hab_model_dir):
+    window = open_window(qtbot, tmp_path, hab_model_dir / "tiny.onnx.json", start_telemetry=False)
+    qtbot.waitUntil(
+        lambda: window.backend_info is not None or window.no_model_reason is not None, timeout=30000
+    )
+    assert window.backend_info is not None, window.no_model_reason
+    assert window.backend_info.backend == "onnxruntime"
     close_window(window)
