@@ -81,8 +81,9 @@ def test_findings_say_which_of_the_studys_claims_hold():
     # 100 / 40 = 2.5x (int8 150 / 40 = 3.75x but the claim is judged on FP32 forms)
     assert verdicts["Optimised ≈ 2× base throughput"]["verdict"] == "holds"
     assert "2.50×" in verdicts["Optimised ≈ 2× base throughput"]["here"]
-    # int8 loses 2 points: more than 1 pp
-    assert verdicts["Accuracy unchanged after optimisation"]["verdict"] == "does not hold"
+    # fp32 unchanged, int8 loses 2 points: more than 1 pp
+    accuracy = verdicts["Accuracy unchanged after optimisation"]["verdict"]
+    assert accuracy.startswith("partly") and "2.0 pp" in accuracy
     # int8 / fp32 = 1.5x: reduced precision adds a lot here
     assert (
         verdicts["Reduced precision adds little throughput over optimised FP32"]["verdict"]
