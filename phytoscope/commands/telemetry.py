@@ -128,9 +128,13 @@ def align_meter(args: argparse.Namespace) -> int:
         [s.wall for s in samples],
         [s.cpu_percent for s in samples],
         search_s=max(30.0, 3 * part),
+        min_pairs=5,
     )
     if found is None:
-        print("meter log does not overlap the marker: is the meter logging, on this file, now?")
+        print(
+            f"fewer than 5 of {len(samples)} samples overlap the meter log: is the meter "
+            "logging, to this file, now?"
+        )
         return ExitCode.UNAVAILABLE
     offset, r = found
     verdict = "good" if r >= 0.8 else "the marker did not show on the meter: do not trust it"

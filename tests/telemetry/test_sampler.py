@@ -274,7 +274,7 @@ def test_cli_align_meter_says_when_the_marker_did_not_show(tmp_path, capsys):
     log = tmp_path / "flat.csv"
     log.write_text("time,watts\n" + "".join(f"{now + k / 2:.3f},3.3\n" for k in range(-20, 60)))
     code = cli.main(
-        ["telemetry", "--meter-csv", str(log), "--align-meter", "--marker-seconds", "0.3"]
+        ["telemetry", "--meter-csv", str(log), "--align-meter", "--marker-seconds", "0.5"]
     )
     out = capsys.readouterr().out
     assert code == cli.ExitCode.PARTIAL
