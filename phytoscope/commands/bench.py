@@ -90,6 +90,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print results.json to stdout at the end"
     )
+    parser.add_argument(
+        "--report-from",
+        type=Path,
+        metavar="DIR",
+        help="rewrite the findings and report of a finished run in DIR from its results.json "
+        "(measures nothing)",
+    )
 
 
 def _progress(event: object) -> None:
@@ -112,6 +119,12 @@ def run(args: argparse.Namespace) -> int:
     from phytoscope.config import data_dir
     from phytoscope.core.bench import BenchConfig, machine_name, run_benchmark
 
+    if args.report_from is not None:
+        from phytoscope.core.bench_report import rerender
+
+        files = rerender(args.report_from)
+        print(f"report: {files['report_md']}")
+        return ExitCode.OK
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     overrides = {
         key: value

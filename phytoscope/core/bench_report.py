@@ -462,6 +462,33 @@ def write_all(
     return files
 
 
+def rerender(out_dir: Path) -> dict[str, Path]:
+    """Rewrite the findings, ``results.json`` and the Markdown/HTML report of a finished run
+    from its ``results.json`` (timelines and plots are kept): for a report written by an
+    older phytoscope, without measuring again."""
+    out_dir = Path(out_dir)
+    path = out_dir / "results.json"
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        from phytoscope.errors import ConfigError
+
+        raise ConfigError(f"{path} is not a benchmark's results file: {exc}") from exc
+    results["findings"] = findings(results)
+    plots = results.get("plots") or {}
+    images = dict(plots.get("files") or {}) if plots.get("written") else {}
+    path.write_text(json.dumps(results, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    blocks = report_blocks(results, images)
+    files = {
+        "results": path,
+        "report_md": out_dir / "report.md",
+        "report_html": out_dir / "report.html",
+    }
+    files["report_md"].write_text(to_markdown(blocks), encoding="utf-8")
+    files["report_html"].write_text(to_html(blocks, title="phytoscope benchmark"), encoding="utf-8")
+    return files
+
+
 def _json_default(value: Any) -> Any:
     import numpy as np
 

@@ -171,3 +171,20 @@ def test_without_matplotlib_the_report_says_plots_need_it(tmp_path, monkeypatch)
     assert not list(tmp_path.glob("*.png"))
     saved = (tmp_path / "results.json").read_text()
     assert "plots need matplotlib" in saved
+
+
+def test_a_finished_run_can_be_re_reported_without_measuring(tmp_path):
+    import json
+
+    from phytoscope.cli import main
+
+    results = _results()
+    results["findings"] = [{"claim": "stale", "study": "", "here": "", "verdict": "old"}]
+    bench_report.write_all(results, {}, tmp_path, plots=False)
+    assert "stale" in (tmp_path / "report.md").read_text()
+    assert main(["bench", "--report-from", str(tmp_path)]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "stale" not in md and "Accuracy unchanged after optimisation" in md
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["findings"][0]["claim"] == "Optimised ≈ 2× base throughput"
+    assert main(["bench", "--report-from", str(tmp_path / "nothing")]) == 1
