@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import math
+import os
 import sys
 import time
 from collections import Counter
@@ -294,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
     from phytoscope import backends, config, modelcard
     from phytoscope.cli import ExitCode
     from phytoscope.core.classifier import Classifier
-    from phytoscope.core.pipeline import classify_items
+    from phytoscope.core.pipeline import classify_items, cpu_split
     from phytoscope.errors import ConfigError, ModelError
 
     if args.batch_size < 1 or args.batch_size > 1024:
@@ -318,7 +319,11 @@ def run(args: argparse.Namespace) -> int:
     bar = ProgressBar(sys.stderr, sys.stderr.isatty() if args.progress is None else args.progress)
     started = time.perf_counter()
     try:
-        with backends.create(args.backend, args.precision, model=args.model) as backend:
+        backend = backends.create(args.backend, args.precision, model=args.model)
+        if backend.name == "onnxruntime" and not os.environ.get("PHYTOSCOPE_THREADS"):
+            # leave CPUs to the decoding threads (core.pipeline.cpu_split); read at load()
+            backend.options.setdefault("threads", cpu_split()[0])
+        with backend:
             card = backend.card
             result.backend, result.model = backend.name, card.label
             if store is not None:
