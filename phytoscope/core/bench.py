@@ -882,31 +882,49 @@ def _idle_baseline(
     }, samples
 
 
+def _short_command(proc: Any) -> str:
+    """``python -m pytest``: the program's name and its first two arguments."""
+    try:
+        args = proc.cmdline()
+    except Exception:  # noqa: BLE001 - psutil errors, permissions
+        args = []
+    if not args:
+        return str(proc.info.get("name") or "?")
+    return " ".join([Path(args[0]).name, *(a if len(a) < 40 else "…" + a[-30:] for a in args[1:3])])
+
+
 def _busy_processes(threshold: float = 10.0) -> Callable[[], list[dict[str, Any]]]:
     """Prime per-process CPU counters now; the returned function lists the processes that
     used more than ``threshold`` % of a core since (name, pid, CPU %): who else was busy
-    during the idle baseline."""
+    during the idle baseline. Processes started in between count from their start."""
     import psutil
 
     me = os.getpid()
-    procs = []
+    t_start = time.time()
+    primed: dict[int, Any] = {}
     for proc in psutil.process_iter(["name"]):
         try:
             proc.cpu_percent(None)
-            procs.append(proc)
+            primed[proc.pid] = proc
         except (psutil.Error, OSError):
             continue
 
     def collect() -> list[dict[str, Any]]:
+        now = time.time()
         out = []
-        for proc in procs:
+        for proc in psutil.process_iter(["name"]):
             try:
-                cpu = proc.cpu_percent(None)
+                if proc.pid in primed:
+                    cpu = primed[proc.pid].cpu_percent(None)
+                else:  # born during the baseline: its whole CPU time over its life so far
+                    times = proc.cpu_times()
+                    life = max(now - max(proc.create_time(), t_start), 1e-3)
+                    cpu = 100.0 * (times.user + times.system) / life
             except (psutil.Error, OSError):
                 continue
             if cpu > threshold and proc.pid != me:
                 out.append(
-                    {"name": proc.info.get("name"), "pid": proc.pid, "cpu_percent": round(cpu, 1)}
+                    {"name": _short_command(proc), "pid": proc.pid, "cpu_percent": round(cpu, 1)}
                 )
         return sorted(out, key=lambda d: -d["cpu_percent"])[:5]
 

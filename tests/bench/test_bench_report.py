@@ -96,8 +96,9 @@ def test_findings_say_which_of_the_studys_claims_hold():
     assert power["verdict"] == "holds"
     # FPS/W: (100/7) / (40/8) = 2.857x
     fpsw = verdicts["Performance-watt roughly doubles with optimisation (estimated)"]
-    assert fpsw["verdict"] == "holds, and more (≥ 3×)"  # int8: (150/7)/(40/8) = 4.29x
-    assert "2.86×" in fpsw["here"]
+    # judged on the FP32 form (2.86x: holds); int8's 4.29x is listed beside it
+    assert fpsw["verdict"] == "holds"
+    assert "2.86×" in fpsw["here"] and "4.29×" in fpsw["here"]
     assert (
         verdicts["Optimised variants need more peak memory than the base"]["verdict"]
         == "does not hold"
