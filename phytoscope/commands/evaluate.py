@@ -113,7 +113,10 @@ def run(args: argparse.Namespace) -> int:
     if args.write_thresholds:
         assert card.path is not None
         new_classes = tuple(replace(c, threshold=round(float(thresholds[c.name]), 4)) for c in card.classes)
-        accuracy = {**card.accuracy, "threshold_target_precision": args.target_precision}
+        accuracy = {**card.accuracy, "threshold_target_precision": args.target_precision,
+                    "threshold_min_predictions": ev.MIN_PREDICTIONS}
+        if args.subset == "test" and report.with_thresholds:
+            accuracy["test_with_thresholds"] = {k: round(v, 4) for k, v in report.with_thresholds.items()}
         replace(card, classes=new_classes, accuracy=accuracy).save(card.path)
         ModelCard.load(card.path)  # re-read: a card we cannot read back must fail here
         print(f"thresholds written to {card.path}")

@@ -19,6 +19,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="folder the split's image paths are relative to (the training dataset's folder)")
     parser.add_argument("--calibration-images", type=int, default=300,
                         help="training images used to calibrate INT8 (default 300)")
+    parser.add_argument("--calibration-method", choices=("auto", "minmax", "minmax-average", "percentile", "entropy"),
+                        default="auto",
+                        help="INT8 activation-range calibration; auto (default) tries minmax, "
+                             "minmax-average and percentile and keeps the one closest to FP32 on "
+                             "the validation split")
     parser.add_argument("--cache", type=Path, help="folder for prepared image arrays")
 
 
@@ -37,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     results = export_all(
         card_path, args.out, dataset_root=args.data_root, split_file=args.split, forms=forms,
         calibration_images=args.calibration_images, cache_dir=args.cache or cfg.cache_dir() / "training",
-        progress=lambda message: print(message, flush=True),
+        progress=lambda message: print(message, flush=True), int8_method=args.calibration_method,
     )
     print(f"{'form':6s} {'file':22s} {'size MB':>8s} {'test top-1':>10s}")
     for r in results:

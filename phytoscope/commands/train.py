@@ -27,6 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="fine-tuning epochs (default 4; 0 = head only)")
     parser.add_argument("--fine-tune-from", default="block_12",
                         help="first backbone layer trained when fine-tuning ('all' for every layer)")
+    parser.add_argument("--fine-tune-lr", type=float, default=2e-5,
+                        help="Adam learning rate when fine-tuning (default 2e-5)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--augment-copies", type=int, default=2,
                         help="augmented copies per training image in the frozen stage (default 2)")
@@ -40,6 +42,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", type=Path, help="folder for prepared image arrays (default: user cache)")
     parser.add_argument("--note", default="", help="data sources and licences, written into the card")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    parser.add_argument("--compare-sizes", metavar="SIZES",
+                        help="instead of training one model, measure validation top-1 (frozen backbone) "
+                             "and ONNX Runtime CPU latency at each size, e.g. 96,128,160; writes "
+                             "size_comparison.json in --out")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         class_map=args.class_map, split_file=args.split_file, seed=args.seed,
         max_images=args.max_images, min_per_class=args.min_per_class, batch_size=args.batch_size,
         head_epochs=args.head_epochs, augment_copies=args.augment_copies,
-        fine_tune_epochs=args.fine_tune_epochs,
+        fine_tune_epochs=args.fine_tune_epochs, fine_tune_lr=args.fine_tune_lr,
         fine_tune_from=None if args.fine_tune_from == "all" else args.fine_tune_from,
         target_precision=args.target_precision, cache_dir=args.cache or cfg.cache_dir() / "training",
         resume=args.resume, hab_rules=rules, dataset_note=args.note,
@@ -72,6 +78,21 @@ def run(args: argparse.Namespace) -> int:
         elif step == total and total:
             print(f"{stage}: {total} done", flush=True)
 
+    if args.compare_sizes:
+        import json
+
+        from phytoscope.training.train import compare_sizes
+
+        sizes = tuple(int(s) for s in args.compare_sizes.split(","))
+        rows = compare_sizes(config, sizes, progress)
+        print(f"{'size':>5s} {'val top-1':>10s} {'ms/img b1':>10s} {'ms/img b16':>11s}")
+        for row in rows:
+            print(f"{row['size']:5d} {row['val_top1_frozen_backbone']:10.4f} "
+                  f"{row['ms_per_image_batch1']:10.2f} {row['ms_per_image_batch16']:11.2f}")
+        path = Path(args.out) / "size_comparison.json"
+        path.write_text(json.dumps(rows, indent=2) + "\n")
+        print(f"written: {path}")
+        return ExitCode.OK
     result = train(config, progress)
     card = result.card
     assert card is not None

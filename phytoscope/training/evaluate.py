@@ -106,22 +106,33 @@ def metrics(
     )
 
 
+MIN_PREDICTIONS = 20
+"""Fewer validation predictions of a class than this give no threshold (0): with 8 images one
+confident mistake would send nearly every real cell of that class to "unknown", which for a
+harmful genus is the worse error."""
+
+
 def precision_thresholds(
-    y_true: np.ndarray, probabilities: np.ndarray, classes: Sequence[str], target: float
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    target: float,
+    min_predictions: int = MIN_PREDICTIONS,
 ) -> dict[str, float]:
     """Per class, the lowest confidence at which precision of that class is >= ``target``.
 
     Candidates are the confidences of the predictions themselves, scanned from high to low;
     the answer is the lowest one whose precision (of predictions at or above it) still meets
     the target. A class that never reaches it gets the highest confidence seen (nearly
-    everything becomes "unknown": the honest answer), a class never predicted gets 0.
+    everything becomes "unknown": the honest answer); a class predicted fewer than
+    ``min_predictions`` times gets 0 (see :data:`MIN_PREDICTIONS`).
     """
     y_pred = probabilities.argmax(axis=1)
     confidence = probabilities.max(axis=1)
     out: dict[str, float] = {}
     for index, name in enumerate(classes):
         mask = y_pred == index
-        if not mask.any():
+        if mask.sum() < max(1, min_predictions):
             out[name] = 0.0
             continue
         conf = confidence[mask]
@@ -239,6 +250,7 @@ def card_accuracy(test: Report, val: Report | None = None, target_precision: flo
         out["val_top1"] = round(val.top1, 4)
     if target_precision is not None:
         out["threshold_target_precision"] = target_precision
+        out["threshold_min_predictions"] = MIN_PREDICTIONS
     if test.with_thresholds:
         out["test_with_thresholds"] = {k: round(v, 4) for k, v in test.with_thresholds.items()}
     return out

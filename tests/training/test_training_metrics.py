@@ -51,8 +51,15 @@ def test_precision_thresholds_reach_target():
 def test_perfect_class_gets_zero_threshold():
     y = np.array([0, 0, 1])
     p = _probs([[.6, .4, 0], [.9, .1, 0], [.2, .8, 0]])
-    t = ev.precision_thresholds(y, p, CLASSES, 0.95)
+    t = ev.precision_thresholds(y, p, CLASSES, 0.95, min_predictions=1)
     assert t == {"A": 0.0, "B": 0.0, "C": 0.0}
+
+
+def test_too_few_predictions_give_no_threshold():
+    y = np.array([0, 1, 1])
+    p = _probs([[.9, .1, 0], [.95, .05, 0], [.2, .8, 0]])  # one confident mistake
+    assert ev.precision_thresholds(y, p, CLASSES, 0.95, min_predictions=1)["A"] == 0.95
+    assert ev.precision_thresholds(y, p, CLASSES, 0.95, min_predictions=20)["A"] == 0.0
 
 
 def test_report_files(tmp_path):
