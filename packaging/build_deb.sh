@@ -204,8 +204,8 @@ install -m 0644 "$HERE/debian/phytoscope.lintian-overrides" "$ROOT/usr/share/lin
 first=${PYTHONS%% *}; last=${PYTHONS##* }
 next="${last%.*}.$(( ${last#*.} + 1 ))"
 WHEEL_GLIBC=$("$PYTHON" "$HERE/debtool.py" glibc "$POOL"/*.whl)
-# Libraries the wheels do not bundle (found with ldd on an installed venv, mapped with
-# dpkg -S): Qt's xcb and wayland platform plugins, OpenGL/EGL, fonts, D-Bus and GLib
+# Libraries the wheels do not bundle (NEEDED entries of Qt's libraries and platform plugins
+# in both PySide6 wheels, readelf -d / ldd, mapped with dpkg -S): Qt's xcb and wayland platform plugins, OpenGL/EGL, fonts, D-Bus and GLib
 # (libglib2.0-0t64 since Ubuntu 24.04 / Debian 13). The same names exist on Ubuntu 22.04.
 DEPENDS="python3 (>= $first), python3 (<< $next), python3-venv, libc6 (>= ${WHEEL_GLIBC:-$GLIBC})"
 DEPENDS+=", libstdc++6, libgcc-s1, libglib2.0-0t64 | libglib2.0-0, libdbus-1-3"
@@ -213,7 +213,9 @@ DEPENDS+=", libfontconfig1, libfreetype6, libgl1, libegl1, libxkbcommon0, libxkb
 DEPENDS+=", libx11-6, libx11-xcb1, libxcb1, libxcb-cursor0, libxcb-glx0, libxcb-icccm4"
 DEPENDS+=", libxcb-image0, libxcb-keysyms1, libxcb-randr0, libxcb-render-util0, libxcb-render0"
 DEPENDS+=", libxcb-shape0, libxcb-shm0, libxcb-sync1, libxcb-xfixes0, libxcb-xkb1"
-DEPENDS+=", libwayland-client0, libwayland-cursor0, libwayland-egl1"
+DEPENDS+=", libxcb-util1, libwayland-client0, libwayland-cursor0, libwayland-egl1, zlib1g, libzstd1"
+# Qt 6.8's xcb plugin (the arm64 PySide6-Essentials 6.8.0.2) also links X session management.
+DEPENDS+=", libice6, libsm6"
 if [ "$ARCH" = arm64 ]; then
     # JetPack's TensorRT bindings for the system Python 3.10 (the venv sees them).
     RECOMMENDS="python3-libnvinfer"
