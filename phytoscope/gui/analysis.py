@@ -10,6 +10,7 @@ its boxes are drawn on.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -54,8 +55,9 @@ class _Tap:
     """Passes items through unchanged, keeping what the GUI needs of each ROI until its
     prediction comes back (a few prefetched batches of thumbnails at most).
 
-    ``classify_items`` iterates it in its reader thread, so the containers here are only
-    touched with single, GIL-atomic operations (dict set/pop, list append/pop, dict copy).
+    ``classify_items`` iterates it in its reader thread, or runs its units in its decoding
+    pool, so the containers here are only touched with single, GIL-atomic operations (dict
+    set/pop, list append/pop, set add, dict copy).
     """
 
     def __init__(
@@ -72,33 +74,51 @@ class _Tap:
         self.bins: dict[str, float] = {}
         self.seen_sources: set[str] = set()
         self.read = 0
+        if callable(getattr(items, "units", None)):
+            self.units = self._units
 
     def __iter__(self) -> Iterator[Roi | Skipped]:
         for item in self.items:
-            if isinstance(item, Roi):
-                self.read += 1
-                self.thumbs[(item.source, item.index)] = shrink(item.image, THUMB_SIZE)
-                meta = item.meta or {}
-                from_bin = "bin" in meta
-                if from_bin:
-                    self.origin[(item.source, item.index)] = str(meta["bin"])
-                    try:
-                        ml = float(meta.get("ml_analyzed", math.nan))
-                        if math.isfinite(ml) and ml > 0:
-                            self.bins[str(meta["bin"])] = ml
-                    except (TypeError, ValueError):
-                        pass
-                if item.box is None or from_bin:  # an IFCB ROI's box is in a frame nobody kept
-                    self.whole[(item.source, item.index)] = shrink(item.image, WHOLE_SIZE)
-                    self.seen_sources.add(item.source)
-                elif item.source not in self.seen_sources:
-                    self.seen_sources.add(item.source)
-                    full = self.frame_of(item)
-                    if full is not None:
-                        h, w = full.shape[:2]
-                        frame = shrink(full, FRAME_SIZE)
-                        self.frames.append((item.source, frame, frame.shape[1] / max(w, 1)))
+            self._see(item)
             yield item
+
+    def _units(self) -> Iterator[Callable[[], list[Roi | Skipped]]]:
+        """The source's units (one file or bin each), seen as they are decoded: lets
+        ``classify_items`` decode whole files in parallel, as it does for the CLI."""
+
+        def seen(unit: Callable[[], list[Roi | Skipped]]) -> list[Roi | Skipped]:
+            items = list(unit())
+            for item in items:
+                self._see(item)
+            return items
+
+        for unit in self.items.units():  # type: ignore[attr-defined]
+            yield functools.partial(seen, unit)
+
+    def _see(self, item: Roi | Skipped) -> None:
+        if isinstance(item, Roi):
+            self.read += 1
+            self.thumbs[(item.source, item.index)] = shrink(item.image, THUMB_SIZE)
+            meta = item.meta or {}
+            from_bin = "bin" in meta
+            if from_bin:
+                self.origin[(item.source, item.index)] = str(meta["bin"])
+                try:
+                    ml = float(meta.get("ml_analyzed", math.nan))
+                    if math.isfinite(ml) and ml > 0:
+                        self.bins[str(meta["bin"])] = ml
+                except (TypeError, ValueError):
+                    pass
+            if item.box is None or from_bin:  # an IFCB ROI's box is in a frame nobody kept
+                self.whole[(item.source, item.index)] = shrink(item.image, WHOLE_SIZE)
+                self.seen_sources.add(item.source)
+            elif item.source not in self.seen_sources:
+                self.seen_sources.add(item.source)
+                full = self.frame_of(item)
+                if full is not None:
+                    h, w = full.shape[:2]
+                    frame = shrink(full, FRAME_SIZE)
+                    self.frames.append((item.source, frame, frame.shape[1] / max(w, 1)))
 
 
 def default_frame_of(roi: Roi) -> np.ndarray | None:
@@ -138,7 +158,7 @@ def classify_stream(
     cancelled = False
     try:
         for predictions, skipped in classify_items(
-            iter(tap), classifier, batch_size=batch_size, cancel=cancel
+            tap, classifier, batch_size=batch_size, cancel=cancel
         ):
             if store is not None and run_id is not None and store_error is None:
                 try:

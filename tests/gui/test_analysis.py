@@ -124,3 +124,17 @@ def test_a_full_disk_stops_saving_but_not_classifying(tiny_model_dir, tmp_path):
     assert any(b.store_error for b in batches)
     assert len(store.store.predictions(run_id)) == 2  # the first batch was kept on disk
     store.store.close()
+
+
+def test_the_window_decodes_files_in_parallel_like_the_cli():
+    """The GUI's pass-through keeps ``units()``, so ``classify_items`` decodes whole files
+    in its pool for the window as it does for ``phytoscope classify``."""
+    from phytoscope.sources import iter_inputs
+    from phytoscope.types import Roi
+
+    tap = analysis._Tap(iter_inputs([str(DATA / "ifcb")]), analysis.default_frame_of)
+    items = [item for unit in tap.units() for item in unit()]
+    rois = [i for i in items if isinstance(i, Roi)]
+    assert rois and all((r.source, r.index) in tap.thumbs for r in rois)
+    plain = analysis._Tap(iter([]), analysis.default_frame_of)
+    assert not hasattr(plain, "units")  # a plain iterator is read one by one
