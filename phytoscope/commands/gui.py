@@ -33,14 +33,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--screenshot",
         type=Path,
         metavar="FILE",
-        help="save a PNG of the window once the opened inputs are analysed "
-        "(or at --quit-after), then close unless --quit-after is given",
+        help="save a PNG of the window once the opened inputs (and --run-benchmark) are "
+        "done, or at --quit-after if that comes first, then close the window",
     )
     parser.add_argument(
         "--quit-after",
         type=float,
         metavar="SECONDS",
-        help="close the window after this many seconds (threads are joined)",
+        help="close the window after at most this many seconds (threads are joined)",
     )
     parser.add_argument(
         "--tab", choices=("analysis", "benchmark"), default=None, help="page shown at start"
