@@ -1,4 +1,4 @@
-"""Interleaved ONNX Runtime CPU latency per input size, for models/size_comparison.json.
+"""Interleaved ONNX Runtime CPU latency per input size, for models/evaluation/size_comparison.json.
 
 Usage: python models/size_latency.py FOLDER [ROUNDS], FOLDER holding genus_96.onnx,
 genus_128.onnx and genus_160.onnx (ONNX exports of build/sizes/size_*/genus.keras from

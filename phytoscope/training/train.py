@@ -247,8 +247,13 @@ def train(
 
     keras.utils.set_random_seed(config.seed)
     items, split_path = prepare_items(config)
-    class_names = sorted({i.cls for i in items}, key=lambda c: ([t.name for t in ds.TAXONOMY] + [c]).index(c))
+    order = [t.name for t in ds.TAXONOMY]  # taxonomy order first, then a user's own classes by name
+    class_names = sorted({i.cls for i in items},
+                         key=lambda c: (order.index(c) if c in order else len(order), c))
     classes = tuple(ds.class_info(c) for c in class_names)
+    if state.get("classes") not in (None, class_names):
+        raise ConfigError(f"checkpoint in {ckpt} has classes {state['classes']}, this dataset "
+                          f"{class_names}: resume with the same dataset or start a new --out")
     index = {c: i for i, c in enumerate(class_names)}
     spec = InputSpec(height=config.size, width=config.size)
 
