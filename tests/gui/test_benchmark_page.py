@@ -80,3 +80,13 @@ def test_benchmark_can_be_cancelled(qtbot, tmp_path, hab_model_dir, labelled):
     assert "cancel" in page.last_message
     assert not page.running
     close_window(window)
+
+
+def test_closing_the_window_during_a_benchmark_stops_it(qtbot, tmp_path, hab_model_dir, labelled):
+    budget = tiny_budget(hab_model_dir, labelled) | {"idle_s": 120.0}
+    window = open_window(qtbot, tmp_path, hab_model_dir, bench_overrides=budget)
+    page = window.bench_page
+    page.run_button.click()
+    qtbot.waitUntil(lambda: bool(page._events), timeout=30000)
+    close_window(window)  # cancels the run and joins its thread (asserted inside)
+    assert not page.running

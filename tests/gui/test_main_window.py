@@ -271,3 +271,14 @@ def test_a_model_card_file_can_be_chosen_instead_of_a_folder(qtbot, tmp_path, ha
     assert window.backend_info is not None, window.no_model_reason
     assert window.backend_info.backend == "onnxruntime"
     close_window(window)
+
+
+def test_closing_the_window_mid_analysis_joins_every_thread(qtbot, tmp_path, hab_model_dir):
+    window = open_window(qtbot, tmp_path, hab_model_dir)
+    qtbot.waitUntil(lambda: window.backend_info is not None, timeout=30000)
+    window.open_paths([str(IMAGES), str(NEW_BIN)])
+    close_window(window)  # while the job is queued or running
+    with Store(window.database) as store:
+        runs = store.runs()
+    # whatever was classified before the close is in the store, and the run was closed
+    assert all(r["finished_at"] for r in runs)
