@@ -157,9 +157,11 @@ cp "$APPWHEEL" "$POOL/"
 # --- 4. files: model, resources, launcher, desktop entry, icon, docs ----------------------
 OPT=$ROOT/opt/phytoscope
 mkdir -p "$OPT/models" "$OPT/resources"
-if compgen -G "$SRC/models/*" >/dev/null; then
-    find "$SRC/models" -maxdepth 1 -type f -exec cp {} "$OPT/models/" \;
-fi
+# What a pip install ships too (pyproject's data-files): models, their cards, the model README;
+# not the training split or evaluation scripts.
+for f in "$SRC"/models/*.onnx "$SRC"/models/*.json "$SRC"/models/*.keras "$SRC"/models/*.md; do
+    [ -f "$f" ] && cp "$f" "$OPT/models/"
+done
 compgen -G "$OPT/models/*.onnx" >/dev/null \
     || log "WARNING: no models/*.onnx in the source: the package has no model to classify with"
 # Screenshots are documentation for the README, not something the program reads.

@@ -231,8 +231,8 @@ def test_host_package_contents(host_deb):
         "opt/phytoscope/resources/samples/",
     ):
         assert required in files, f"{required} missing from the package"
-    for model in (REPO / "models").glob("*"):
-        if model.is_file():
+    for pattern in ("*.onnx", "*.json", "*.keras"):
+        for model in (REPO / "models").glob(pattern):
             assert f"opt/phytoscope/models/{model.name}" in files
     assert not [f for f in files if f.startswith("opt/phytoscope/venv")], (
         "the venv is made by the postinst"
