@@ -166,6 +166,26 @@ class MainWindow(QMainWindow):
         self.refresh_timer.timeout.connect(self.refresh_panels)
         self.refresh_timer.start()
         self.load_backend()
+        QTimer.singleShot(0, self._report_open_alerts)
+
+    def _report_open_alerts(self) -> None:
+        """Alerts of earlier samples stay open until someone acknowledges them: say so."""
+        if self._closing or not self.database.exists():
+            return
+        try:
+            open_alerts = self.store().open_alerts()
+        except PhytoscopeError as exc:
+            self.report_error(f"cannot read earlier alerts: {exc}")
+            return
+        if open_alerts:
+            taxa = ", ".join(sorted({f"{a.taxon} ({a.level})" for a in open_alerts}))
+            self.alert_panel.earlier.setText(
+                f"<b>{len(open_alerts)} alert(s) from earlier samples not acknowledged</b>: {taxa} "
+                "— <code>phytoscope report --list</code>"
+            )
+            self._message(
+                f"{len(open_alerts)} alert(s) from earlier samples are not acknowledged: {taxa}"
+            )
 
     # -- construction --------------------------------------------------------------------
 

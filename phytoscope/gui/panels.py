@@ -229,6 +229,10 @@ class AlertPanel(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.not_monitored)
+        self.earlier = QLabel()
+        self.earlier.setWordWrap(True)
+        self.earlier.setStyleSheet("color: #c92a2a")
+        layout.addWidget(self.earlier)
         self._signature: Any = None
         self.levels_shown: dict[str, str] = {}
         """taxon -> level currently shown (read by tests and the status bar)"""

@@ -282,3 +282,35 @@ def test_closing_the_window_mid_analysis_joins_every_thread(qtbot, tmp_path, hab
         runs = store.runs()
     # whatever was classified before the close is in the store, and the run was closed
     assert all(r["finished_at"] for r in runs)
+
+
+def test_open_alerts_of_earlier_samples_are_shown_at_start(qtbot, tmp_path, hab_model_dir):
+    from phytoscope.core.sample import given_volume
+    from phytoscope.types import Alert, Sample
+
+    with Store(tmp_path / "results.sqlite") as store:
+        sample_id = store.save_sample(
+            Sample("files", ("x.png",), given_volume(1.0)), {"Alexandrium": 1}
+        )
+        store.add_alerts(
+            sample_id,
+            [
+                Alert(
+                    "Alexandrium",
+                    "red",
+                    40.0,
+                    1000.0,
+                    25.0,
+                    5570.0,
+                    1,
+                    "cells/L",
+                    "scotland_habreports",
+                    "test",
+                    "tiny",
+                )
+            ],
+        )
+    window = open_window(qtbot, tmp_path, hab_model_dir, start_telemetry=False)
+    qtbot.waitUntil(lambda: bool(window.alert_panel.earlier.text()), timeout=10000)
+    assert "Alexandrium (red)" in window.alert_panel.earlier.text()
+    close_window(window)
