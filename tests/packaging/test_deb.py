@@ -109,6 +109,11 @@ def build_deb(arch: str, out: Path) -> Path:
             )
         args.append("--offline")
     env = dict(os.environ, PYTHON=sys.executable)
+    cache = CACHE
+    while not cache.exists():
+        cache = cache.parent
+    if not os.access(cache, os.W_OK):  # e.g. a user without a home: download into out/
+        env["PHYTOSCOPE_WHEEL_CACHE"] = str(out / "wheel-cache")
     proc = run(args, env=env, timeout=1800)
     deb = Path(proc.stdout.strip().splitlines()[-1])
     assert (
