@@ -22,7 +22,7 @@ PYTHON=${PYTHON:-python3}
 ARCH=""
 PYTHONS=""
 CONSTRAINTS=default
-SOURCE=head
+SOURCE="head"
 OUT=$REPO/dist
 CACHE=${PHYTOSCOPE_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/phytoscope-build/wheels}
 OFFLINE=0
@@ -137,7 +137,7 @@ for py in $PYTHONS; do
         [ "$CONSTRAINTS" = none ] || cargs=(--constraint "$CONSTRAINTS")
         "$PYTHON" -m pip download --quiet --only-binary=:all: --implementation cp \
             --python-version "$py" "${PLATFORMS[@]}" "${cargs[@]}" \
-            --dest "$dir.tmp" "$APPWHEEL[gui]" >&2 \
+            --dest "$dir.tmp" "${APPWHEEL}[gui]" >&2 \
             || die "pip download failed for $ARCH $tag (network? see above)"
         rm -f "$dir.tmp"/phytoscope-*.whl
         "$PYTHON" "$HERE/debtool.py" check-wheels "$dir.tmp" "$ARCH" "$tag"

@@ -38,6 +38,7 @@ if [ ! -x "$ROOTFS/usr/bin/python3" ]; then
     debootstrap --arch=arm64 --variant=minbase --include=python3,python3-venv bookworm "$ROOTFS" "$MIRROR" >&2
 fi
 
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     for m in proc/cpuinfo proc dev sys; do umount "$ROOTFS/$m" 2>/dev/null || true; done
 }
@@ -87,7 +88,7 @@ offline /usr/bin/phytoscope classify --db -- /opt/phytoscope/resources/samples/i
 
 log "purge"
 in_root dpkg --purge phytoscope >&2
-left=$(cd "$ROOTFS" && find opt usr etc var/lib/dpkg/info -name '*phytoscope*' 2>/dev/null || true)
+left=$(cd "$ROOTFS" && find opt usr etc var/lib/dpkg/info -name '*phytoscope*' 2>/dev/null) || true
 [ -z "$left" ] || { log "FAIL: left after purge: $left"; fail=1; }
 [ -f "$ROOTFS/tmp/home/.local/share/phytoscope/keep.txt" ] || { log "FAIL: user data removed"; fail=1; }
 [ -f "$ROOTFS/tmp/home/.local/share/phytoscope/results.sqlite" ] || { log "FAIL: results removed"; fail=1; }
