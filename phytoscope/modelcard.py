@@ -212,11 +212,21 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+MODEL_SUFFIXES = (".onnx", ".keras", ".h5", ".engine", ".plan", ".savedmodel")
+
+
+def is_card_path(path: Path) -> bool:
+    """A card is named after its model (``genus.onnx.json``); other JSON files in a model
+    folder (evaluation summaries, size comparisons) are not cards."""
+    model = path.with_suffix("")
+    return path.suffix == ".json" and (model.suffix.lower() in MODEL_SUFFIXES or model.exists())
+
+
 def discover(folder: Path) -> list[ModelCard]:
-    """All readable cards in a folder (a broken card raises: it should be fixed, not hidden)."""
+    """All cards in a folder (a broken card raises: it should be fixed, not hidden)."""
     if not folder.is_dir():
         return []
-    return [ModelCard.load(p) for p in sorted(folder.glob("*.json"))]
+    return [ModelCard.load(p) for p in sorted(folder.glob("*.json")) if is_card_path(p)]
 
 
 def select(folder: Path, fmt: str, precision: str = "fp32") -> ModelCard:

@@ -30,6 +30,10 @@ class OnnxRuntimeBackend(Backend):
         options = ort.SessionOptions()
         threads = self.options.get("threads") or int(os.environ.get("PHYTOSCOPE_THREADS", "0"))
         options.intra_op_num_threads = threads  # 0 = one per physical core
+        if not self.options.get("spin", os.environ.get("PHYTOSCOPE_ORT_SPIN", "1") != "0"):
+            # ONNX Runtime's pool busy-waits between operators by default; in a pipeline that
+            # steals the cores decoding threads need (see core.pipeline.cpu_split)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         available = ort.get_available_providers()

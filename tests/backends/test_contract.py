@@ -83,3 +83,14 @@ def test_card_with_wrong_shape_is_refused(tiny_model_dir, tmp_path):
 def test_no_model_message(tmp_path):
     with pytest.raises(ModelError, match="no model installed"):
         backends.create("onnxruntime", models_dir=tmp_path)
+
+
+def test_other_json_files_in_a_model_folder_are_not_cards(tiny_model_dir, tmp_path):
+    import shutil
+
+    from phytoscope.modelcard import discover
+
+    for f in tiny_model_dir.glob("tiny.onnx*"):
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "size_comparison.json").write_text('{"96": 0.9}')
+    assert [c.file for c in discover(tmp_path)] == ["tiny.onnx"]
