@@ -171,6 +171,26 @@ def process_share_samples(samples: Sequence[Any], tdp_w: float, logical_cpus: in
     return out
 
 
+def other_load(
+    samples: Sequence[Any], window: tuple[float, float] | None, logical_cpus: int
+) -> dict[str, Any]:
+    """CPU used by everything but the benchmarked process, in % of one core (median and
+    95th percentile over the window): machine CPU % × logical CPUs − the process's CPU %.
+    Well above zero means the variant shared the machine with other work."""
+    values = [
+        max(0.0, s.cpu_percent * logical_cpus - s.process_cpu_percent)
+        for s in samples
+        if (window is None or window[0] <= s.t <= window[1])
+        and s.cpu_percent == s.cpu_percent
+        and getattr(s, "process_cpu_percent", None) is not None
+        and s.process_cpu_percent == s.process_cpu_percent
+    ]
+    if not values:
+        return {"cpu_percent_of_a_core_median": None, "cpu_percent_of_a_core_p95": None, "n": 0}
+    p50, p95 = (float(x) for x in np.percentile(values, [50, 95]))
+    return {"cpu_percent_of_a_core_median": p50, "cpu_percent_of_a_core_p95": p95, "n": len(values)}
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b == 0:
         return None
@@ -731,6 +751,8 @@ def _metrics(
     out["_predicted"] = predicted
     if base is not None and base is not out:
         out["agreement"] = agreement(base["_probabilities"], probs, names, labelled)
+
+    out["other_load"] = other_load(samples, windows.get("whole_run"), os.cpu_count() or 1)
 
     # memory
     rss_sampled = max((s.rss_bytes for s in samples), default=0)

@@ -618,6 +618,7 @@ def _phase_rows(ok: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]
         "4 engine rounds (s)",
         "4 end-to-end (s)",
         "whole run (s)",
+        "other processes' CPU, median / p95 (% of a core)",
     ]
     rows = []
     for v in ok:
@@ -629,6 +630,10 @@ def _phase_rows(ok: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]
                 *(_fmt(p.get(k), 2) for k in ("load", "first_batch", "warmup")),
                 f"{w.get('iterations', '—')} ({'yes' if w.get('stable') else 'no, capped'})",
                 *(_fmt(p.get(k), 1) for k in ("measured", "measured_e2e", "whole_run")),
+                " / ".join(
+                    _fmt(_get(v, "other_load", k), 0)
+                    for k in ("cpu_percent_of_a_core_median", "cpu_percent_of_a_core_p95")
+                ),
             ]
         )
     return headers, rows
@@ -768,6 +773,20 @@ def report_blocks(results: dict[str, Any], images: dict[str, str]) -> list[Block
         )
     else:
         b.append(("p", f"Power was measured by {', '.join(power.get('sources') or [])}."))
+    busy = [
+        (v["label"], _get(v, "other_load", "cpu_percent_of_a_core_median"))
+        for v in _ok(results).values()
+        if (_get(v, "other_load", "cpu_percent_of_a_core_median") or 0) > 20
+    ]
+    if busy:
+        b.append(
+            (
+                "p",
+                "**Other work ran beside the variants**: other processes used a median of "
+                + ", ".join(f"{x:.0f} % of a core during {k}" for k, x in busy)
+                + ". Throughput is lower and noisier than on a quiet machine.",
+            )
+        )
     for note in results.get("notes", []):
         b.append(("p", f"Note: {note}"))
 

@@ -84,6 +84,7 @@ def test_full_run_on_the_tiny_model_writes_every_output(tmp_path, tiny_model_dir
         "measured_e2e",
         "whole_run",
     }
+    assert ort["other_load"]["n"] > 0 and ort["other_load"]["cpu_percent_of_a_core_median"] >= 0
     assert ort["memory"]["peak_rss_bytes"] > 0 and 0 < ort["memory"]["peak_rss_pct_ram"] < 100
 
     # progress carries the phase changes of each variant, in the study's order

@@ -252,3 +252,35 @@ def test_warm_up_stops_at_its_cap_when_latency_never_settles():
     assert out["stable"] is False
     # windows end at 1.5 s, 1.875 s, then 1.96875 s >= 1.9 s: three windows, never stable
     assert out["iterations"] == 6
+
+
+def test_other_load_is_machine_cpu_minus_the_process():
+    from phytoscope.core.bench import other_load
+
+    def sample(t, machine, proc):
+        return TelemetrySample(
+            t=t,
+            wall=t,
+            power_w=None,
+            power_source="none",
+            estimated=False,
+            rss_bytes=1,
+            ram_used_bytes=1,
+            ram_total_bytes=2,
+            cpu_percent=machine,
+            process_cpu_percent=proc,
+        )
+
+    # 2 CPUs: machine 75 % = 150 % of a core; the process uses 100 % -> others 50 %
+    samples = [
+        sample(0, 75.0, 100.0),
+        sample(1, 50.0, 100.0),
+        sample(2, 100.0, 50.0),
+        sample(3, float("nan"), 10.0),
+        sample(9, 100.0, 0.0),
+    ]
+    out = other_load(samples, (0.0, 3.0), logical_cpus=2)
+    assert out["n"] == 3
+    assert out["cpu_percent_of_a_core_median"] == pytest.approx(50.0)  # 50, 0, 150
+    assert out["cpu_percent_of_a_core_p95"] == pytest.approx(140.0)
+    assert other_load([], None, 2)["cpu_percent_of_a_core_median"] is None
