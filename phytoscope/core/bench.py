@@ -380,6 +380,10 @@ def labelled_from_card(card: Any, data_root: Path | None = None) -> LabelledSet:
         raise ConfigError(f"the model's split file {split_file} is not on this machine; {hint}")
     with open(split_file, newline="", encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh) if r.get("split") == "test"]
+    # "frame.jpg#roi=x,y,w,h": a segment cut from a whole frame, not a file of its own; the
+    # benchmark times files as the analyser reads them, so it keeps the image files
+    segments = [r for r in rows if "#" in r["path"]]
+    rows = [r for r in rows if "#" not in r["path"]]
     if not rows:
         raise ConfigError(f"the split file {split_file} lists no test images; {hint}")
     roots: list[Path] = [Path(data_root)] if data_root is not None else []
@@ -405,7 +409,12 @@ def labelled_from_card(card: Any, data_root: Path | None = None) -> LabelledSet:
     )
     missing = [p for p, _ in items if not Path(p).exists()]
     items = tuple(i for i in items if Path(i[0]).exists())
-    note = f"{len(missing)} test image(s) listed in the split file are missing" if missing else ""
+    notes = (
+        [f"{len(missing)} test image(s) listed in the split file are missing"] if missing else []
+    )
+    if segments:
+        notes.append(f"{len(segments)} test segment(s) of whole frames (path#roi=...) are left out")
+    note = "; ".join(notes)
     return LabelledSet(items, f"test split of the model ({split_file}, images under {root})", note)
 
 

@@ -177,11 +177,13 @@ def test_labelled_set_from_the_models_split_file(tmp_path):
     with open(models / "split.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "split", "class", "label", "source", "group"])
+        w.writerow(["imgs/f.jpg#roi=1,2,3,4", "test", "A", "A", "s", "g0"])  # a frame's segment
         w.writerow(["imgs/1.png", "train", "A", "A", "s", "g1"])
         w.writerow(["imgs/2.png", "test", "A", "A", "s", "g2"])
         w.writerow(["imgs/3.png", "test", "B", "B", "s", "g3"])
     ls = labelled_from_card(_card(models, {"split_file": "split.csv", "dataset_root": str(data)}))
     assert [(Path(p).name, c) for p, c in ls.items] == [("2.png", "A"), ("3.png", "B")]
+    assert "1 test segment(s) of whole frames" in ls.note
 
     # the card names a manifest inside the dataset (training's "dataset"), or the user says where
     (data / "manifest.csv").write_text("path\n")
