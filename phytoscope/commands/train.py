@@ -41,6 +41,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="HAB threshold CSV (taxon column): lists the HAB taxa the model cannot see")
     parser.add_argument("--cache", type=Path, help="folder for prepared image arrays (default: user cache)")
     parser.add_argument("--note", default="", help="data sources and licences, written into the card")
+    parser.add_argument("--frames", type=Path, metavar="DIR",
+                        help="whole microscope frames (searched recursively) whose segments are added: "
+                             "segments on no annotated cell as detritus/other, segments on a cell as its "
+                             "class; needs --frames-coco")
+    parser.add_argument("--frames-coco", type=Path, metavar="DIR",
+                        help="folder of the frames' COCO polygon annotation files (*.json)")
+    parser.add_argument("--frames-negatives-only", action="store_true",
+                        help="add only the debris segments of --frames, not those on annotated cells")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
     parser.add_argument("--compare-sizes", metavar="SIZES",
                         help="instead of training one model, measure validation top-1 (frozen backbone) "
@@ -69,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         fine_tune_from=None if args.fine_tune_from == "all" else args.fine_tune_from,
         target_precision=args.target_precision, cache_dir=args.cache or cfg.cache_dir() / "training",
         resume=args.resume, hab_rules=rules, dataset_note=args.note,
+        frames=args.frames, frames_coco=args.frames_coco, frames_positives=not args.frames_negatives_only,
     )
 
     def progress(stage: str, step: int, total: int, metrics: dict[str, float]) -> None:

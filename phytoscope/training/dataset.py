@@ -19,6 +19,7 @@ evaluation months later uses exactly the held-out images.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import logging
 import random
@@ -284,11 +285,39 @@ def dataset_root(dataset: Path) -> Path:
 # -- pixels ----------------------------------------------------------------------------------
 
 
+ROI_MARK = "#roi="
+"""``frame.jpg#roi=x,y,w,h``: one segment of a whole frame (see :mod:`phytoscope.training.frames`)."""
+
+
 def read_image(path: Path) -> np.ndarray:
-    """Pixels as a source would give them: grey or RGB(A), uint8 or uint16."""
+    """Pixels as a source would give them: grey or RGB(A), uint8 or uint16; for a
+    ``frame#roi=x,y,w,h`` path the box of the frame, as segmentation cuts it."""
+    name = Path(path).name
+    if ROI_MARK in name:
+        box = name.split(ROI_MARK, 1)[1]
+        x, y, w, h = (int(v) for v in box.split(","))
+        return _read_frame(str(image_file(path)))[y : y + h, x : x + w]
+    return _decode(str(path))
+
+
+def image_file(path: Path) -> Path:
+    """The file an item's pixels come from (the frame, for a ``frame#roi=...`` path)."""
+    path = Path(path)
+    return path.with_name(path.name.split(ROI_MARK, 1)[0]) if ROI_MARK in path.name else path
+
+
+@functools.lru_cache(maxsize=2)
+def _read_frame(path: str) -> np.ndarray:
+    """Decoded frames, kept while their segments are read one after another."""
+    data = _decode(path)
+    data.setflags(write=False)
+    return data
+
+
+def _decode(path: str) -> np.ndarray:
     import cv2
 
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    data = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if data is None:
         raise SourceError(f"cannot read image {path}")
     if data.ndim == 3 and data.shape[2] == 3:

@@ -245,7 +245,7 @@ def export_all(
     items: list[ds.Item] = []
     if split_path.exists():
         items = ds.read_split(split_path, dataset_root)
-        missing = [i.path for i in items[:50] if not i.path.exists()]
+        missing = [i.path for i in items[:50] if not ds.image_file(i.path).exists()]
         if missing:
             log.warning("split images not found (e.g. %s): pass the dataset root; forms will not be re-measured",
                         missing[0])

@@ -84,6 +84,12 @@ class TrainConfig:
     hab_rules: Path | None = None
     dataset_note: str = ""
     """licences / sources, written into the card"""
+    frames: Path | None = None
+    """folder of whole frames whose segments are added (see :mod:`phytoscope.training.frames`)"""
+    frames_coco: Path | None = None
+    """folder of the frames' COCO polygon annotations"""
+    frames_positives: bool = True
+    """also add segments on annotated cells (not only the debris negatives)"""
 
     def to_record(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -217,6 +223,14 @@ def prepare_items(config: TrainConfig) -> tuple[list[ds.Item], Path]:
         items = ds.drop_rare(items, config.min_per_class)
         items = ds.limit(items, config.max_images, config.seed)
         items = ds.split(items, config.seed, config.val_fraction, config.test_fraction)
+    if config.frames is not None and not any(ds.ROI_MARK in i.path.name for i in items):
+        from phytoscope.training import frames
+
+        if config.frames_coco is None:
+            raise ConfigError("--frames needs --frames-coco (the frames' COCO annotations)")
+        rules = ds.read_class_map(config.class_map) if config.class_map else ds.DEFAULT_CLASS_MAP
+        items = items + frames.frame_items(config.frames, config.frames_coco, items, rules,
+                                           positives=config.frames_positives)
     if not items:
         raise ConfigError("no class has enough images to train on (see --min-per-class)")
     ds.write_split(items, split_path, root)
