@@ -320,9 +320,13 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         backend = backends.create(args.backend, args.precision, model=args.model)
-        if backend.name == "onnxruntime" and not os.environ.get("PHYTOSCOPE_THREADS"):
-            # leave CPUs to the decoding threads (core.pipeline.cpu_split); read at load()
-            backend.options.setdefault("threads", cpu_split()[0])
+        if backend.name == "onnxruntime":
+            # no busy-waiting engine threads: they starve decoding (core.pipeline.cpu_split);
+            # options are read at load(); PHYTOSCOPE_THREADS / PHYTOSCOPE_ORT_SPIN still win
+            if not os.environ.get("PHYTOSCOPE_THREADS"):
+                backend.options.setdefault("threads", cpu_split()[0])
+            if not os.environ.get("PHYTOSCOPE_ORT_SPIN"):
+                backend.options.setdefault("spin", False)
         with backend:
             card = backend.card
             result.backend, result.model = backend.name, card.label

@@ -75,16 +75,18 @@ def prepare_batch(rois: list[Roi], spec: InputSpec) -> tuple[list[Roi], np.ndarr
 def cpu_split(cpus: int | None = None) -> tuple[int, int]:
     """(engine threads, decoding threads) for a machine; 0 engine threads = runtime default.
 
-    Measured on a 16-CPU Xeon with ONNX Runtime (results/pipeline/): the engine's own
-    thread pool, left at one thread per core, busy-waits between operators and starves
-    decoding threads, so the pipeline ran at 600 img/s against 2400 engine-only. Giving the
-    engine half the CPUs and decoding 3/8 of them gave 1530 img/s (79 % of that engine
-    configuration alone). On small machines (<= 4 CPUs) the split costs more than it gains.
+    ONNX Runtime's pool busy-waits between operators by default and then starves the
+    decoding threads. Measured with the shipped model, 3000 images (results/pipeline/):
+    on 16 CPUs the pipeline ran at 685 img/s with the engine on 8 spinning threads and at
+    959 img/s with the engine on every core but not spinning; on this project's 2-vCPU
+    machine at 460 img/s spinning and 519 img/s not. So the engine keeps every core and
+    the caller turns spinning off (``spin=False``, see ``commands/classify.py``); decoding
+    gets 2 threads on small machines and 3/8 of the CPUs (at most 8) on large ones.
     """
     cpus = cpus or os.cpu_count() or 2
     if cpus <= 4:
         return 0, 2
-    return cpus // 2, min(8, max(2, cpus * 3 // 8))
+    return 0, min(8, max(2, cpus * 3 // 8))
 
 
 def default_workers() -> int:

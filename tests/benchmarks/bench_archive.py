@@ -21,11 +21,13 @@ import os
 import platform
 import re
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 
 def build_tree(root: Path, sources: list[Path], copies: int) -> Path:

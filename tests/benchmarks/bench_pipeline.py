@@ -138,8 +138,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--engine-threads", type=int, default=None,
                         help="ONNX Runtime intra-op threads for the pipeline (default: pipeline.cpu_split())")
-    parser.add_argument("--no-spin", action="store_true",
-                        help="turn off ONNX Runtime's busy-waiting (session.intra_op.allow_spinning=0) for the pipeline's engine")
+    spin = parser.add_mutually_exclusive_group()
+    spin.add_argument("--no-spin", dest="spin", action="store_false",
+                      help="ONNX Runtime without busy-waiting (session.intra_op.allow_spinning=0), as `phytoscope classify` runs it (default)")
+    spin.add_argument("--spin", dest="spin", action="store_true", help="ONNX Runtime's default busy-waiting pool")
+    parser.set_defaults(spin=False)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -151,11 +154,11 @@ def main() -> None:
 
     engine_threads = args.engine_threads if args.engine_threads is not None else cpu_split()[0]
     options = {"threads": engine_threads} if args.backend == "onnxruntime" else {}
-    if options and args.no_spin:
+    if options and not args.spin:
         options["spin"] = False
     # the engine alone with every core (runtime default), for the strict comparison
     full_engine = None
-    if options and (engine_threads != 0 or args.no_spin):
+    if options and (engine_threads != 0 or not args.spin):
         full_engine = backends.create(args.backend, model=model, threads=0)  # opened per round
 
     with backends.create(args.backend, model=model, **options) as backend:
@@ -207,7 +210,7 @@ def main() -> None:
             round(med["pipeline"] / med["engine_only_all_cores"], 3) if "engine_only_all_cores" in med else None
         ),
         "engine_threads": engine_threads,
-        "engine_spin": not args.no_spin,
+        "engine_spin": args.spin,
         "target": 0.8,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
