@@ -626,7 +626,6 @@ def _run_child(
     reader = threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True)
     reader.start()
     error: str | None = None
-    stopped = False
     deadline = time.monotonic() + config.variant_timeout_s
     try:
         while True:
@@ -651,7 +650,6 @@ def _run_child(
                 sampler.mark(event["phase"])
                 if event["phase"] == "end":
                     sampler.stop()
-                    stopped = True
                     report("end", "measured; the process exits")
                 else:
                     report(event["phase"], PHASE_TITLES.get(event["phase"], event["phase"]))
@@ -659,8 +657,7 @@ def _run_child(
                 report("measured", event.get("message", ""))
         proc.wait(timeout=60)
     finally:
-        if not stopped:
-            sampler.stop()
+        sampler.close()  # stops if the worker never reported "end"; releases jtop/NVML handles
         if proc.poll() is None:
             proc.kill()
             proc.wait()
@@ -892,7 +889,7 @@ def _idle_baseline(
             time.sleep(min(0.2, config.idle_s))
     finally:
         t1 = time.monotonic()
-        sampler.stop()
+        sampler.close()  # the ring buffer stays readable; the power source is released
     samples = list(sampler.snapshot())
     cpu = [
         s.cpu_percent
