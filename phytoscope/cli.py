@@ -71,15 +71,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def with_default_command(argv: Sequence[str]) -> list[str]:
+    """No sub-command means the desktop application: ``phytoscope --open X`` is
+    ``phytoscope gui --open X``. Global options (``-v``) stay in front of it."""
+    argv = list(argv)
+    if any(a in COMMANDS for a in argv) or any(a in ("-h", "--help", "--version") for a in argv):
+        return argv
+    lead = 0
+    while lead < len(argv) and (argv[lead] == "--verbose" or (argv[lead].startswith("-v") and set(argv[lead][1:]) == {"v"})):
+        lead += 1
+    return [*argv[:lead], "gui", *argv[lead:]]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(with_default_command(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if args.command is None:  # no sub-command: open the desktop application
-        args = parser.parse_args(["gui", *(argv or sys.argv[1:])])
     try:
         return int(args._module.run(args))
     except Cancelled as exc:
