@@ -186,7 +186,7 @@ class ModelCard:
         expected = self.input.batch_shape(-1)[1:]
         got = tuple(input_shape[1:])
         if len(got) != len(expected) or any(
-            isinstance(g, int) and g > 0 and g != e for g, e in zip(got, expected)
+            isinstance(g, int) and g > 0 and g != e for g, e in zip(got, expected, strict=True)
         ):
             raise ModelError(
                 f"{self.model_path.name}: input shape {tuple(input_shape)} does not match the card's "

@@ -32,7 +32,7 @@ class OnnxRuntimeBackend(Backend):
         options.intra_op_num_threads = threads  # 0 = one per physical core
         if not self.options.get("spin", os.environ.get("PHYTOSCOPE_ORT_SPIN", "1") != "0"):
             # ONNX Runtime's pool busy-waits between operators by default; in a pipeline that
-            # steals the cores decoding threads need (see core.pipeline.cpu_split)
+            # steals the cores decoding threads need (see core.pipeline.engine_options)
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3

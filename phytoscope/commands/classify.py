@@ -17,7 +17,6 @@ import csv
 import io
 import json
 import math
-import os
 import sys
 import time
 from collections import Counter
@@ -295,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
     from phytoscope import backends, config, modelcard
     from phytoscope.cli import ExitCode
     from phytoscope.core.classifier import Classifier
-    from phytoscope.core.pipeline import classify_items, cpu_split
+    from phytoscope.core.pipeline import classify_items, engine_options
     from phytoscope.errors import ConfigError, ModelError
 
     if args.batch_size < 1 or args.batch_size > 1024:
@@ -319,14 +318,7 @@ def run(args: argparse.Namespace) -> int:
     bar = ProgressBar(sys.stderr, sys.stderr.isatty() if args.progress is None else args.progress)
     started = time.perf_counter()
     try:
-        backend = backends.create(args.backend, args.precision, model=args.model)
-        if backend.name == "onnxruntime":
-            # no busy-waiting engine threads: they starve decoding (core.pipeline.cpu_split);
-            # options are read at load(); PHYTOSCOPE_THREADS / PHYTOSCOPE_ORT_SPIN still win
-            if not os.environ.get("PHYTOSCOPE_THREADS"):
-                backend.options.setdefault("threads", cpu_split()[0])
-            if not os.environ.get("PHYTOSCOPE_ORT_SPIN"):
-                backend.options.setdefault("spin", False)
+        backend = backends.create(args.backend, args.precision, model=args.model, **engine_options())
         with backend:
             card = backend.card
             result.backend, result.model = backend.name, card.label

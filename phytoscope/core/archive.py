@@ -184,11 +184,13 @@ class UnitProcessor:
         from phytoscope import backends
         from phytoscope.core import hab
         from phytoscope.core.classifier import Classifier
+        from phytoscope.core.pipeline import engine_options
 
         self.config = config
         self.out_dir = Path(config.out_dir)
         self.backend = backends.create(
-            config.backend, config.precision, model=config.model, threads=config.threads_per_worker
+            config.backend, config.precision, model=config.model,
+            threads=config.threads_per_worker, **engine_options(),
         ).load()
         self.classifier = Classifier(self.backend)
         self.rule_set = hab.load_rule_set(config.rule_set)

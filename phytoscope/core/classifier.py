@@ -32,7 +32,7 @@ def decide(
     k = min(k, len(names))
     order = np.argsort(-probabilities, axis=1)[:, :k]
     out = []
-    for row, ranked in zip(probabilities, order):
+    for row, ranked in zip(probabilities, order, strict=True):
         best = int(ranked[0])
         confidence = float(row[best])
         label = names[best] if confidence >= thresholds[best] else UNKNOWN
@@ -67,7 +67,7 @@ class Classifier:
                 box=roi.box,
                 flags=roi.flags,
             )
-            for roi, (label, confidence, top) in zip(rois, decide(probabilities, self.card, self.top_k))
+            for roi, (label, confidence, top) in zip(rois, decide(probabilities, self.card, self.top_k), strict=True)
         ]
 
     def predict(self, rois: Sequence[Roi]) -> list[Prediction]:

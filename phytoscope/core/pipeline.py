@@ -72,26 +72,25 @@ def prepare_batch(rois: list[Roi], spec: InputSpec) -> tuple[list[Roi], np.ndarr
     return kept, tensor, skipped
 
 
-def cpu_split(cpus: int | None = None) -> tuple[int, int]:
-    """(engine threads, decoding threads) for a machine; 0 engine threads = runtime default.
+def default_workers(cpus: int | None = None) -> int:
+    """Decoding threads for a machine: 2 on small ones, 3/8 of the CPUs (at most 8) on large."""
+    cpus = cpus or os.cpu_count() or 2
+    return 2 if cpus <= 4 else min(8, max(2, cpus * 3 // 8))
+
+
+def engine_options() -> dict[str, object]:
+    """Backend options for an engine that shares the CPUs with decoding threads.
 
     ONNX Runtime's pool busy-waits between operators by default and then starves the
     decoding threads. Measured with the shipped model, 3000 images (results/pipeline/):
     on 16 CPUs the pipeline ran at 685 img/s with the engine on 8 spinning threads and at
     959 img/s with the engine on every core but not spinning; on this project's 2-vCPU
-    machine at 460 img/s spinning and 519 img/s not. So the engine keeps every core and
-    the caller turns spinning off (``spin=False``, see ``commands/classify.py``); decoding
-    gets 2 threads on small machines and 3/8 of the CPUs (at most 8) on large ones.
+    machine at 460 img/s spinning and 519 img/s not. So every caller of
+    :func:`classify_items` (``classify``, the GUI, the archive workers) creates its backend
+    with these options: every core, no spinning. ``PHYTOSCOPE_ORT_SPIN`` (read by the
+    backend) overrides. Engines other than ONNX Runtime ignore the option.
     """
-    cpus = cpus or os.cpu_count() or 2
-    if cpus <= 4:
-        return 0, 2
-    return 0, min(8, max(2, cpus * 3 // 8))
-
-
-def default_workers() -> int:
-    """Decoding threads for this machine (see :func:`cpu_split`)."""
-    return cpu_split()[1]
+    return {} if os.environ.get("PHYTOSCOPE_ORT_SPIN") else {"spin": False}
 
 
 def _decode_and_prepare(unit: Callable[[], list], spec: InputSpec) -> list[tuple[Roi | Skipped, np.ndarray | None]]:

@@ -115,6 +115,7 @@ class InferenceWorker(QObject):
     def set_backend(self, request: BackendRequest) -> None:
         from phytoscope import backends
         from phytoscope.core.classifier import Classifier
+        from phytoscope.core.pipeline import engine_options
         from phytoscope.errors import ModelError
 
         self._close_backend()
@@ -139,6 +140,7 @@ class InferenceWorker(QObject):
                     else str(message)
                 ),
                 cancel=request.cancel,
+                **engine_options(),  # it runs classify_items: decoding shares the CPUs
             )
             backend.load()
         except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a crash

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from phytoscope import backends  # noqa: E402
 from phytoscope.core.classifier import Classifier  # noqa: E402
-from phytoscope.core.pipeline import classify_items, cpu_split, default_workers  # noqa: E402
+from phytoscope.core.pipeline import classify_items, default_workers  # noqa: E402
 from phytoscope.core.preprocess import preprocess_batch  # noqa: E402
 from phytoscope.sources import expand_paths, iter_inputs  # noqa: E402
 from phytoscope.sources.files import read_image  # noqa: E402
@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: pipeline.default_workers())")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--engine-threads", type=int, default=None,
-                        help="ONNX Runtime intra-op threads for the pipeline (default: pipeline.cpu_split())")
+                        help="ONNX Runtime intra-op threads for the pipeline (default: 0, every core)")
     spin = parser.add_mutually_exclusive_group()
     spin.add_argument("--no-spin", dest="spin", action="store_false",
                       help="ONNX Runtime without busy-waiting (session.intra_op.allow_spinning=0), as `phytoscope classify` runs it (default)")
@@ -152,7 +152,7 @@ def main() -> None:
     folder = build_folder(args.folder, args.images)
     out = args.out or ROOT / "results" / "pipeline" / f"{socket.gethostname()}.json"
 
-    engine_threads = args.engine_threads if args.engine_threads is not None else cpu_split()[0]
+    engine_threads = args.engine_threads if args.engine_threads is not None else 0
     options = {"threads": engine_threads} if args.backend == "onnxruntime" else {}
     if options and not args.spin:
         options["spin"] = False
