@@ -151,3 +151,14 @@ def test_parallel_cancel_and_early_stop(classifier, tmp_path):
     next(gen)
     gen.close()
     assert not any(t.name == "phytoscope-reader" and t.is_alive() for t in threading.enumerate())
+
+
+def test_opencv_runs_single_threaded_only_while_a_pipeline_runs(classifier, rois):
+    """Decoding is parallel per file already; OpenCV's own threads would compete with the
+    engine. The process-wide setting comes back when the last pipeline ends."""
+    before = cv2.getNumThreads()
+    seen = []
+    for _ in classify_items(iter(rois), classifier, batch_size=8):
+        seen.append(cv2.getNumThreads())
+    assert seen and set(seen) == {1}
+    assert cv2.getNumThreads() == before
