@@ -6,7 +6,9 @@ only ``_load_impl``, ``_infer_impl`` and ``_close_impl``, and imports its runtim
 those methods so that ``import phytoscope.backends.x`` never needs the runtime installed.
 
 Threading: create, use and close a backend on one thread (the GUI's inference thread).
-CUDA contexts in particular belong to the thread that made them.
+CUDA contexts in particular belong to the thread that made them. A backend whose
+``concurrent_calls`` is above 1 (ONNX Runtime on the CPU) also takes ``infer`` from that
+many other threads at once, while the creating thread waits for them.
 """
 
 from __future__ import annotations
@@ -74,6 +76,12 @@ class Backend(ABC):
     @property
     def loaded(self) -> bool:
         return self._loaded
+
+    @property
+    def concurrent_calls(self) -> int:
+        """How many ``infer`` calls may run at once, from different threads (1: only the
+        creating thread may call it)."""
+        return 1
 
     def load(self) -> Backend:
         if self._loaded:

@@ -46,6 +46,14 @@ class OnnxRuntimeBackend(Backend):
         self._input_name = inputs[0].name
         self._output_name = outputs[0].name
         self.card.check_io_shapes(tuple(inputs[0].shape), outputs[0].shape[-1])
+        # InferenceSession.run is thread-safe; concurrent runs pay off on the CPU only
+        on_cpu = self._session.get_providers() == ["CPUExecutionProvider"]
+        self._lanes = max(1, int(self.options.get("lanes") or 1)) if on_cpu else 1
+
+    @property
+    def concurrent_calls(self) -> int:
+        """``lanes`` runs at once (see core.pipeline.engine_options), on the CPU provider."""
+        return getattr(self, "_lanes", 1) if self.loaded else 1
 
     def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
         return self._session.run([self._output_name], {self._input_name: batch})[0]
@@ -62,6 +70,8 @@ class OnnxRuntimeBackend(Backend):
             info["providers"] = ort.get_available_providers()
             if self.loaded:
                 info["providers_used"] = self._session.get_providers()
+                info["intra_op_threads"] = self._session.get_session_options().intra_op_num_threads
+                info["concurrent_calls"] = self.concurrent_calls
         except ImportError:
             pass
         return info

@@ -190,7 +190,7 @@ class UnitProcessor:
         self.out_dir = Path(config.out_dir)
         self.backend = backends.create(
             config.backend, config.precision, model=config.model,
-            threads=config.threads_per_worker, **engine_options(),
+            **engine_options(cpus=config.threads_per_worker),
         ).load()
         self.classifier = Classifier(self.backend)
         self.rule_set = hab.load_rule_set(config.rule_set)

@@ -6,10 +6,15 @@ progress and cancel, unit-tested without Qt).
 
 Why threads: the inference engine (ONNX Runtime, TensorRT, TensorFlow) releases the GIL
 while it runs, and so do OpenCV's decoders and resizers, so a background thread can read
-and pre-process batch N+1 while the calling thread runs batch N through the engine. A
-bounded queue (``prefetch`` batches) keeps memory flat on a folder of millions of images.
-The backend is only ever called from the calling thread, because CUDA contexts and some
-runtimes belong to the thread that created them.
+and pre-process batch N+1 while batch N runs through the engine. A bounded queue keeps
+memory flat on a folder of millions of images.
+
+Who calls the engine: by default only the calling thread, because CUDA contexts and some
+runtimes belong to the thread that created them. A backend whose ``concurrent_calls`` is
+above 1 (ONNX Runtime on the CPU, created with :func:`engine_options`) is instead called
+from that many engine threads at once, one single-threaded run each ("lanes"): on a CPU
+that keeps every core busy without the per-operator hand-offs of one many-threaded run,
+which decoding threads keep interrupting.
 """
 
 from __future__ import annotations
@@ -80,19 +85,43 @@ def default_workers(cpus: int | None = None) -> int:
     return 2 if cpus <= 4 else min(8, max(2, cpus * 3 // 8))
 
 
-def engine_options() -> dict[str, object]:
-    """Backend options for an engine that shares the CPUs with decoding threads.
+MAX_LANES = 8
+"""Concurrent engine runs at most: each holds its own activations (about 40 MB at batch 16)."""
 
-    ONNX Runtime's pool busy-waits between operators by default and then starves the
-    decoding threads. Measured with the shipped model, 3000 images (results/pipeline/):
-    on 16 CPUs the pipeline ran at 685 img/s with the engine on 8 spinning threads and at
-    959 img/s with the engine on every core but not spinning; on this project's 2-vCPU
-    machine at 460 img/s spinning and 519 img/s not. So every caller of
-    :func:`classify_items` (``classify``, the GUI, the archive workers) creates its backend
-    with these options: every core, no spinning. ``PHYTOSCOPE_ORT_SPIN`` (read by the
-    backend) overrides. Engines other than ONNX Runtime ignore the option.
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. under taskset or a container)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def engine_options(cpus: int | None = None) -> dict[str, object]:
+    """Backend options for an engine that shares ``cpus`` (default: all usable) with decoding.
+
+    Every caller of :func:`classify_items` (``classify``, the GUI, the archive workers,
+    the pipeline benchmark) creates its backend with these, so they all run the same way.
+    For ONNX Runtime: ``lanes`` single-threaded runs at once, one per CPU (at most
+    :data:`MAX_LANES`, the CPUs shared out as ``threads`` per run), without busy-waiting.
+    Measured on this project's 2-vCPU machine with the shipped model (results/pipeline/):
+    one run at a time on every core spent 2.7-3.1 ms of CPU per image, a single-threaded run
+    2.45 ms, and with decoding alongside the lanes classified a real FlowCam folder 16 %
+    faster than one two-threaded run. Spinning was already off: ONNX Runtime's pool
+    busy-waits between operators by default and starved the decoding threads (16 CPUs:
+    685 img/s spinning, 959 img/s not).
+
+    ``PHYTOSCOPE_THREADS`` (one run with that many threads) and ``PHYTOSCOPE_ORT_SPIN``,
+    read by the backend, override. Engines other than ONNX Runtime ignore the options.
     """
-    return {} if os.environ.get("PHYTOSCOPE_ORT_SPIN") else {"spin": False}
+    cpus = max(1, cpus or usable_cpus())
+    options: dict[str, object] = {}
+    if not os.environ.get("PHYTOSCOPE_ORT_SPIN"):
+        options["spin"] = False
+    if not os.environ.get("PHYTOSCOPE_THREADS"):
+        lanes = min(cpus, MAX_LANES)
+        options.update(lanes=lanes, threads=max(1, cpus // lanes))
+    return options
 
 
 _opencv_lock = threading.Lock()
@@ -166,7 +195,8 @@ def classify_items(
         What :func:`phytoscope.sources.iter_inputs` yields (any iterable of Roi/Skipped);
         it is iterated in a background thread, so lazy decoding overlaps inference.
     classifier
-        Holds an already loaded backend; only this (the calling) thread calls it.
+        Holds an already loaded backend. Only this (the calling) thread calls it, unless
+        its ``concurrent_calls`` is above 1: then that many engine threads do.
     batch_size
         ROIs per engine call.
     progress
@@ -176,7 +206,7 @@ def classify_items(
         Checked between batches; when set, the reader stops and :class:`Cancelled` is
         raised. Batches already yielded stay with the caller (write them as they come).
     prefetch
-        Pre-processed batches that may wait in the queue (bounds memory).
+        Pre-processed batches that may wait for the engine (bounds memory).
     workers
         Decoding / pre-processing threads (default :func:`default_workers`). When
         ``items`` offers ``units()`` (what ``iter_inputs`` returns), whole files are decoded
@@ -200,10 +230,22 @@ def classify_items(
     total = total if total is not None else _total_of(items)
     spec = classifier.card.input
     stop = threading.Event()
-    batches: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
+    lanes = max(1, int(getattr(classifier.backend, "concurrent_calls", 1)))
+    # with lanes the queue holds batches being classified too
+    batches: queue.Queue = queue.Queue(maxsize=max(1, prefetch) + lanes - 1)
     workers = workers if workers is not None else default_workers()
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="phytoscope-prep")
+    engines = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="phytoscope-infer") if lanes > 1 else None
     units = getattr(items, "units", None)
+
+    def finish(batch: _Batch) -> tuple[list[Prediction], list[Skipped]]:
+        """Inference and post-processing of one batch (in the caller's or an engine thread)."""
+        predictions = classifier.predict_tensor(batch.tensor, batch.rois) if batch.tensor is not None else []
+        return predictions, batch.skipped
+
+    def enqueue(batch: _Batch) -> bool:
+        """Hand a ready batch on: straight to an engine lane when there are lanes."""
+        return put(engines.submit(finish, batch) if engines is not None else batch)
 
     def put(value: object) -> bool:
         """Put unless stopping; False when the consumer has gone away."""
@@ -216,10 +258,14 @@ def classify_items(
         return False
 
     def submit(rois: list[Roi], skipped: list[Skipped]) -> Future:
+        """Pre-process in the pool, or, with lanes, pre-process and classify in a lane."""
+
         def work() -> _Batch:
             kept, tensor, bad = prepare_batch(rois, spec) if rois else ([], None, [])
             return _Batch(kept, tensor, skipped + bad)
 
+        if engines is not None:
+            return engines.submit(lambda: finish(work()))
         return pool.submit(work)
 
     def parallel_reader() -> None:
@@ -239,7 +285,7 @@ def classify_items(
                 rois.append(item)
                 prepared.append(pixels)
                 if len(rois) >= batch_size:
-                    if not put(_Batch(rois, normalise(np.stack(prepared), spec), skipped)):
+                    if not enqueue(_Batch(rois, normalise(np.stack(prepared), spec), skipped)):
                         return False
                     rois, prepared, skipped = [], [], []
             return True
@@ -255,7 +301,7 @@ def classify_items(
                 if not take(pending.popleft().result()):
                     return
             if rois or skipped:
-                put(_Batch(rois, normalise(np.stack(prepared), spec) if prepared else None, skipped))
+                enqueue(_Batch(rois, normalise(np.stack(prepared), spec) if prepared else None, skipped))
         except BaseException as exc:  # noqa: BLE001 - hand the failure to the consumer
             put(exc)
         finally:
@@ -302,18 +348,18 @@ def classify_items(
                     break
                 if isinstance(entry, BaseException):
                     raise entry
-                batch: _Batch = entry.result() if isinstance(entry, Future) else entry  # type: ignore[assignment]
-                predictions = (
-                    classifier.predict_tensor(batch.tensor, batch.rois) if batch.tensor is not None else []
-                )
+                result = entry.result() if isinstance(entry, Future) else entry
+                predictions, skipped = finish(result) if isinstance(result, _Batch) else result
                 # a cancel that arrived during inference still delivers this batch: it is done
-                done += len(predictions) + len(batch.skipped)
+                done += len(predictions) + len(skipped)
                 if progress is not None:
                     progress(done, total)
-                yield predictions, batch.skipped
+                yield predictions, skipped
         finally:
             stop.set()
             thread.join(timeout=5)
             pool.shutdown(wait=True, cancel_futures=True)
+            if engines is not None:  # runs in progress end before the caller closes the backend
+                engines.shutdown(wait=True, cancel_futures=True)
             if thread.is_alive():  # stuck in a slow read; it is a daemon and stops at its next put
                 log.warning("input reader did not stop within 5 s")

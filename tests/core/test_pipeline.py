@@ -1,6 +1,8 @@
 """classify_items: same answers as the plain classifier, order, progress, cancel, errors.
 
-Runs a tiny real Keras->ONNX model through ONNX Runtime (tests/conftest.py), never a mock.
+Runs a tiny real Keras->ONNX model through ONNX Runtime (tests/conftest.py), never a mock,
+both ways the engine is called: from the calling thread only, and from two engine threads
+at once ("lanes", what core.pipeline.engine_options gives ONNX Runtime on a CPU).
 """
 
 from __future__ import annotations
@@ -22,11 +24,17 @@ from phytoscope.types import Roi, Skipped
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-@pytest.fixture(scope="module")
-def classifier(tiny_model_dir):
-    backend = backends.create("onnxruntime", model=tiny_model_dir).load()
+@pytest.fixture(scope="module", params=[1, 2], ids=["caller-only", "two-lanes"])
+def classifier(tiny_model_dir, request):
+    backend = backends.create("onnxruntime", model=tiny_model_dir, lanes=request.param, threads=1).load()
+    assert backend.concurrent_calls == request.param
     yield Classifier(backend)
     backend.close()
+
+
+def no_pipeline_threads_left() -> bool:
+    names = ("phytoscope-reader", "phytoscope-prep", "phytoscope-infer")
+    return not any(t.name.startswith(names) and t.is_alive() for t in threading.enumerate())
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +98,24 @@ def test_cancel_keeps_batches_already_yielded(classifier, rois):
     assert len(seen) == 8
 
 
+def test_engine_error_reaches_the_caller_and_stops_the_run(classifier, rois):
+    """An inference failure (in an engine lane or the calling thread) is raised to the
+    caller in input order, after the batches before it; no thread is left running."""
+
+    class FailingThird(Classifier):
+        def predict_tensor(self, batch, rois):
+            if rois[0].index >= 16:
+                raise RuntimeError("engine fault")
+            return super().predict_tensor(batch, rois)
+
+    seen = []
+    with pytest.raises(RuntimeError, match="engine fault"):
+        for predictions, _ in classify_items(iter(rois), FailingThird(classifier.backend), batch_size=8):
+            seen.extend(predictions)
+    assert [p.roi_index for p in seen] == list(range(16))
+    assert no_pipeline_threads_left()
+
+
 def test_reader_error_reaches_the_caller(classifier, rois):
     def items():
         yield from rois[:3]
@@ -103,7 +129,7 @@ def test_stopping_early_stops_the_reader_thread(classifier, rois):
     gen = classify_items(iter(rois * 50), classifier, batch_size=4, prefetch=1)
     next(gen)
     gen.close()
-    assert not any(t.name == "phytoscope-reader" and t.is_alive() for t in threading.enumerate())
+    assert no_pipeline_threads_left()
 
 
 def test_whole_frame_through_the_pipeline(classifier, tmp_path):
@@ -150,7 +176,7 @@ def test_parallel_cancel_and_early_stop(classifier, tmp_path):
     gen = classify_items(iter_inputs([tmp_path]), classifier, batch_size=4, prefetch=1)
     next(gen)
     gen.close()
-    assert not any(t.name == "phytoscope-reader" and t.is_alive() for t in threading.enumerate())
+    assert no_pipeline_threads_left()
 
 
 def test_opencv_runs_single_threaded_only_while_a_pipeline_runs(classifier, rois):
@@ -162,3 +188,25 @@ def test_opencv_runs_single_threaded_only_while_a_pipeline_runs(classifier, rois
         seen.append(cv2.getNumThreads())
     assert seen and set(seen) == {1}
     assert cv2.getNumThreads() == before
+
+
+def test_engine_options_share_the_cpus_as_lanes(monkeypatch):
+    from phytoscope.core.pipeline import MAX_LANES, engine_options
+
+    monkeypatch.delenv("PHYTOSCOPE_THREADS", raising=False)
+    monkeypatch.delenv("PHYTOSCOPE_ORT_SPIN", raising=False)
+    assert engine_options(cpus=2) == {"spin": False, "lanes": 2, "threads": 1}
+    assert engine_options(cpus=1) == {"spin": False, "lanes": 1, "threads": 1}
+    assert engine_options(cpus=16) == {"spin": False, "lanes": MAX_LANES, "threads": 16 // MAX_LANES}
+    monkeypatch.setenv("PHYTOSCOPE_THREADS", "4")  # the user's one run with 4 threads wins
+    monkeypatch.setenv("PHYTOSCOPE_ORT_SPIN", "1")
+    assert engine_options(cpus=16) == {}
+
+
+def test_lanes_only_once_loaded_and_on_the_cpu(tiny_model_dir):
+    backend = backends.create("onnxruntime", model=tiny_model_dir, lanes=3, threads=1)
+    assert backend.concurrent_calls == 1  # not loaded: nobody may call it
+    with backend:
+        assert backend.concurrent_calls == 3
+        assert backend.describe()["concurrent_calls"] == 3
+    assert backend.concurrent_calls == 1
