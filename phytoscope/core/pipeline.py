@@ -105,9 +105,9 @@ def engine_options(cpus: int | None = None) -> dict[str, object]:
     For ONNX Runtime: ``lanes`` single-threaded runs at once, one per CPU (at most
     :data:`MAX_LANES`, the CPUs shared out as ``threads`` per run), without busy-waiting.
     Measured on this project's 2-vCPU machine with the shipped model (results/pipeline/):
-    one run at a time on every core spent 2.7-3.1 ms of CPU per image, a single-threaded run
-    2.45 ms, and with decoding alongside the lanes classified a real FlowCam folder 16 %
-    faster than one two-threaded run. Spinning was already off: ONNX Runtime's pool
+    one run at a time on both cores spent 2.89 ms of CPU per image, two single-threaded runs
+    2.60 ms, and with decoding alongside, the lanes classified a real FlowCam run of 3,122
+    crops 22 % faster (639 vs 525 img/s). Spinning was already off: ONNX Runtime's pool
     busy-waits between operators by default and starved the decoding threads (16 CPUs:
     685 img/s spinning, 959 img/s not).
 
@@ -136,7 +136,7 @@ def opencv_single_threaded() -> Iterator[None]:
     The pipeline already decodes one file per pool thread; OpenCV's default of splitting
     every resize and colour conversion over all CPUs only adds threads that compete with
     the engine's. Measured on the 2-vCPU machine, decoding + pre-processing the 3000
-    benchmark images took 0.54-0.73 ms of CPU per image with OpenCV's threads and 0.35-0.45
+    benchmark images took 0.51-0.66 ms of CPU per image with OpenCV's threads and 0.38-0.45
     ms without (pixels identical), and the pipeline rose from 70 % to 76 % of engine-only
     in the same interleaved rounds. On a 16-CPU machine each of 6 decoding threads fanned
     out to 16 more. The setting is process-wide in OpenCV, hence the count of users.
