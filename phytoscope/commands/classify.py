@@ -283,7 +283,11 @@ class TaggedInputs:
     def units(self) -> Iterator[Callable[[], list]]:
         for path, stream in self.streams:
             for unit in stream.units():
-                yield lambda unit=unit, path=path: self._record(path, unit())
+
+                def recorded(unit: Callable[[], list] = unit, path: str = path) -> list:
+                    return self._record(path, unit())
+
+                yield recorded
 
     def __iter__(self) -> Iterator:
         for unit in self.units():

@@ -573,7 +573,8 @@ def _bin_time(bin_ids: Iterable[str]) -> str | None:
     times = []
     for b in bin_ids:
         if m := _BIN_TIME.search(b):
-            times.append(datetime(*map(int, m.groups()), tzinfo=timezone.utc))
+            y, mo, d, h, mi, sec = map(int, m.groups())
+            times.append(datetime(y, mo, d, h, mi, sec, tzinfo=timezone.utc))
         elif m := _OLD_BIN_TIME.search(b):
             y, doy, h, mi, sec = map(int, m.groups())
             start = datetime(y, 1, 1, h, mi, sec, tzinfo=timezone.utc)

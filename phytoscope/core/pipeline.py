@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -97,7 +97,7 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def engine_options(cpus: int | None = None) -> dict[str, object]:
+def engine_options(cpus: int | None = None) -> dict[str, Any]:
     """Backend options for an engine that shares ``cpus`` (default: all usable) with decoding.
 
     Every caller of :func:`classify_items` (``classify``, the GUI, the archive workers,
@@ -115,7 +115,7 @@ def engine_options(cpus: int | None = None) -> dict[str, object]:
     read by the backend, override. Engines other than ONNX Runtime ignore the options.
     """
     cpus = max(1, cpus or usable_cpus())
-    options: dict[str, object] = {}
+    options: dict[str, Any] = {}
     if not os.environ.get("PHYTOSCOPE_ORT_SPIN"):
         options["spin"] = False
     if not os.environ.get("PHYTOSCOPE_THREADS"):

@@ -195,7 +195,7 @@ class BenchPage(QWidget):
 
         root = self.out_root or data_dir() / "bench"
         out = root / datetime.now().strftime("%Y%m%d-%H%M%S")
-        options = {
+        options: dict[str, Any] = {
             "variants": self.selected_variants(),
             "command_line": "phytoscope gui (benchmark page)",
         }
@@ -401,11 +401,11 @@ class BenchPage(QWidget):
     @staticmethod
     def _bars(plot: pg.PlotWidget, values: list[tuple[str, float | None]]) -> None:
         plot.clear()
-        values = [(k, float(v)) for k, v in values if v is not None]
-        if not values:
+        present = [(k, float(v)) for k, v in values if v is not None]
+        if not present:
             return
-        x = np.arange(len(values))
-        heights = [v for _, v in values]
+        x = np.arange(len(present))
+        heights = [v for _, v in present]
         plot.addItem(pg.BarGraphItem(x=x, height=heights, width=0.5, brush="#1c7ed6"))
         for i, v in enumerate(heights):
             label = pg.TextItem(
@@ -413,8 +413,8 @@ class BenchPage(QWidget):
             )
             label.setPos(i, v)
             plot.addItem(label)
-        plot.getAxis("bottom").setTicks([[(i, k) for i, (k, _) in enumerate(values)]])
-        plot.setXRange(-0.7, len(values) - 0.3, padding=0)
+        plot.getAxis("bottom").setTicks([[(i, k) for i, (k, _) in enumerate(present)]])
+        plot.setXRange(-0.7, len(present) - 0.3, padding=0)
         plot.setYRange(0, max(heights) * 1.18 or 1.0, padding=0)
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, Qt, Signal
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSize,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QBrush, QColor, QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -38,10 +45,14 @@ class PredictionsModel(QAbstractTableModel):
         self.colours = colours
         self._rows = 0
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+    def rowCount(  # noqa: N802
+        self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()  # noqa: B008
+    ) -> int:
         return 0 if parent.isValid() else self._rows
 
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+    def columnCount(  # noqa: N802
+        self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()  # noqa: B008
+    ) -> int:
         return len(COLUMNS)
 
     def headerData(
@@ -51,7 +62,9 @@ class PredictionsModel(QAbstractTableModel):
             return COLUMNS[section]
         return None
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
         if not index.isValid():
             return None
         record = self.session.records[index.row()]
@@ -225,8 +238,9 @@ class Gallery(QWidget):
             self.thumbs.clear()
             return
         records = sorted(self.session.records_for(label), key=lambda r: -r.prediction.confidence)
-        shown = [r for r in records if r.thumbnail is not None][: self.MAX_SHOWN]
-        keys = [r.key for r in shown]
+        # (record, thumbnail) pairs: only records that kept a thumbnail are shown
+        shown = [(r, r.thumbnail) for r in records if r.thumbnail is not None][: self.MAX_SHOWN]
+        keys = [r.key for r, _ in shown]
         current = [
             self.thumbs.item(i).data(Qt.ItemDataRole.UserRole).key
             for i in range(self.thumbs.count())
@@ -235,8 +249,8 @@ class Gallery(QWidget):
             return
         self._shown_label = label
         self.thumbs.clear()
-        for r in shown:
-            item = QListWidgetItem(QIcon(to_pixmap(r.thumbnail)), f"{r.prediction.confidence:.0%}")
+        for r, thumbnail in shown:
+            item = QListWidgetItem(QIcon(to_pixmap(thumbnail)), f"{r.prediction.confidence:.0%}")
             item.setData(Qt.ItemDataRole.UserRole, r)
             item.setToolTip(
                 f"{Path(r.prediction.source).name} #{r.prediction.roi_index}\n"

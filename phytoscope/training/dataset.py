@@ -155,7 +155,8 @@ def from_manifest(
 ) -> list[Item]:
     """Items of a manifest CSV, mapped to classes and with whole-frame views dropped."""
     base = Path(manifest).resolve().parent
-    items, dropped = [], Counter()
+    items: list[Item] = []
+    dropped: Counter[str] = Counter()
     with open(manifest, newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             if row.get("view") in EXCLUDED_VIEWS:

@@ -50,7 +50,7 @@ class Report:
     n: int
     top1: float
     per_class: dict[str, dict[str, float]]
-    per_source: dict[str, dict[str, float]]
+    per_source: dict[str, dict[str, Any]]
     confusion: list[list[int]]
     thresholds: dict[str, float] = field(default_factory=dict)
     with_thresholds: dict[str, float] = field(default_factory=dict)
@@ -87,7 +87,7 @@ def metrics(
         recall = tp / actual if actual else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         per_class[name] = {"precision": precision, "recall": recall, "f1": f1, "support": actual}
-    per_source = {}
+    per_source: dict[str, dict[str, Any]] = {}
     src = np.asarray(sources)
     for source in sorted(set(sources)):
         mask = src == source
@@ -212,7 +212,7 @@ def write_confusion_png(report: Report, path: Path, title: str = "") -> Path:
     for i in range(n):
         for j in range(n):
             if matrix[i, j]:
-                ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7,
+                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=7,
                         color="white" if share[i, j] > 0.5 else "black")
     ax.set_title(title or f"top-1 {report.top1:.1%} on {report.n} images", fontsize=9)
     fig.tight_layout()

@@ -303,18 +303,21 @@ def train(
     def monitor(stage: str, total: int, on_epoch: Callable[[dict[str, Any]], None]) -> Any:
         """Per-epoch record, checkpoint, progress and cancel check inside one ``fit`` call
         (one ``fit`` per stage: Keras traces its training step once, not every epoch)."""
+        # never None here (``progress or _nothing`` above); mypy does not carry that
+        # narrowing into the class body below
+        report_progress: Progress = progress
 
         class Monitor(keras.callbacks.Callback):
             cancelled = False
 
             def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
                 logs = logs or {}
-                record = {"stage": stage, "epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
+                record: dict[str, Any] = {"stage": stage, "epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
                           "val_loss": float(logs.get("val_loss", np.nan)),
                           "val_top1": float(logs.get("val_accuracy", np.nan))}
                 history.append(record)
                 on_epoch(record)
-                progress(stage, epoch + 1, total, record)
+                report_progress(stage, epoch + 1, total, record)
                 if cancel is not None and cancel():
                     self.cancelled = True
                     self.model.stop_training = True
@@ -390,7 +393,7 @@ def train(
         sample_weight = np.array([weights[int(k)] for k in y], dtype=np.float32)
         data = _augmented_epochs(keras, prepared, train_idx, y, sample_weight, spec,
                                  config.batch_size, config.seed, done)
-        tracker = {"best": best_val, "epoch": int(state.get("best_epoch", 0))}
+        tracker: dict[str, Any] = {"best": best_val, "epoch": int(state.get("best_epoch", 0))}
 
         def checkpoint(record: dict[str, Any]) -> None:
             if record["val_top1"] >= tracker["best"]:
