@@ -16,12 +16,13 @@ SETTLE_MS = 1500
 
 def make_app(argv: list[str] | None = None) -> Any:
     import pyqtgraph as pg
+    from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
     app.setApplicationName("phytoscope")
     app.setOrganizationName("phytoscope")
-    app.setDesktopFileName("phytoscope")
+    QGuiApplication.setDesktopFileName("phytoscope")  # static; names the .desktop file
     pg.setConfigOptions(antialias=True, background="w", foreground="#222")
     return app
 
