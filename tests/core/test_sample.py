@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE_CARD as CARD
 
 from phytoscope.core.sample import (
     CELLS,
@@ -25,7 +26,6 @@ from phytoscope.core.sample import (
     volume_from_meta,
 )
 from phytoscope.errors import ConfigError
-from phytoscope.modelcard import ClassInfo, ModelCard
 from phytoscope.types import Prediction
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -156,19 +156,6 @@ def test_ifcb_bin_from_tests_data_gives_ml_analyzed_and_concentrations():
     assert c.detection_limit_per_l == pytest.approx(1000 / expected_ml)
 
 
-CARD = ModelCard(
-    name="t",
-    version="0",
-    file="t.onnx",
-    format="onnx",
-    precision="fp32",
-    sha256="0",
-    classes=(
-        ClassInfo("Pseudo-nitzschia", chain_forming=True),
-        ClassInfo("Dinophysis"),
-        ClassInfo("detritus"),
-    ),
-)
 
 
 def _p(label, i, conf=0.9, source="bin"):

@@ -6,28 +6,15 @@ import sqlite3
 from datetime import datetime, timezone
 
 import pytest
+from conftest import SAMPLE_CARD as CARD
 
 from phytoscope.core.hab import load_rule_set, record_sample
 from phytoscope.core.sample import given_volume
 from phytoscope.errors import StorageError
-from phytoscope.modelcard import ClassInfo, ModelCard
 from phytoscope.storage import Store
 from phytoscope.storage.migrations import MIGRATIONS
 from phytoscope.types import Alert, Prediction, Sample
 
-CARD = ModelCard(
-    name="t",
-    version="0",
-    file="t.onnx",
-    format="onnx",
-    precision="fp32",
-    sha256="0",
-    classes=(
-        ClassInfo("Pseudo-nitzschia", chain_forming=True),
-        ClassInfo("Dinophysis"),
-        ClassInfo("detritus"),
-    ),
-)
 CLOCK = lambda: datetime(2026, 5, 1, 9, 0, tzinfo=timezone.utc)  # noqa: E731
 
 
