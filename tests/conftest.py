@@ -14,19 +14,6 @@ DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _sample_card():
-    from phytoscope.modelcard import ClassInfo, ModelCard
-
-    return ModelCard(
-        name="t", version="0", file="t.onnx", format="onnx", precision="fp32", sha256="0",
-        classes=(ClassInfo("Pseudo-nitzschia", chain_forming=True), ClassInfo("Dinophysis"), ClassInfo("detritus")),
-    )
-
-
-SAMPLE_CARD = _sample_card()
-"""A model card for counting and alert tests: a chain-former, a HAB genus, a non-taxon."""
-
-
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     """Keep settings, caches and databases of tests out of the user's home."""

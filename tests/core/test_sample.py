@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_CARD as CARD
 
 from phytoscope.core.sample import (
     CELLS,
@@ -27,6 +26,7 @@ from phytoscope.core.sample import (
 )
 from phytoscope.errors import ConfigError
 from phytoscope.types import Prediction
+from tests.cards import SAMPLE_CARD as CARD
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -6,7 +6,6 @@ import sqlite3
 from datetime import datetime, timezone
 
 import pytest
-from conftest import SAMPLE_CARD as CARD
 
 from phytoscope.core.hab import load_rule_set, record_sample
 from phytoscope.core.sample import given_volume
@@ -14,6 +13,7 @@ from phytoscope.errors import StorageError
 from phytoscope.storage import Store
 from phytoscope.storage.migrations import MIGRATIONS
 from phytoscope.types import Alert, Prediction, Sample
+from tests.cards import SAMPLE_CARD as CARD
 
 CLOCK = lambda: datetime(2026, 5, 1, 9, 0, tzinfo=timezone.utc)  # noqa: E731
 
