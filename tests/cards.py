@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from phytoscope.modelcard import ClassInfo, ModelCard
 
-SAMPLE_CARD = ModelCard(
-    name="t",
-    version="0",
-    file="t.onnx",
-    format="onnx",
-    precision="fp32",
-    sha256="0",
-    classes=(ClassInfo("Pseudo-nitzschia", chain_forming=True), ClassInfo("Dinophysis"), ClassInfo("detritus")),
-)
-"""For counting and alert tests: a chain-former, a HAB genus and a non-taxon."""
+
+def card_of(*classes: ClassInfo) -> ModelCard:
+    """A card that only names classes: for counting, concentration and alert logic."""
+    return ModelCard(
+        name="test-card", version="0", file="none.onnx", format="onnx", precision="fp32", sha256="0",
+        classes=classes,
+    )
+
+
+SAMPLE_CARD = card_of(ClassInfo("Pseudo-nitzschia", chain_forming=True), ClassInfo("Dinophysis"), ClassInfo("detritus"))
+"""A chain-former, a HAB genus and a non-taxon."""

@@ -20,7 +20,8 @@ from phytoscope.core.hab import (
 )
 from phytoscope.core.sample import CELLS_UNDERESTIMATED, CHAINS, given_volume
 from phytoscope.errors import ConfigError
-from phytoscope.modelcard import ClassInfo, ModelCard
+from phytoscope.modelcard import ClassInfo
+from tests.cards import card_of as card
 
 RULE_SETS = (
     "scotland_habreports",
@@ -34,16 +35,6 @@ RULE_SETS = (
 )
 
 
-def card(*classes: ClassInfo) -> ModelCard:
-    return ModelCard(
-        name="test-card",
-        version="0",
-        file="none.onnx",
-        format="onnx",
-        precision="fp32",
-        sha256="0",
-        classes=classes,
-    )
 
 
 # a genus-only card that knows every genus the rule sets name (chain_forming off, so
