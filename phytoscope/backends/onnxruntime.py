@@ -53,7 +53,7 @@ class OnnxRuntimeBackend(Backend):
     @property
     def concurrent_calls(self) -> int:
         """``lanes`` runs at once (see core.pipeline.engine_options), on the CPU provider."""
-        return getattr(self, "_lanes", 1) if self.loaded else 1
+        return self._lanes if self.loaded else 1
 
     def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
         return self._session.run([self._output_name], {self._input_name: batch})[0]

@@ -79,22 +79,23 @@ def prepare_batch(rois: list[Roi], spec: InputSpec) -> tuple[list[Roi], np.ndarr
     return kept, tensor, skipped
 
 
-def default_workers(cpus: int | None = None) -> int:
-    """Decoding threads for a machine: 2 on small ones, 3/8 of the CPUs (at most 8) on large."""
-    cpus = cpus or os.cpu_count() or 2
-    return 2 if cpus <= 4 else min(8, max(2, cpus * 3 // 8))
-
-
-MAX_LANES = 8
-"""Concurrent engine runs at most: each holds its own activations (about 40 MB at batch 16)."""
-
-
 def usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask, e.g. under taskset or a container)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def default_workers(cpus: int | None = None) -> int:
+    """Decoding threads for a machine: 2 on small ones, 3/8 of the CPUs (at most 8) on large."""
+    cpus = cpus or usable_cpus()
+    return 2 if cpus <= 4 else min(8, max(2, cpus * 3 // 8))
+
+
+MAX_LANES = 8
+"""Concurrent engine runs at most: each holds its own activations (a second lane added 66 MB
+to the GUI's peak RSS on the FlowCam folder)."""
 
 
 def engine_options(cpus: int | None = None) -> dict[str, Any]:

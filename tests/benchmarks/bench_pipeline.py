@@ -30,8 +30,7 @@ engine alone already keeps every core busy, as ONNX Runtime does on a CPU, decod
 only overlap inference inside the same CPU budget, so no pipeline can beat
 ``ceiling = min(1, cores / (engine_cpu + decode_cpu) / engine_only_rate)``. Measured on the
 2-vCPU machine: small FlowCam crops cost a tenth of the engine's CPU time to decode, the
-seed mix (two 842x248 colour JPEGs in 18) a quarter, 300x300 darkfield PNGs as much as
-the engine.
+seed mix (two 842x248 colour JPEGs in 18) a fifth, the PWSSC darkfield PNGs two thirds.
 """
 
 from __future__ import annotations
@@ -55,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 from phytoscope import backends  # noqa: E402
 from phytoscope.core.classifier import Classifier  # noqa: E402
-from phytoscope.core.pipeline import classify_items, default_workers, engine_options  # noqa: E402
+from phytoscope.core.pipeline import classify_items, default_workers, engine_options, usable_cpus  # noqa: E402
 from phytoscope.core.preprocess import preprocess_batch  # noqa: E402
 from phytoscope.sources import expand_paths, iter_inputs  # noqa: E402
 from phytoscope.sources.files import read_image  # noqa: E402
@@ -111,12 +110,11 @@ def decode_cpu_ms(paths: list[Path], spec) -> float:
     """CPU milliseconds per image to read and pre-process, in one thread (OpenCV single-threaded,
     as in the pipeline)."""
     from phytoscope.core.pipeline import opencv_single_threaded
-    from phytoscope.core.preprocess import normalise, prepare_uint8
 
     with opencv_single_threaded():
         start = time.process_time()
         for i in range(0, len(paths), 16):
-            normalise(np.stack([prepare_uint8(read_image(p)[0], spec) for p in paths[i : i + 16]]), spec)
+            preprocess_batch([read_image(p)[0] for p in paths[i : i + 16]], spec)
         return (time.process_time() - start) * 1000 / len(paths)
 
 
@@ -124,14 +122,16 @@ def engine_only(backend, batches: list[np.ndarray], n_images: int) -> float:
     """Images per second of ``backend.infer`` alone on ready tensors, from as many threads
     at once as the backend takes (its ``concurrent_calls``), as the pipeline calls it."""
     lanes = backend.concurrent_calls
+    done: list[int] = []  # images each lane classified
 
     def run(lane: int) -> None:
-        done, i = 0, lane
-        while done < n_images // lanes:
+        count, i = 0, lane
+        while count < n_images // lanes:
             batch = batches[i % len(batches)]
             backend.infer(batch)
-            done += batch.shape[0]
+            count += batch.shape[0]
             i += lanes
+        done.append(count)
 
     start = time.perf_counter()
     threads = [threading.Thread(target=run, args=(lane,)) for lane in range(lanes)]
@@ -139,9 +139,7 @@ def engine_only(backend, batches: list[np.ndarray], n_images: int) -> float:
         thread.start()
     for thread in threads:
         thread.join()
-    batch = batches[0].shape[0]
-    per_lane = -(-(n_images // lanes) // batch) * batch  # whole batches each
-    return lanes * per_lane / (time.perf_counter() - start)
+    return sum(done) / (time.perf_counter() - start)
 
 
 def pipelined(classifier, folder: Path, batch_size: int, workers: int | None) -> tuple[float, int]:
@@ -244,7 +242,7 @@ def main() -> None:
         card = backend.card
 
     med = {k: statistics.median(v) for k, v in rounds.items()}
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cpus()
     engine_ms = statistics.median(engine_cpu_ms)
     ceiling = min(1.0, cores / ((engine_ms + decode_ms) / 1000) / med["engine_only"])
     best_engine = max(v for k, v in med.items() if k.startswith("engine_only"))
@@ -268,7 +266,7 @@ def main() -> None:
         "pipeline_vs_best_engine_only": round(med["pipeline"] / best_engine, 3),
         "cpu_ms_per_image": {"engine_only": round(engine_ms, 3), "decode_and_preprocess": round(decode_ms, 3)},
         "ceiling_for_this_machine": round(ceiling, 3),
-        "engine_options": {k: v for k, v in options.items()},
+        "engine_options": dict(options),
         "target": 0.8,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
