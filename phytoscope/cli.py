@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Classify plankton by genus, turn counts into cells/L and raise HAB alerts.",
     )
     parser.add_argument("--version", action="version", version=f"phytoscope {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         try:
@@ -78,7 +80,9 @@ def with_default_command(argv: Sequence[str]) -> list[str]:
     if any(a in COMMANDS for a in argv) or any(a in ("-h", "--help", "--version") for a in argv):
         return argv
     lead = 0
-    while lead < len(argv) and (argv[lead] == "--verbose" or (argv[lead].startswith("-v") and set(argv[lead][1:]) == {"v"})):
+    while lead < len(argv) and (
+        argv[lead] == "--verbose" or (argv[lead].startswith("-v") and set(argv[lead][1:]) == {"v"})
+    ):
         lead += 1
     return [*argv[:lead], "gui", *argv[lead:]]
 

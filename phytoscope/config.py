@@ -99,11 +99,17 @@ class Settings:
 
     def validate(self) -> Settings:
         if self.backend not in BACKEND_CHOICES:
-            raise ConfigError(f"backend must be one of {', '.join(BACKEND_CHOICES)}, not {self.backend!r}")
+            raise ConfigError(
+                f"backend must be one of {', '.join(BACKEND_CHOICES)}, not {self.backend!r}"
+            )
         if self.precision not in PRECISION_CHOICES:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, not {self.precision!r}")
+            raise ConfigError(
+                f"precision must be one of {', '.join(PRECISION_CHOICES)}, not {self.precision!r}"
+            )
         if not 0.1 <= self.telemetry_hz <= 100:
-            raise ConfigError(f"telemetry rate must be between 0.1 and 100 Hz, not {self.telemetry_hz}")
+            raise ConfigError(
+                f"telemetry rate must be between 0.1 and 100 Hz, not {self.telemetry_hz}"
+            )
         if not 1 <= self.batch_size <= 1024:
             raise ConfigError(f"batch size must be between 1 and 1024, not {self.batch_size}")
         return self
@@ -121,7 +127,9 @@ class Settings:
         try:
             raw = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read settings {path}: {exc}; delete it to start from defaults") from exc
+            raise ConfigError(
+                f"cannot read settings {path}: {exc}; delete it to start from defaults"
+            ) from exc
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in known}).validate()
 

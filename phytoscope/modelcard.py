@@ -135,7 +135,9 @@ class ModelCard:
         except (KeyError, TypeError, AttributeError) as exc:
             raise ModelError(f"model card{where} is incomplete or malformed ({exc!r})") from exc
         if card.format not in FORMATS:
-            raise ModelError(f"model card{where}: format must be one of {FORMATS}, not {card.format!r}")
+            raise ModelError(
+                f"model card{where}: format must be one of {FORMATS}, not {card.format!r}"
+            )
         if not card.classes:
             raise ModelError(f"model card{where} lists no classes")
         if len(set(card.class_names)) != len(card.classes):
@@ -257,5 +259,7 @@ def resolve(model: Path | str | None, fmt: str, precision: str, default_dir: Pat
     if path.exists() and card_path.exists():
         return ModelCard.load(card_path)
     if path.exists():
-        raise ModelError(f"{path} has no model card beside it ({card_path.name}); phytoscope needs one")
+        raise ModelError(
+            f"{path} has no model card beside it ({card_path.name}); phytoscope needs one"
+        )
     raise ModelError(f"model {path} does not exist")

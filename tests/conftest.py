@@ -18,7 +18,11 @@ REPO = Path(__file__).resolve().parents[1]
 def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     """Keep settings, caches and databases of tests out of the user's home."""
     home = tmp_path_factory.mktemp("home")
-    for var, sub in (("PHYTOSCOPE_DATA", "data"), ("PHYTOSCOPE_CACHE", "cache"), ("PHYTOSCOPE_CONFIG", "config")):
+    for var, sub in (
+        ("PHYTOSCOPE_DATA", "data"),
+        ("PHYTOSCOPE_CACHE", "cache"),
+        ("PHYTOSCOPE_CONFIG", "config"),
+    ):
         monkeypatch.setenv(var, str(home / sub))
 
 
@@ -48,9 +52,14 @@ def make_tiny_model(folder: Path, classes=("Alpha", "Beta", "Gamma"), size: int 
     infos = tuple(ClassInfo(name=c, threshold=0.0) for c in classes)
     for path in (keras_path, onnx_path):
         ModelCard(
-            name="tiny-test", version="0", file=path.name,
+            name="tiny-test",
+            version="0",
+            file=path.name,
             format="keras" if path.suffix == ".keras" else "onnx",
-            precision="fp32", sha256=sha256_of(path), classes=infos, input=spec,
+            precision="fp32",
+            sha256=sha256_of(path),
+            classes=infos,
+            input=spec,
             notes="test fixture, random weights: not a classifier",
         ).save(card_path_for(path))
     return folder
@@ -58,5 +67,7 @@ def make_tiny_model(folder: Path, classes=("Alpha", "Beta", "Gamma"), size: int 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    pytest.importorskip("keras", reason="TensorFlow/Keras not installed (pip install 'phytoscope[tensorflow]')")
+    pytest.importorskip(
+        "keras", reason="TensorFlow/Keras not installed (pip install 'phytoscope[tensorflow]')"
+    )
     return make_tiny_model(tmp_path_factory.mktemp("tiny_model"))

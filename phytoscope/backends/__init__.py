@@ -29,7 +29,9 @@ def backend_class(name: str) -> type[Backend]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:  # the adapter module itself is absent in this build
-        raise BackendUnavailable(f"{name} backend is not part of this installation ({exc})") from exc
+        raise BackendUnavailable(
+            f"{name} backend is not part of this installation ({exc})"
+        ) from exc
     cls: type[Backend] = getattr(module, class_name)
     return cls
 

@@ -93,7 +93,9 @@ class Backend(ABC):
         except (ModelError, BackendUnavailable):
             raise
         except Exception as exc:  # runtime-specific errors become one clear type
-            raise BackendError(f"{self.name} could not load {self.card.model_path.name}: {exc}") from exc
+            raise BackendError(
+                f"{self.name} could not load {self.card.model_path.name}: {exc}"
+            ) from exc
         self._loaded = True
         log.info("loaded %s with %s", self.card.label, self.name)
         return self
@@ -117,7 +119,9 @@ class Backend(ABC):
             raise BackendError(f"{self.name}: infer() before load()")
         expected = self.input_spec.batch_shape(batch.shape[0] if batch.ndim else 0)
         if batch.shape != expected or batch.shape[0] == 0:
-            raise ValueError(f"{self.name}: batch shape {batch.shape}, expected {expected} with N >= 1")
+            raise ValueError(
+                f"{self.name}: batch shape {batch.shape}, expected {expected} with N >= 1"
+            )
         if batch.dtype != np.float32:
             raise ValueError(f"{self.name}: batch dtype {batch.dtype}, expected float32")
         try:

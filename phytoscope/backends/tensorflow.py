@@ -13,7 +13,9 @@ from phytoscope.backends.base import Backend
 class TensorFlowBackend(Backend):
     name = "tensorflow"
     model_format = "keras"
-    install_hint = "pip install 'phytoscope[tensorflow]' (tensorflow-cpu on x86-64, tensorflow on Jetson)"
+    install_hint = (
+        "pip install 'phytoscope[tensorflow]' (tensorflow-cpu on x86-64, tensorflow on Jetson)"
+    )
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

@@ -11,17 +11,33 @@ HELP = "re-classify an archive of IFCB bins / image folders to Parquet (Ray, res
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", help="folders, IFCB bins or image files")
     parser.add_argument("--out", required=True, help="output folder (re-running it resumes)")
-    parser.add_argument("--runner", choices=("auto", "ray", "local"), default="auto",
-                        help="ray: Ray Data actors; local: process pool (default: ray if installed)")
-    parser.add_argument("--address", help="existing Ray cluster, e.g. ray://head:10001 (default: local Ray)")
+    parser.add_argument(
+        "--runner",
+        choices=("auto", "ray", "local"),
+        default="auto",
+        help="ray: Ray Data actors; local: process pool (default: ray if installed)",
+    )
+    parser.add_argument(
+        "--address", help="existing Ray cluster, e.g. ray://head:10001 (default: local Ray)"
+    )
     parser.add_argument("--workers", type=int, help="actors / processes (default: CPU count)")
-    parser.add_argument("--backend", default="onnxruntime", help="inference backend for every worker")
+    parser.add_argument(
+        "--backend", default="onnxruntime", help="inference backend for every worker"
+    )
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"))
-    parser.add_argument("--model", help="model card, model file or folder (default: installed model)")
-    parser.add_argument("--rules", default="scotland_habreports", help="rule set for the alert levels")
+    parser.add_argument(
+        "--model", help="model card, model file or folder (default: installed model)"
+    )
+    parser.add_argument(
+        "--rules", default="scotland_habreports", help="rule set for the alert levels"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--threads-per-worker", type=int, default=1,
-                        help="engine threads per worker (workers x threads should not exceed the cores)")
+    parser.add_argument(
+        "--threads-per-worker",
+        type=int,
+        default=1,
+        help="engine threads per worker (workers x threads should not exceed the cores)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,20 +45,35 @@ def run(args: argparse.Namespace) -> int:
 
     from phytoscope.cli import ExitCode
     from phytoscope.core.archive import ArchiveConfig, UnitResult, run_archive
+
     config = ArchiveConfig(
-        out_dir=str(Path(args.out).resolve()), backend=args.backend, precision=args.precision,
-        model=str(Path(args.model).resolve()) if args.model else None, rule_set=args.rules,
-        batch_size=args.batch_size, threads_per_worker=args.threads_per_worker,
+        out_dir=str(Path(args.out).resolve()),
+        backend=args.backend,
+        precision=args.precision,
+        model=str(Path(args.model).resolve()) if args.model else None,
+        rule_set=args.rules,
+        batch_size=args.batch_size,
+        threads_per_worker=args.threads_per_worker,
     )
     state = {"rois": 0}
 
     def progress(result: UnitResult, done: int, total: int) -> None:
         state["rois"] += result.rois
-        status = f"FAILED: {result.error}" if result.error else f"{result.rois} ROIs in {result.seconds:.1f} s"
+        status = (
+            f"FAILED: {result.error}"
+            if result.error
+            else f"{result.rois} ROIs in {result.seconds:.1f} s"
+        )
         print(f"[{done}/{total}] {result.key}: {status}", file=sys.stderr)
 
-    summary = run_archive(args.paths, config, runner=args.runner, workers=args.workers,
-                          address=args.address, progress=progress)
+    summary = run_archive(
+        args.paths,
+        config,
+        runner=args.runner,
+        workers=args.workers,
+        address=args.address,
+        progress=progress,
+    )
     print(
         f"{summary.planned} units: {summary.skipped_done} already done, {len(summary.results)} processed "
         f"({len(summary.failed)} failed) by {summary.workers} {summary.runner} worker(s); "

@@ -34,26 +34,64 @@ COLUMNS = ("sample", "source", "roi", "x", "y", "w", "h", "genus", "confidence",
 def configure(parser: argparse.ArgumentParser) -> None:
     from phytoscope.config import BACKEND_CHOICES, PRECISION_CHOICES
 
-    parser.add_argument("paths", nargs="+", metavar="PATH",
-                        help="image files, folders (recursive) or IFCB bins (.roi/.adc/.hdr or stem)")
-    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
-                        help="inference engine (default: the fastest available)")
-    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32",
-                        help="model precision (int8 needs genus_int8.onnx or TensorRT)")
-    parser.add_argument("--model", help="model card, model file or folder (default: installed model)")
-    parser.add_argument("--batch-size", type=int, default=16, help="ROIs per inference call (default 16)")
-    parser.add_argument("--segment", choices=("auto", "always", "never"), default="auto",
-                        help="cut whole microscope frames into ROIs: auto (large images), always, never")
-    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
-    parser.add_argument("--output", "-o", metavar="FILE", help="write rows to FILE instead of stdout")
-    parser.add_argument("--db", nargs="?", const="", default=None, metavar="PATH",
-                        help="append the results to a SQLite store (default path if PATH is omitted)")
-    parser.add_argument("--top-k", type=int, default=3, help="ranked classes kept per ROI (default 3)")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress bar on stderr (default: when stderr is a terminal)")
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="image files, folders (recursive) or IFCB bins (.roi/.adc/.hdr or stem)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        default="auto",
+        help="inference engine (default: the fastest available)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default="fp32",
+        help="model precision (int8 needs genus_int8.onnx or TensorRT)",
+    )
+    parser.add_argument(
+        "--model", help="model card, model file or folder (default: installed model)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=16, help="ROIs per inference call (default 16)"
+    )
+    parser.add_argument(
+        "--segment",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="cut whole microscope frames into ROIs: auto (large images), always, never",
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, default="table", help="output format (default table)"
+    )
+    parser.add_argument(
+        "--output", "-o", metavar="FILE", help="write rows to FILE instead of stdout"
+    )
+    parser.add_argument(
+        "--db",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PATH",
+        help="append the results to a SQLite store (default path if PATH is omitted)",
+    )
+    parser.add_argument(
+        "--top-k", type=int, default=3, help="ranked classes kept per ROI (default 3)"
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
     from phytoscope.commands.report import add_sample_arguments
 
-    add_sample_arguments(parser)  # --site/--rules/--sample-volume...: store a sample, raise HAB alerts
+    add_sample_arguments(
+        parser
+    )  # --site/--rules/--sample-volume...: store a sample, raise HAB alerts
 
 
 # -- results -------------------------------------------------------------------------------
@@ -193,7 +231,10 @@ def _row(p, sample: str) -> dict[str, Any]:
         "sample": sample,
         "source": p.source,
         "roi": p.roi_index,
-        "x": x, "y": y, "w": w, "h": h,
+        "x": x,
+        "y": y,
+        "w": w,
+        "h": h,
         "genus": p.label,
         "confidence": round(p.confidence, 4),
         "top3": ";".join(f"{name}:{prob:.3f}" for name, prob in p.top_k[:3]),
@@ -207,7 +248,9 @@ def rows(result: ClassifyResult) -> Iterator[dict[str, Any]]:
 
 
 def write_table(result: ClassifyResult, out: TextIO) -> None:
-    table = [dict(zip(COLUMNS, COLUMNS, strict=True))] + [{k: str(v) for k, v in r.items()} for r in rows(result)]
+    table = [dict(zip(COLUMNS, COLUMNS, strict=True))] + [
+        {k: str(v) for k, v in r.items()} for r in rows(result)
+    ]
     shown = ("source", "roi", "x", "y", "w", "h", "genus", "confidence", "top3", "flags")
     widths = {c: max(len(r[c]) for r in table) for c in shown}
     for r in table:
@@ -322,22 +365,33 @@ def run(args: argparse.Namespace) -> int:
     bar = ProgressBar(sys.stderr, sys.stderr.isatty() if args.progress is None else args.progress)
     started = time.perf_counter()
     try:
-        backend = backends.create(args.backend, args.precision, model=args.model, **engine_options())
+        backend = backends.create(
+            args.backend, args.precision, model=args.model, **engine_options()
+        )
         with backend:
             card = backend.card
             result.backend, result.model = backend.name, card.label
             if store is not None:
                 result.run_id = store.start_run(
-                    backend.name, card.label, card.sha256,
-                    settings={"paths": [str(p) for p in args.paths], "segment": args.segment,
-                              "batch_size": args.batch_size, "precision": args.precision,
-                              "command": "classify"},
+                    backend.name,
+                    card.label,
+                    card.sha256,
+                    settings={
+                        "paths": [str(p) for p in args.paths],
+                        "segment": args.segment,
+                        "batch_size": args.batch_size,
+                        "precision": args.precision,
+                        "command": "classify",
+                    },
                 )
             total = estimate_total(args.paths, args.segment) if bar.enabled else None
             items = TaggedInputs(args.paths, args.segment, result.meta)
             for predictions, skipped in classify_items(
-                items, Classifier(backend, top_k=args.top_k), batch_size=args.batch_size,
-                progress=bar, total=total,
+                items,
+                Classifier(backend, top_k=args.top_k),
+                batch_size=args.batch_size,
+                progress=bar,
+                total=total,
             ):
                 # written batch by batch: a crash or Ctrl-C keeps everything classified so far
                 if store is not None and result.run_id is not None:
@@ -359,7 +413,9 @@ def run(args: argparse.Namespace) -> int:
     for s in result.skipped:
         print(f"skipped: {s.source}: {s.reason}", file=sys.stderr)
     if not result.predictions and not result.skipped:
-        print("phytoscope: no images or IFCB bins found in " + ", ".join(args.paths), file=sys.stderr)
+        print(
+            "phytoscope: no images or IFCB bins found in " + ", ".join(args.paths), file=sys.stderr
+        )
         return ExitCode.ERROR
 
     out: TextIO

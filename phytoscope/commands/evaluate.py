@@ -10,25 +10,53 @@ HELP = "measure a model on labelled images: top-1, per-class P/R/F1, per-source 
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", type=Path, help="model card (.json), model file (.onnx/.keras) or model folder")
-    parser.add_argument("dataset", type=Path,
-                        help="split CSV written by `phytoscope train` (its --subset is evaluated), "
-                             "a folder of class sub-folders, or a manifest CSV")
-    parser.add_argument("--subset", choices=("test", "val", "train", "all"), default="test",
-                        help="rows of a split CSV to evaluate (default test)")
-    parser.add_argument("--data-root", type=Path,
-                        help="folder the split CSV's image paths are relative to (default: the CSV's folder)")
+    parser.add_argument(
+        "model", type=Path, help="model card (.json), model file (.onnx/.keras) or model folder"
+    )
+    parser.add_argument(
+        "dataset",
+        type=Path,
+        help="split CSV written by `phytoscope train` (its --subset is evaluated), "
+        "a folder of class sub-folders, or a manifest CSV",
+    )
+    parser.add_argument(
+        "--subset",
+        choices=("test", "val", "train", "all"),
+        default="test",
+        help="rows of a split CSV to evaluate (default test)",
+    )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        help="folder the split CSV's image paths are relative to (default: the CSV's folder)",
+    )
     parser.add_argument("--class-map", type=Path, help="label -> class CSV for a manifest dataset")
-    parser.add_argument("--backend", choices=("auto", "onnxruntime", "tensorflow", "tensorrt"), default="auto",
-                        help="engine to run the model with (default: the one for the model's format)")
-    parser.add_argument("--precision", default="fp32", help="precision when MODEL is a folder (default fp32)")
-    parser.add_argument("--out", type=Path, help="folder for the report, confusion CSV and PNG "
-                                                 "(default build/evaluation/<model file>)")
-    parser.add_argument("--target-precision", type=float, default=0.95,
-                        help="precision each class's confidence threshold must keep (default 0.95)")
-    parser.add_argument("--write-thresholds", action="store_true",
-                        help="store the thresholds in the model card (from the split's val rows when "
-                             "DATASET is a split CSV, else from the evaluated images)")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "onnxruntime", "tensorflow", "tensorrt"),
+        default="auto",
+        help="engine to run the model with (default: the one for the model's format)",
+    )
+    parser.add_argument(
+        "--precision", default="fp32", help="precision when MODEL is a folder (default fp32)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder for the report, confusion CSV and PNG (default build/evaluation/<model file>)",
+    )
+    parser.add_argument(
+        "--target-precision",
+        type=float,
+        default=0.95,
+        help="precision each class's confidence threshold must keep (default 0.95)",
+    )
+    parser.add_argument(
+        "--write-thresholds",
+        action="store_true",
+        help="store the thresholds in the model card (from the split's val rows when "
+        "DATASET is a split CSV, else from the evaluated images)",
+    )
     parser.add_argument("--cache", type=Path, help="folder for prepared image arrays")
 
 
@@ -69,7 +97,10 @@ def run(args: argparse.Namespace) -> int:
         calib_items = items
     unknown = sorted({i.cls for i in items} - set(classes))
     if unknown:
-        print(f"note: classes the model does not know are left out: {', '.join(unknown)}", file=sys.stderr)
+        print(
+            f"note: classes the model does not know are left out: {', '.join(unknown)}",
+            file=sys.stderr,
+        )
     items = [i for i in items if i.cls in classes]
     calib_items = [i for i in calib_items if i.cls in classes]
     if not items:
@@ -80,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
     backend = backends.backend_class(backend_name)(card)
     with backend:
+
         def probabilities(subset: list[ds.Item]) -> np.ndarray:
             prepared = ds.prepared_arrays(subset, card.input, cache)
             return ev.probabilities_of(ev.predict_logits(backend.infer, prepared, card.input))
@@ -90,21 +122,31 @@ def run(args: argparse.Namespace) -> int:
         if args.write_thresholds:
             calib_probs = probs if calib_items is items else probabilities(calib_items)
             calib_y = np.array([index[i.cls] for i in calib_items], dtype=np.int64)
-            thresholds = ev.precision_thresholds(calib_y, calib_probs, classes, args.target_precision)
+            thresholds = ev.precision_thresholds(
+                calib_y, calib_probs, classes, args.target_precision
+            )
     report = ev.evaluate_probabilities(y, probs, classes, [i.source for i in items], thresholds)
     out = args.out or Path("build") / "evaluation" / card.model_path.name
-    paths = ev.write_report(report, out, "evaluation",
-                            f"{card.label} ({backend_name}), {args.dataset.name} {args.subset}")
+    paths = ev.write_report(
+        report,
+        out,
+        "evaluation",
+        f"{card.label} ({backend_name}), {args.dataset.name} {args.subset}",
+    )
 
     print(f"model: {card.label} via {backend_name}")
     print(f"images: {report.n}   top-1: {report.top1:.4f}")
     if report.with_thresholds:
         w = report.with_thresholds
-        print(f"with thresholds: {w['coverage']:.1%} classified, top-1 of those {w['top1_of_kept']:.4f}")
+        print(
+            f"with thresholds: {w['coverage']:.1%} classified, top-1 of those {w['top1_of_kept']:.4f}"
+        )
     print(f"{'class':28s} {'prec':>6s} {'recall':>6s} {'F1':>6s} {'n':>5s} {'threshold':>9s}")
     for name, row in report.per_class.items():
-        print(f"{name:28s} {row['precision']:6.3f} {row['recall']:6.3f} {row['f1']:6.3f} "
-              f"{int(row['support']):5d} {thresholds.get(name, 0.0):9.3f}")
+        print(
+            f"{name:28s} {row['precision']:6.3f} {row['recall']:6.3f} {row['f1']:6.3f} "
+            f"{int(row['support']):5d} {thresholds.get(name, 0.0):9.3f}"
+        )
     print("per source:")
     for source, row in report.per_source.items():
         print(f"  {source:32s} {row['top1']:.4f} (n={row['n']})")
@@ -112,11 +154,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"{kind}: {path}")
     if args.write_thresholds:
         assert card.path is not None
-        new_classes = tuple(replace(c, threshold=round(float(thresholds[c.name]), 4)) for c in card.classes)
-        accuracy = {**card.accuracy, "threshold_target_precision": args.target_precision,
-                    "threshold_min_predictions": ev.MIN_PREDICTIONS}
+        new_classes = tuple(
+            replace(c, threshold=round(float(thresholds[c.name]), 4)) for c in card.classes
+        )
+        accuracy = {
+            **card.accuracy,
+            "threshold_target_precision": args.target_precision,
+            "threshold_min_predictions": ev.MIN_PREDICTIONS,
+        }
         if args.subset == "test" and report.with_thresholds:
-            accuracy["test_with_thresholds"] = {k: round(v, 4) for k, v in report.with_thresholds.items()}
+            accuracy["test_with_thresholds"] = {
+                k: round(v, 4) for k, v in report.with_thresholds.items()
+            }
         replace(card, classes=new_classes, accuracy=accuracy).save(card.path)
         ModelCard.load(card.path)  # re-read: a card we cannot read back must fail here
         print(f"thresholds written to {card.path}")

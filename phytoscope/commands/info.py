@@ -21,7 +21,9 @@ SECTIONS: list[tuple[str, str]] = [
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--model", help="model card, model file or folder (default: installed model)")
+    parser.add_argument(
+        "--model", help="model card, model file or folder (default: installed model)"
+    )
 
 
 def _version(dist: str) -> str | None:
@@ -42,12 +44,24 @@ def collect(model: str | None = None) -> dict[str, Any]:
         "packages": {
             name: _version(name)
             for name in (
-                "numpy", "opencv-python-headless", "onnxruntime", "tensorflow", "tensorflow-cpu",
-                "keras", "PySide6-Essentials", "PySide6", "pyqtgraph", "tensorrt", "pycuda",
-                "jetson-stats", "psutil",
+                "numpy",
+                "opencv-python-headless",
+                "onnxruntime",
+                "tensorflow",
+                "tensorflow-cpu",
+                "keras",
+                "PySide6-Essentials",
+                "PySide6",
+                "pyqtgraph",
+                "tensorrt",
+                "pycuda",
+                "jetson-stats",
+                "psutil",
             )
         },
-        "backends": {name: (reason or "available") for name, reason in backends.availability().items()},
+        "backends": {
+            name: (reason or "available") for name, reason in backends.availability().items()
+        },
         "paths": {
             "models": str(config.models_dir()),
             "resources": str(config.resources_dir()),
@@ -59,9 +73,13 @@ def collect(model: str | None = None) -> dict[str, Any]:
         folder = config.models_dir()
         cards = [modelcard.ModelCard.load(model)] if model else modelcard.discover(folder)
         info["models"] = [
-            {"card": str(c.path), "label": c.label, "classes": list(c.class_names),
-             "input": f"{c.input.height}x{c.input.width}x{c.input.channels} {c.input.layout}",
-             "accuracy": c.accuracy.get("test_top1")}
+            {
+                "card": str(c.path),
+                "label": c.label,
+                "classes": list(c.class_names),
+                "input": f"{c.input.height}x{c.input.width}x{c.input.channels} {c.input.layout}",
+                "accuracy": c.accuracy.get("test_top1"),
+            }
             for c in cards
         ] or "no model installed"
     except Exception as exc:  # noqa: BLE001 - info must always print something

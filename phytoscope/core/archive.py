@@ -126,15 +126,23 @@ def plan_units(paths: Iterable[Path | str]) -> list[Unit]:
         elif kind == "image":
             folders.setdefault(path.parent, []).append(str(path))
         else:
-            raise ConfigError(f"{path}: {'no such file or folder' if kind == 'missing' else 'not an image or IFCB bin'}")
+            raise ConfigError(
+                f"{path}: {'no such file or folder' if kind == 'missing' else 'not an image or IFCB bin'}"
+            )
     units = bins + [
-        Unit(key=safe_key("images_" + "_".join(folder.resolve().parts[-2:])), kind="images", paths=tuple(files))
+        Unit(
+            key=safe_key("images_" + "_".join(folder.resolve().parts[-2:])),
+            kind="images",
+            paths=tuple(files),
+        )
         for folder, files in sorted(folders.items())
     ]
     keys = Counter(u.key for u in units)
     if any(n > 1 for n in keys.values()):
         dupes = ", ".join(k for k, n in keys.items() if n > 1)
-        raise ConfigError(f"two inputs map to the same output partition ({dupes}); archive them separately")
+        raise ConfigError(
+            f"two inputs map to the same output partition ({dupes}); archive them separately"
+        )
     return units
 
 
@@ -189,7 +197,9 @@ class UnitProcessor:
         self.config = config
         self.out_dir = Path(config.out_dir)
         self.backend = backends.create(
-            config.backend, config.precision, model=config.model,
+            config.backend,
+            config.precision,
+            model=config.model,
             **engine_options(cpus=config.threads_per_worker),
         ).load()
         self.classifier = Classifier(self.backend)
@@ -200,8 +210,12 @@ class UnitProcessor:
 
     def __call__(self, unit: Unit) -> UnitResult:
         started = time.perf_counter()
-        result = UnitResult(key=unit.key, kind=unit.kind, model=self.classifier.card.label,
-                            rule_set_version=self.rule_set.version)
+        result = UnitResult(
+            key=unit.key,
+            kind=unit.kind,
+            model=self.classifier.card.label,
+            rule_set_version=self.rule_set.version,
+        )
         try:
             self._process(unit, result)
         except Exception as exc:  # noqa: BLE001 - one bad bin must not stop the archive
@@ -234,7 +248,9 @@ class UnitProcessor:
         rows: list[dict[str, Any]] = []
         predictions = []
         skipped = []
-        for preds, skips in classify_items(items(), self.classifier, batch_size=self.config.batch_size, workers=1):
+        for preds, skips in classify_items(
+            items(), self.classifier, batch_size=self.config.batch_size, workers=1
+        ):
             predictions.extend(preds)
             skipped.extend(skips)
         if skipped and not predictions:
@@ -262,9 +278,14 @@ class UnitProcessor:
             card = self.classifier.card
             result.ml_analyzed = volume.ml_analyzed
             result.concentrations = {
-                c.taxon: {"count": c.count, "per_l": c.per_l, "low_per_l": c.low_per_l,
-                          "high_per_l": c.high_per_l, "detection_limit_per_l": c.detection_limit_per_l,
-                          "unit": c.unit}
+                c.taxon: {
+                    "count": c.count,
+                    "per_l": c.per_l,
+                    "low_per_l": c.low_per_l,
+                    "high_per_l": c.high_per_l,
+                    "detection_limit_per_l": c.detection_limit_per_l,
+                    "unit": c.unit,
+                }
                 for c in concentrations(counts, volume, card)
             }
             assessment = hab.assess(counts, volume, card, self.rule_set)
@@ -291,7 +312,9 @@ def _run_local(units: Sequence[Unit], config: ArchiveConfig, workers: int) -> It
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = multiprocessing.get_context("spawn")  # no forked runtime state (ONNX Runtime threads)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_pool_init, initargs=(config,)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_pool_init, initargs=(config,)
+    ) as pool:
         futures = [pool.submit(_pool_run, unit) for unit in units]
         for future in as_completed(futures):
             yield future.result()
@@ -321,7 +344,9 @@ def ray_available() -> str | None:
     return None
 
 
-def _run_ray(units: Sequence[Unit], config: ArchiveConfig, workers: int, address: str | None) -> Iterable[UnitResult]:
+def _run_ray(
+    units: Sequence[Unit], config: ArchiveConfig, workers: int, address: str | None
+) -> Iterable[UnitResult]:
     import ray
 
     if not ray.is_initialized():
@@ -395,7 +420,11 @@ def run_archive(
     started = time.perf_counter()
     results: list[UnitResult] = []
     if todo:
-        stream = _run_ray(todo, config, workers, address) if runner == "ray" else _run_local(todo, config, workers)
+        stream = (
+            _run_ray(todo, config, workers, address)
+            if runner == "ray"
+            else _run_local(todo, config, workers)
+        )
         for result in stream:
             results.append(result)
             if result.error:
@@ -404,15 +433,23 @@ def run_archive(
             if progress is not None:
                 progress(result, len(results), len(todo))
             if cancel is not None and cancel.is_set():
-                raise Cancelled(f"stopped after {len(results)} of {len(todo)} units; re-run to resume")
+                raise Cancelled(
+                    f"stopped after {len(results)} of {len(todo)} units; re-run to resume"
+                )
     seconds = time.perf_counter() - started
     write_tables(out_dir)
-    return ArchiveSummary(out_dir, runner, workers, len(units), len(units) - len(todo), results, seconds)
+    return ArchiveSummary(
+        out_dir, runner, workers, len(units), len(units) - len(todo), results, seconds
+    )
 
 
 def load_unit_summaries(out_dir: Path) -> list[UnitResult]:
     folder = out_dir / "units"
-    return [UnitResult(**json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    return (
+        [UnitResult(**json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))]
+        if folder.is_dir()
+        else []
+    )
 
 
 def write_tables(out_dir: Path) -> None:

@@ -415,7 +415,9 @@ def labelled_from_card(card: Any, data_root: Path | None = None) -> LabelledSet:
     if segments:
         notes.append(f"{len(segments)} test segment(s) of whole frames (path#roi=...) are left out")
     note = "; ".join(notes)
-    return LabelledSet(items, f"test split of the model ({split_file}, images under {root.resolve()})", note)
+    return LabelledSet(
+        items, f"test split of the model ({split_file}, images under {root.resolve()})", note
+    )
 
 
 def stratified_subset(

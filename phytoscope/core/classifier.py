@@ -67,7 +67,9 @@ class Classifier:
                 box=roi.box,
                 flags=roi.flags,
             )
-            for roi, (label, confidence, top) in zip(rois, decide(probabilities, self.card, self.top_k), strict=True)
+            for roi, (label, confidence, top) in zip(
+                rois, decide(probabilities, self.card, self.top_k), strict=True
+            )
         ]
 
     def predict(self, rois: Sequence[Roi]) -> list[Prediction]:

@@ -60,7 +60,9 @@ class _Batch:
 _END = object()
 
 
-def prepare_batch(rois: list[Roi], spec: InputSpec) -> tuple[list[Roi], np.ndarray | None, list[Skipped]]:
+def prepare_batch(
+    rois: list[Roi], spec: InputSpec
+) -> tuple[list[Roi], np.ndarray | None, list[Skipped]]:
     """Pre-process ROIs into one tensor; a ROI that cannot be prepared becomes Skipped.
 
     Per-ROI failures (a degenerate 0-pixel crop, an odd channel count) must not take the
@@ -157,7 +159,9 @@ def opencv_single_threaded() -> Iterator[None]:
                 cv2.setNumThreads(_opencv_threads_before)
 
 
-def _decode_and_prepare(unit: Callable[[], list], spec: InputSpec) -> list[tuple[Roi | Skipped, np.ndarray | None]]:
+def _decode_and_prepare(
+    unit: Callable[[], list], spec: InputSpec
+) -> list[tuple[Roi | Skipped, np.ndarray | None]]:
     """Run one source unit (read a file or bin) and pre-process its ROIs, in a pool thread."""
     out: list[tuple[Roi | Skipped, np.ndarray | None]] = []
     for item in unit():
@@ -167,7 +171,9 @@ def _decode_and_prepare(unit: Callable[[], list], spec: InputSpec) -> list[tuple
         try:
             out.append((item, prepare_uint8(item.image, spec)))
         except Exception as exc:  # noqa: BLE001 - one bad ROI is reported, the rest go on
-            out.append((Skipped(f"{item.source}#{item.index}", f"cannot pre-process ROI: {exc}"), None))
+            out.append(
+                (Skipped(f"{item.source}#{item.index}", f"cannot pre-process ROI: {exc}"), None)
+            )
     return out
 
 
@@ -236,12 +242,18 @@ def classify_items(
     batches: queue.Queue = queue.Queue(maxsize=max(1, prefetch) + lanes - 1)
     workers = workers if workers is not None else default_workers()
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="phytoscope-prep")
-    engines = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="phytoscope-infer") if lanes > 1 else None
+    engines = (
+        ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="phytoscope-infer")
+        if lanes > 1
+        else None
+    )
     units = getattr(items, "units", None)
 
     def finish(batch: _Batch) -> tuple[list[Prediction], list[Skipped]]:
         """Inference and post-processing of one batch (in the caller's or an engine thread)."""
-        predictions = classifier.predict_tensor(batch.tensor, batch.rois) if batch.tensor is not None else []
+        predictions = (
+            classifier.predict_tensor(batch.tensor, batch.rois) if batch.tensor is not None else []
+        )
         return predictions, batch.skipped
 
     def enqueue(batch: _Batch) -> bool:
@@ -302,7 +314,9 @@ def classify_items(
                 if not take(pending.popleft().result()):
                     return
             if rois or skipped:
-                enqueue(_Batch(rois, normalise(np.stack(prepared), spec) if prepared else None, skipped))
+                enqueue(
+                    _Batch(rois, normalise(np.stack(prepared), spec) if prepared else None, skipped)
+                )
         except BaseException as exc:  # noqa: BLE001 - hand the failure to the consumer
             put(exc)
         finally:

@@ -119,7 +119,9 @@ def _iou(a: Box, b: Box) -> float:
 
 def _line_groups(edges: np.ndarray, min_len: int) -> list[np.ndarray]:
     """Long straight edge segments, joined when collinear and close: one group per chain."""
-    lines = cv2.HoughLinesP(edges, 1, np.pi / 180, threshold=80, minLineLength=min_len, maxLineGap=15)
+    lines = cv2.HoughLinesP(
+        edges, 1, np.pi / 180, threshold=80, minLineLength=min_len, maxLineGap=15
+    )
     if lines is None:
         return []
     segs = lines.reshape(-1, 4).astype(np.float64)  # OpenCV 4 gives (N,1,4), 5 gives (N,4)
@@ -143,8 +145,16 @@ def _line_groups(edges: np.ndarray, min_len: int) -> list[np.ndarray]:
             off_axis = abs((y2 - y1) * mx - (x2 - x1) * my + x2 * y1 - y2 * x1) / length
             if off_axis > 12:
                 continue
-            gap_x = max(0.0, max(min(segs[j, 0], segs[j, 2]), min(x1, x2)) - min(max(segs[j, 0], segs[j, 2]), max(x1, x2)))
-            gap_y = max(0.0, max(min(segs[j, 1], segs[j, 3]), min(y1, y2)) - min(max(segs[j, 1], segs[j, 3]), max(y1, y2)))
+            gap_x = max(
+                0.0,
+                max(min(segs[j, 0], segs[j, 2]), min(x1, x2))
+                - min(max(segs[j, 0], segs[j, 2]), max(x1, x2)),
+            )
+            gap_y = max(
+                0.0,
+                max(min(segs[j, 1], segs[j, 3]), min(y1, y2))
+                - min(max(segs[j, 1], segs[j, 3]), max(y1, y2)),
+            )
             if gap_x + gap_y < 60:
                 parent[find(i)] = find(j)
     groups: dict[int, list[np.ndarray]] = {}
@@ -177,7 +187,9 @@ def segment_frame(
     grey_full = to_grey(image)
     small = cv2.resize(grey_full, None, fx=p.scale, fy=p.scale, interpolation=cv2.INTER_AREA)
     smooth = cv2.GaussianBlur(small.astype(np.float32), (0, 0), p.smooth_sigma)
-    gradient = cv2.magnitude(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1))
+    gradient = cv2.magnitude(
+        cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)
+    )
     threshold = p.gradient_factor * max(float(np.median(gradient)), 0.5)
     mask: np.ndarray = (gradient > threshold).astype(np.uint8) * 255
     if p.close_px > 1:
@@ -196,7 +208,9 @@ def segment_frame(
     for points in _line_groups(edges, max(10, int(p.min_line_px * p.scale))):
         x0, y0 = points.min(axis=0)
         x1, y1 = points.max(axis=0)
-        box = _pad_box(x0 * inv, y0 * inv, (x1 - x0) * inv, (y1 - y0) * inv, p.padding + 12, image.shape)
+        box = _pad_box(
+            x0 * inv, y0 * inv, (x1 - x0) * inv, (y1 - y0) * inv, p.padding + 12, image.shape
+        )
         if not any(_iou(box, other) > 0.5 for other in boxes):
             boxes.append(box)
 

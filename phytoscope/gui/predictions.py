@@ -46,12 +46,14 @@ class PredictionsModel(QAbstractTableModel):
         self._rows = 0
 
     def rowCount(  # noqa: N802
-        self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()  # noqa: B008
+        self,
+        parent: QModelIndex | QPersistentModelIndex = QModelIndex(),  # noqa: B008
     ) -> int:
         return 0 if parent.isValid() else self._rows
 
     def columnCount(  # noqa: N802
-        self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()  # noqa: B008
+        self,
+        parent: QModelIndex | QPersistentModelIndex = QModelIndex(),  # noqa: B008
     ) -> int:
         return len(COLUMNS)
 

@@ -25,7 +25,14 @@ log = logging.getLogger(__name__)
 
 SEGMENT_CHOICES = ("auto", "always", "never")
 
-__all__ = ["IMAGE_SUFFIXES", "SEGMENT_CHOICES", "InputStream", "iter_inputs", "expand_paths", "rois_from_image"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "SEGMENT_CHOICES",
+    "InputStream",
+    "iter_inputs",
+    "expand_paths",
+    "rois_from_image",
+]
 
 Unit = Callable[[], "list[Roi | Skipped]"]
 """One independent piece of reading work (a file or an IFCB bin) -> its ROIs and skips."""
@@ -60,13 +67,22 @@ def rois_from_image(
     frame_meta = {**meta, "focus": round(quality.focus, 1), "frame_objects": quality.objects}
     if not pieces:
         if quality.blurry:
-            yield Skipped(source, f"frame out of focus (focus {quality.focus:.0f}) and nothing segmented")
+            yield Skipped(
+                source, f"frame out of focus (focus {quality.focus:.0f}) and nothing segmented"
+            )
         else:
             log.info("%s: no organism found in frame", source)
         return
     for offset, (box, crop) in enumerate(pieces):
         flags = quality.flags + (("edge",) if seg.edge_flag(box, image.shape) else ())
-        yield Roi(source=source, index=first_index + offset, image=crop, box=box, flags=flags, meta=frame_meta)
+        yield Roi(
+            source=source,
+            index=first_index + offset,
+            image=crop,
+            box=box,
+            flags=flags,
+            meta=frame_meta,
+        )
 
 
 def _from_file(path: Path, segment: str) -> Iterator[Roi | Skipped]:
@@ -78,7 +94,9 @@ def _from_file(path: Path, segment: str) -> Iterator[Roi | Skipped]:
     multi = len(pages) > 1
     index = 0
     for number, image in enumerate(pages):
-        for item in rois_from_image(image, str(path), segment, page=number if multi else None, first_index=index):
+        for item in rois_from_image(
+            image, str(path), segment, page=number if multi else None, first_index=index
+        ):
             if isinstance(item, Roi):
                 index = item.index + 1
             yield item
@@ -123,7 +141,9 @@ def expand_paths(paths: Iterable[Path | str]) -> Iterator[tuple[str, Path]]:
 
     def one(path: Path, explicit: bool) -> Iterator[tuple[str, Path]]:
         suffix = path.suffix.lower()
-        if suffix in ifcb.SUFFIXES or (explicit and not path.exists() and ifcb.looks_like_bin(path)):
+        if suffix in ifcb.SUFFIXES or (
+            explicit and not path.exists() and ifcb.looks_like_bin(path)
+        ):
             stem = ifcb.bin_stem(path)
             if stem not in seen_bins:
                 seen_bins.add(stem)
@@ -137,7 +157,9 @@ def expand_paths(paths: Iterable[Path | str]) -> Iterator[tuple[str, Path]]:
         path = Path(raw)
         if path.is_dir():
             for child in sorted(path.rglob("*")):
-                if child.is_file() and not any(part.startswith(".") for part in child.relative_to(path).parts):
+                if child.is_file() and not any(
+                    part.startswith(".") for part in child.relative_to(path).parts
+                ):
                     yield from one(child, explicit=False)
         else:
             yield from one(path, explicit=True)

@@ -59,12 +59,16 @@ def read_image(path: Path) -> list[np.ndarray]:
 
         return [check_pixels(page, path) for page in read_tiff(path)]
     try:
-        data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode copes with non-ASCII paths
+        data = np.fromfile(
+            path, dtype=np.uint8
+        )  # np.fromfile + imdecode copes with non-ASCII paths
     except OSError as exc:
         raise SourceError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     if data.size == 0:
         raise SourceError(f"{path}: empty file")
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise SourceError(f"{path}: not a readable {path.suffix.lstrip('.').upper()} image (corrupt or truncated?)")
+        raise SourceError(
+            f"{path}: not a readable {path.suffix.lstrip('.').upper()} image (corrupt or truncated?)"
+        )
     return [check_pixels(to_rgb_order(image), path)]

@@ -65,7 +65,9 @@ def looks_like_bin(path: Path | str) -> bool:
     path = Path(path)
     if path.suffix.lower() in SUFFIXES:
         return True
-    return path.with_name(path.name + ".adc").exists() and path.with_name(path.name + ".roi").exists()
+    return (
+        path.with_name(path.name + ".adc").exists() and path.with_name(path.name + ".roi").exists()
+    )
 
 
 def _parse_header(text: str) -> dict[str, str]:
@@ -169,7 +171,9 @@ class IfcbBin:
             ml = FLOW_RATE_ML_PER_MIN * (run - inhibit) / 60.0
             if ml > 0:
                 return ml
-        raise SourceError(f"IFCB bin {self.bin_id}: no run time in header or ADC; ml_analyzed unknown")
+        raise SourceError(
+            f"IFCB bin {self.bin_id}: no run time in header or ADC; ml_analyzed unknown"
+        )
 
     def _ml_analyzed_old(self) -> float:
         seen: set[str] = set()

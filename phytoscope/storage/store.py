@@ -84,7 +84,9 @@ class Store:
 
     # -- runs and predictions ------------------------------------------------------------
 
-    def start_run(self, backend: str, model: str, model_sha256: str, settings: dict[str, Any] | None = None) -> int:
+    def start_run(
+        self, backend: str, model: str, model_sha256: str, settings: dict[str, Any] | None = None
+    ) -> int:
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO runs(started_at, backend, model, model_sha256, settings) VALUES (?,?,?,?,?)",
@@ -99,9 +101,14 @@ class Store:
     def add_predictions(self, run_id: int, predictions: Iterable[Prediction]) -> None:
         rows = [
             (
-                run_id, p.source, p.roi_index,
+                run_id,
+                p.source,
+                p.roi_index,
                 *(p.box if p.box else (None, None, None, None)),
-                p.label, p.confidence, json.dumps(p.top_k), json.dumps(list(p.flags)),
+                p.label,
+                p.confidence,
+                json.dumps(p.top_k),
+                json.dumps(list(p.flags)),
             )
             for p in predictions
         ]
@@ -159,16 +166,28 @@ class Store:
                 "INSERT INTO samples(created_at, kind, site, sampled_at, sources, ml_analyzed, volume_method,"
                 " volume_details, run_id, model, rule_set, summary, notes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    sample.created_at or utc_now(), sample.kind, sample.site, sample.sampled_at,
-                    json.dumps(list(sample.sources)), sample.volume.ml_analyzed, sample.volume.method,
-                    json.dumps([list(d) for d in sample.volume.details]), sample.run_id, sample.model,
-                    sample.rule_set, json.dumps(summary or {}), sample.notes,
+                    sample.created_at or utc_now(),
+                    sample.kind,
+                    sample.site,
+                    sample.sampled_at,
+                    json.dumps(list(sample.sources)),
+                    sample.volume.ml_analyzed,
+                    sample.volume.method,
+                    json.dumps([list(d) for d in sample.volume.details]),
+                    sample.run_id,
+                    sample.model,
+                    sample.rule_set,
+                    json.dumps(summary or {}),
+                    sample.notes,
                 ),
             )
             sample_id = int(cur.lastrowid or 0)
             db.executemany(
                 "INSERT INTO sample_counts(sample_id, taxon, count, unit) VALUES (?,?,?,?)",
-                [(sample_id, taxon, int(n), units.get(taxon, "cells/L")) for taxon, n in counts.items()],
+                [
+                    (sample_id, taxon, int(n), units.get(taxon, "cells/L"))
+                    for taxon, n in counts.items()
+                ],
             )
         return sample_id
 
@@ -194,16 +213,21 @@ class Store:
     def sample(self, sample_id: int) -> Sample:
         row = self.db.execute("SELECT * FROM samples WHERE id=?", (sample_id,)).fetchone()
         if row is None:
-            raise StorageError(f"no sample {sample_id} in {self.path}; `phytoscope report --list` shows the samples")
+            raise StorageError(
+                f"no sample {sample_id} in {self.path}; `phytoscope report --list` shows the samples"
+            )
         return self._sample_from_row(row)
 
     def samples(self) -> list[Sample]:
-        return [self._sample_from_row(r) for r in self.db.execute("SELECT * FROM samples ORDER BY id")]
+        return [
+            self._sample_from_row(r) for r in self.db.execute("SELECT * FROM samples ORDER BY id")
+        ]
 
     def sample_counts(self, sample_id: int) -> dict[str, tuple[int, str]]:
         """``{taxon: (count, unit)}`` in the order they were stored (the model's class order)."""
         rows = self.db.execute(
-            "SELECT taxon, count, unit FROM sample_counts WHERE sample_id=? ORDER BY rowid", (sample_id,)
+            "SELECT taxon, count, unit FROM sample_counts WHERE sample_id=? ORDER BY rowid",
+            (sample_id,),
         )
         return {r["taxon"]: (int(r["count"]), r["unit"]) for r in rows}
 
@@ -223,10 +247,24 @@ class Store:
                     " low_per_l, high_per_l, count, unit, lower_bound, rule_set, rule_set_version, rule_taxon,"
                     " syndrome, model, flags, evidence) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
-                        sample_id, a.raised_at or utc_now(), a.taxon, a.level, a.threshold_per_l,
-                        a.concentration_per_l, a.low_per_l, a.high_per_l, a.count, a.unit, int(a.lower_bound),
-                        a.rule_set, a.rule_set_version, a.rule_taxon, a.syndrome, a.model,
-                        json.dumps(list(a.flags)), json.dumps([list(e) for e in a.evidence]),
+                        sample_id,
+                        a.raised_at or utc_now(),
+                        a.taxon,
+                        a.level,
+                        a.threshold_per_l,
+                        a.concentration_per_l,
+                        a.low_per_l,
+                        a.high_per_l,
+                        a.count,
+                        a.unit,
+                        int(a.lower_bound),
+                        a.rule_set,
+                        a.rule_set_version,
+                        a.rule_taxon,
+                        a.syndrome,
+                        a.model,
+                        json.dumps(list(a.flags)),
+                        json.dumps([list(e) for e in a.evidence]),
                     ),
                 )
                 ids.append(int(cur.lastrowid or 0))
@@ -240,14 +278,27 @@ class Store:
     @staticmethod
     def _alert_from_row(r: sqlite3.Row) -> Alert:
         return Alert(
-            taxon=r["taxon"], level=r["level"], threshold_per_l=r["threshold_per_l"],
-            concentration_per_l=r["concentration_per_l"], low_per_l=r["low_per_l"],
-            high_per_l=r["high_per_l"], count=r["count"], unit=r["unit"], rule_set=r["rule_set"],
-            rule_set_version=r["rule_set_version"], model=r["model"], rule_taxon=r["rule_taxon"],
-            syndrome=r["syndrome"], lower_bound=bool(r["lower_bound"]), flags=tuple(json.loads(r["flags"])),
+            taxon=r["taxon"],
+            level=r["level"],
+            threshold_per_l=r["threshold_per_l"],
+            concentration_per_l=r["concentration_per_l"],
+            low_per_l=r["low_per_l"],
+            high_per_l=r["high_per_l"],
+            count=r["count"],
+            unit=r["unit"],
+            rule_set=r["rule_set"],
+            rule_set_version=r["rule_set_version"],
+            model=r["model"],
+            rule_taxon=r["rule_taxon"],
+            syndrome=r["syndrome"],
+            lower_bound=bool(r["lower_bound"]),
+            flags=tuple(json.loads(r["flags"])),
             evidence=tuple((str(s), int(i)) for s, i in json.loads(r["evidence"])),
-            sample_id=r["sample_id"], raised_at=r["raised_at"], id=r["id"],
-            acknowledged_by=r["ack_who"], acknowledged_at=r["ack_at"],
+            sample_id=r["sample_id"],
+            raised_at=r["raised_at"],
+            id=r["id"],
+            acknowledged_by=r["ack_who"],
+            acknowledged_at=r["ack_at"],
         )
 
     def alerts(self, sample_id: int | None = None) -> list[Alert]:
@@ -255,7 +306,9 @@ class Store:
         if sample_id is None:
             rows = self.db.execute(self._ALERTS + " ORDER BY a.id")
         else:
-            rows = self.db.execute(self._ALERTS + " WHERE a.sample_id=? ORDER BY a.id", (sample_id,))
+            rows = self.db.execute(
+                self._ALERTS + " WHERE a.sample_id=? ORDER BY a.id", (sample_id,)
+            )
         return [self._alert_from_row(r) for r in rows]
 
     def open_alerts(self) -> list[Alert]:

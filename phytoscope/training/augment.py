@@ -55,4 +55,8 @@ def augment_one(
 
 def augment_batch(images: np.ndarray, rng: np.random.Generator, **kwargs: float) -> np.ndarray:
     """A random view of each image of a uint8 (N, H, W) batch."""
-    return np.stack([augment_one(im, rng, **kwargs) for im in images]) if len(images) else images.copy()
+    return (
+        np.stack([augment_one(im, rng, **kwargs) for im in images])
+        if len(images)
+        else images.copy()
+    )

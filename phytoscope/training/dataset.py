@@ -46,8 +46,16 @@ SPLITS = ("train", "val", "test")
 TAXONOMY: tuple[ClassInfo, ...] = (
     ClassInfo("Pseudo-nitzschia", rank="genus", hab=True, chain_forming=True),
     ClassInfo("Aulacoseira", rank="genus", chain_forming=True),
-    ClassInfo("colonial cyanobacteria", rank="group", hab=True, chain_forming=True, group="Cyanobacteria"),
-    ClassInfo("filamentous cyanobacteria", rank="group", hab=True, chain_forming=True, group="Cyanobacteria"),
+    ClassInfo(
+        "colonial cyanobacteria", rank="group", hab=True, chain_forming=True, group="Cyanobacteria"
+    ),
+    ClassInfo(
+        "filamentous cyanobacteria",
+        rank="group",
+        hab=True,
+        chain_forming=True,
+        group="Cyanobacteria",
+    ),
     ClassInfo("Dolichospermum", rank="genus", hab=True, chain_forming=True, group="Cyanobacteria"),
     ClassInfo("Tripos", rank="genus"),
     ClassInfo("Mesodinium", rank="genus"),
@@ -127,7 +135,9 @@ def read_class_map(path: Path) -> tuple[tuple[str, str, str | None], ...]:
     try:
         return tuple((r.get("source") or "*", r["label"], r["class"] or None) for r in rows)
     except KeyError as exc:
-        raise ConfigError(f"class map {path} needs columns label,class (and optionally source)") from exc
+        raise ConfigError(
+            f"class map {path} needs columns label,class (and optionally source)"
+        ) from exc
 
 
 def map_label(source: str, label: str, rules: Sequence[tuple[str, str, str | None]]) -> str | None:
@@ -186,7 +196,9 @@ def load_items(dataset: Path, class_map: Path | None = None) -> list[Item]:
         rules = read_class_map(class_map) if class_map else DEFAULT_CLASS_MAP
         items = from_manifest(dataset, rules)
     else:
-        raise ConfigError(f"dataset {dataset} must be a folder of class sub-folders or a manifest .csv")
+        raise ConfigError(
+            f"dataset {dataset} must be a folder of class sub-folders or a manifest .csv"
+        )
     if not items:
         raise SourceError(f"dataset {dataset} holds no labelled images")
     return items
@@ -224,7 +236,9 @@ def limit(items: list[Item], max_images: int, seed: int) -> list[Item]:
     return kept
 
 
-def split(items: Sequence[Item], seed: int = 0, val: float = 0.15, test: float = 0.15) -> list[Item]:
+def split(
+    items: Sequence[Item], seed: int = 0, val: float = 0.15, test: float = 0.15
+) -> list[Item]:
     """Stratified, seeded, group-aware split: every class has at least one group in val and
     test when it has three groups or more."""
     rng = random.Random(seed)
@@ -257,7 +271,9 @@ def write_split(items: Iterable[Item], path: Path, root: Path | None = None) -> 
                     shown = item.path.relative_to(root)
                 except ValueError:
                     pass
-            writer.writerow([shown.as_posix(), item.split, item.cls, item.label, item.source, item.group])
+            writer.writerow(
+                [shown.as_posix(), item.split, item.cls, item.label, item.source, item.group]
+            )
     return path
 
 

@@ -30,9 +30,13 @@ LogitsFn = Callable[[np.ndarray], np.ndarray]
 """float32 batch -> logits (N, classes)."""
 
 
-def predict_logits(logits_fn: LogitsFn, prepared: np.ndarray, spec: InputSpec, batch: int = 64) -> np.ndarray:
+def predict_logits(
+    logits_fn: LogitsFn, prepared: np.ndarray, spec: InputSpec, batch: int = 64
+) -> np.ndarray:
     """Logits of prepared uint8 (N, H, W) images, normalised exactly as in the field."""
-    out = [logits_fn(normalise(prepared[i : i + batch], spec)) for i in range(0, len(prepared), batch)]
+    out = [
+        logits_fn(normalise(prepared[i : i + batch], spec)) for i in range(0, len(prepared), batch)
+    ]
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
 
@@ -151,7 +155,10 @@ def precision_thresholds(
 
 
 def apply_thresholds(
-    y_true: np.ndarray, probabilities: np.ndarray, classes: Sequence[str], thresholds: dict[str, float]
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    thresholds: dict[str, float],
 ) -> dict[str, float]:
     """Coverage (share not sent to "unknown") and accuracy of the rest."""
     y_pred = probabilities.argmax(axis=1)
@@ -212,8 +219,15 @@ def write_confusion_png(report: Report, path: Path, title: str = "") -> Path:
     for i in range(n):
         for j in range(n):
             if matrix[i, j]:
-                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=7,
-                        color="white" if share[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(int(matrix[i, j])),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if share[i, j] > 0.5 else "black",
+                )
     ax.set_title(title or f"top-1 {report.top1:.1%} on {report.n} images", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
@@ -221,7 +235,9 @@ def write_confusion_png(report: Report, path: Path, title: str = "") -> Path:
     return path
 
 
-def write_report(report: Report, folder: Path, stem: str = "evaluation", title: str = "") -> dict[str, Path]:
+def write_report(
+    report: Report, folder: Path, stem: str = "evaluation", title: str = ""
+) -> dict[str, Path]:
     """JSON report, confusion CSV and PNG under ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -235,16 +251,22 @@ def write_report(report: Report, folder: Path, stem: str = "evaluation", title: 
     return paths
 
 
-def card_accuracy(test: Report, val: Report | None = None, target_precision: float | None = None) -> dict[str, Any]:
+def card_accuracy(
+    test: Report, val: Report | None = None, target_precision: float | None = None
+) -> dict[str, Any]:
     """The ``accuracy`` dict of a model card (compact: no full matrix)."""
     out: dict[str, Any] = {
         "split": "test",
         "n_test": test.n,
         "test_top1": round(test.top1, 4),
-        "per_source": {k: {"top1": round(v["top1"], 4), "n": v["n"], "classes": v["classes"]}
-                       for k, v in test.per_source.items()},
-        "per_class": {k: {m: (round(x, 4) if isinstance(x, float) else x) for m, x in v.items()}
-                      for k, v in test.per_class.items()},
+        "per_source": {
+            k: {"top1": round(v["top1"], 4), "n": v["n"], "classes": v["classes"]}
+            for k, v in test.per_source.items()
+        },
+        "per_class": {
+            k: {m: (round(x, 4) if isinstance(x, float) else x) for m, x in v.items()}
+            for k, v in test.per_class.items()
+        },
     }
     if val is not None:
         out["val_top1"] = round(val.top1, 4)

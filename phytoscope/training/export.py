@@ -111,8 +111,12 @@ def quantise_int8(
 
     if not batches:
         raise ModelError("INT8 calibration needs training images; none were given")
-    methods = {"minmax": CalibrationMethod.MinMax, "minmax-average": CalibrationMethod.MinMax,
-               "percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "minmax-average": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+        "entropy": CalibrationMethod.Entropy,
+    }
     if method not in methods:
         raise ModelError(f"calibration method must be one of {', '.join(methods)}, not {method!r}")
     # the histogram calibrators stack batches: give them equal sizes
@@ -150,7 +154,9 @@ def quantise_int8(
     return out_path
 
 
-def _onnx_top1(path: Path, prepared: np.ndarray, y: np.ndarray, card: ModelCard) -> tuple[float, np.ndarray]:
+def _onnx_top1(
+    path: Path, prepared: np.ndarray, y: np.ndarray, card: ModelCard
+) -> tuple[float, np.ndarray]:
     import onnxruntime as ort
 
     from phytoscope.training import evaluate as ev
@@ -165,8 +171,14 @@ def _onnx_top1(path: Path, prepared: np.ndarray, y: np.ndarray, card: ModelCard)
 
 
 def _quantise_choosing(
-    fp32_path: Path, out_path: Path, batches: list[np.ndarray], method: str,
-    val_items: list[ds.Item], card: ModelCard, cache_dir: Path | None, say: Callable[[str], None],
+    fp32_path: Path,
+    out_path: Path,
+    batches: list[np.ndarray],
+    method: str,
+    val_items: list[ds.Item],
+    card: ModelCard,
+    cache_dir: Path | None,
+    say: Callable[[str], None],
 ) -> str:
     """Quantise with one calibration method, or with ``auto`` try MinMax, averaged MinMax and
     Percentile and keep the one closest to FP32 on the *validation* split (choosing on test would flatter
@@ -189,16 +201,26 @@ def _quantise_choosing(
             quantise_int8(fp32_path, path, batches, method=candidate)
             top1, predicted = _onnx_top1(path, prepared, y, card)
             scores[candidate] = (top1, float((predicted == fp32_pred).mean()))
-            log.info("INT8 %s: val top-1 %.4f (FP32 %.4f), agreement %.4f", candidate, top1,
-                     fp32_top1, scores[candidate][1])
+            log.info(
+                "INT8 %s: val top-1 %.4f (FP32 %.4f), agreement %.4f",
+                candidate,
+                top1,
+                fp32_top1,
+                scores[candidate][1],
+            )
         best = max(scores, key=lambda k: scores[k])
         shutil.copyfile(Path(tmp) / f"{best}.onnx", out_path)
     shown = ", ".join(f"{k} {v[0]:.4f} (agrees with FP32 on {v[1]:.1%})" for k, v in scores.items())
     return f"{best} ranges, chosen on the validation split (FP32 {fp32_top1:.4f}; {shown})"
 
 
-def evaluate_card(card: ModelCard, backend_name: str, items: list[ds.Item], prepared: np.ndarray,
-                  classes: tuple[str, ...]) -> tuple[Any, np.ndarray]:
+def evaluate_card(
+    card: ModelCard,
+    backend_name: str,
+    items: list[ds.Item],
+    prepared: np.ndarray,
+    classes: tuple[str, ...],
+) -> tuple[Any, np.ndarray]:
     """Evaluate a model through its phytoscope backend on prepared images."""
     from phytoscope import backends
     from phytoscope.training import evaluate as ev
@@ -236,19 +258,25 @@ def export_all(
     say = progress or (lambda _m: None)
     source = ModelCard.load(keras_card_path)
     if source.format != "keras":
-        raise ModelError(f"{keras_card_path} is a {source.format} card; export starts from the Keras model")
+        raise ModelError(
+            f"{keras_card_path} is a {source.format} card; export starts from the Keras model"
+        )
     source.verify_file()
     out_dir.mkdir(parents=True, exist_ok=True)
     classes = source.class_names
 
-    split_path = split_file or (keras_card_path.parent / str(source.training.get("split_file", "split.csv")))
+    split_path = split_file or (
+        keras_card_path.parent / str(source.training.get("split_file", "split.csv"))
+    )
     items: list[ds.Item] = []
     if split_path.exists():
         items = ds.read_split(split_path, dataset_root)
         missing = [i.path for i in items[:50] if not ds.image_file(i.path).exists()]
         if missing:
-            log.warning("split images not found (e.g. %s): pass the dataset root; forms will not be re-measured",
-                        missing[0])
+            log.warning(
+                "split images not found (e.g. %s): pass the dataset root; forms will not be re-measured",
+                missing[0],
+            )
             items = []
     test_items = [i for i in items if i.split == "test"]
     train_items = [i for i in items if i.split == "train"]
@@ -257,7 +285,9 @@ def export_all(
     calib = np.zeros((0, source.input.height, source.input.width), np.uint8)
     if train_items:
         rng = np.random.default_rng(0)
-        chosen = sorted(rng.choice(len(train_items), min(calibration_images, len(train_items)), replace=False))
+        chosen = sorted(
+            rng.choice(len(train_items), min(calibration_images, len(train_items)), replace=False)
+        )
         calib = ds.prepared_arrays([train_items[i] for i in chosen], source.input, cache_dir)
 
     # shipped split: paths relative to the dataset root, beside the models
@@ -277,11 +307,21 @@ def export_all(
             if not fp32_onnx.exists():
                 export_onnx(source.model_path, fp32_onnx, source.input.height)
             if len(calib) == 0:
-                raise ModelError("INT8 export needs the training split's images for calibration "
-                                 "(pass --data-root so the split's paths resolve)")
+                raise ModelError(
+                    "INT8 export needs the training split's images for calibration "
+                    "(pass --data-root so the split's paths resolve)"
+                )
             path = out_dir / "genus_int8.onnx"
-            int8_note = _quantise_choosing(fp32_onnx, path, calibration_batches(calib, source),
-                                           int8_method, val_items, source, cache_dir, say)
+            int8_note = _quantise_choosing(
+                fp32_onnx,
+                path,
+                calibration_batches(calib, source),
+                int8_method,
+                val_items,
+                source,
+                cache_dir,
+                say,
+            )
             fmt, precision, backend = "onnx", "int8", "onnxruntime"
         else:
             path = out_dir / "genus.keras"
@@ -293,24 +333,42 @@ def export_all(
         if form == "int8":
             training["int8_calibration"] = (
                 f"{len(calib)} training-split images; ONNX Runtime static QDQ, per-channel int8 "
-                f"weights, uint8 activations; kept in float: {', '.join(INT8_KEEP_FLOAT)}; {int8_note}")
-        card = replace(source, file=path.name, format=fmt, precision=precision, sha256=sha256_of(path),
-                       training=training, path=card_path_for(path))
+                f"weights, uint8 activations; kept in float: {', '.join(INT8_KEEP_FLOAT)}; {int8_note}"
+            )
+        card = replace(
+            source,
+            file=path.name,
+            format=fmt,
+            precision=precision,
+            sha256=sha256_of(path),
+            training=training,
+            path=card_path_for(path),
+        )
         test_top1, per_source = None, {}
         if test_prepared is not None:
             card.save(card_path_for(path))  # evaluate through the backend, which reads the card
-            report, _ = evaluate_card(ModelCard.load(card_path_for(path)), backend, test_items,
-                                      test_prepared, classes)
+            report, _ = evaluate_card(
+                ModelCard.load(card_path_for(path)), backend, test_items, test_prepared, classes
+            )
             accuracy = dict(source.accuracy)
             accuracy.update(ev.card_accuracy(report))
             accuracy["val_top1"] = source.accuracy.get("val_top1")
-            accuracy["threshold_target_precision"] = source.accuracy.get("threshold_target_precision")
+            accuracy["threshold_target_precision"] = source.accuracy.get(
+                "threshold_target_precision"
+            )
             accuracy["measured_with"] = f"phytoscope {backend} backend, {fmt}/{precision}"
             card = replace(card, accuracy=accuracy)
             test_top1, per_source = report.top1, accuracy["per_source"]
         else:
-            card = replace(card, accuracy={**source.accuracy,
-                                           "measured_with": "copied from the Keras card (not re-measured)"})
+            card = replace(
+                card,
+                accuracy={
+                    **source.accuracy,
+                    "measured_with": "copied from the Keras card (not re-measured)",
+                },
+            )
         card.save(card_path_for(path))
-        results.append(ExportedForm(form, ModelCard.load(card_path_for(path)), test_top1, per_source))
+        results.append(
+            ExportedForm(form, ModelCard.load(card_path_for(path)), test_top1, per_source)
+        )
     return results

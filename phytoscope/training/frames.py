@@ -52,7 +52,9 @@ NEGATIVE_LABEL = "no_annotated_cell"
 NEGATIVE_CLASS = "detritus/other"
 
 
-def _annotations(coco_dir: Path) -> dict[str, list[tuple[str, tuple[float, float, float, float], list]]]:
+def _annotations(
+    coco_dir: Path,
+) -> dict[str, list[tuple[str, tuple[float, float, float, float], list]]]:
     """file name -> [(category name, bbox, polygons)] of every COCO JSON under ``coco_dir``."""
     out: dict[str, list] = {}
     files = sorted(Path(coco_dir).rglob("*.json"))
@@ -65,7 +67,9 @@ def _annotations(coco_dir: Path) -> dict[str, list[tuple[str, tuple[float, float
         for ann in data.get("annotations", []):
             name = Path(names[ann["image_id"]]).name
             polygons = ann.get("segmentation") if isinstance(ann.get("segmentation"), list) else []
-            out.setdefault(name, []).append((categories.get(ann["category_id"], ""), tuple(ann["bbox"]), polygons))
+            out.setdefault(name, []).append(
+                (categories.get(ann["category_id"], ""), tuple(ann["bbox"]), polygons)
+            )
     return out
 
 
@@ -107,8 +111,10 @@ def label_segments(
             continue
         x, y, w, h = (int(v) for v in roi.box)
         inside = [int(cell[y : y + h, x : x + w].sum()) / total for cell, total in masks]
-        score = [max(_box_iou((x, y, w, h), a[1]) / POSITIVE_IOU, f / POSITIVE_PIECE)
-                 for a, f in zip(annotations, inside, strict=True)]
+        score = [
+            max(_box_iou((x, y, w, h), a[1]) / POSITIVE_IOU, f / POSITIVE_PIECE)
+            for a, f in zip(annotations, inside, strict=True)
+        ]
         best = int(np.argmax(score)) if score else -1
         if best >= 0 and score[best] >= 1.0:
             out.append(((x, y, w, h), annotations[best][0]))
@@ -147,7 +153,9 @@ def frame_items(
     frames = sorted(p for p in frames_dir.rglob("*") if p.suffix.lower() in ds.IMAGE_SUFFIXES)
     for frame in frames:
         if frame.name not in annotations:
-            log.warning("%s has no annotation: left out (its debris could hide unlabelled cells)", frame)
+            log.warning(
+                "%s has no annotation: left out (its debris could hide unlabelled cells)", frame
+            )
             continue
         split = frame_split(frame, crops)
         image = ds.read_image(frame)
@@ -157,8 +165,16 @@ def frame_items(
             cls = NEGATIVE_CLASS if label == NEGATIVE_LABEL else ds.map_label(source, label, rules)
             if cls is None:
                 continue
-            items.append(ds.Item(roi_path(frame, box), label, cls, source, group=f"{source}|{frame.name}",
-                                 split=split))
+            items.append(
+                ds.Item(
+                    roi_path(frame, box),
+                    label,
+                    cls,
+                    source,
+                    group=f"{source}|{frame.name}",
+                    split=split,
+                )
+            )
             counts[(cls, split)] += 1
     if not items:
         raise SourceError(f"no labelled segment in the frames under {frames_dir}")

@@ -114,7 +114,9 @@ def build_head(num_features: int, num_classes: int, dropout: float = 0.2) -> Any
     return keras.Model(inputs, logits, name="head")
 
 
-def set_trainable_from(backbone: Any, first_layer: str | None, freeze_batch_norm: bool = True) -> int:
+def set_trainable_from(
+    backbone: Any, first_layer: str | None, freeze_batch_norm: bool = True
+) -> int:
     """Freeze the backbone below ``first_layer`` (None: train all); return trainable layers.
 
     Batch-norm layers stay frozen (``freeze_batch_norm``): with small, imbalanced batches

@@ -47,9 +47,19 @@ Progress = Callable[[str, int, int, dict[str, float]], None]
 # HAB taxa named by the rule sets of ../shared/domain/hab_thresholds.csv (and the domain
 # notes); used when no rule file is given, to say plainly what the model cannot see.
 KNOWN_HAB_TAXA = (
-    "Alexandrium", "Dinophysis", "Prorocentrum", "Pseudo-nitzschia", "Karenia", "Gymnodinium",
-    "Protoceratium", "Lingulodinium", "Chaetoceros", "Heterosigma", "Pseudochattonella",
-    "Phaeocystis", "Cyanobacteria",
+    "Alexandrium",
+    "Dinophysis",
+    "Prorocentrum",
+    "Pseudo-nitzschia",
+    "Karenia",
+    "Gymnodinium",
+    "Protoceratium",
+    "Lingulodinium",
+    "Chaetoceros",
+    "Heterosigma",
+    "Pseudochattonella",
+    "Phaeocystis",
+    "Cyanobacteria",
 )
 
 
@@ -111,7 +121,9 @@ def _nothing(*_: Any) -> None:
 
 def _check(cancel: Callable[[], bool] | None) -> None:
     if cancel is not None and cancel():
-        raise Cancelled("training cancelled; the last finished epoch is checkpointed (use --resume)")
+        raise Cancelled(
+            "training cancelled; the last finished epoch is checkpointed (use --resume)"
+        )
 
 
 def not_recognised(classes: tuple[ClassInfo, ...], rules: Path | None = None) -> tuple[str, ...]:
@@ -141,13 +153,18 @@ def _card_notes(items: list[ds.Item], missing: tuple[str, ...]) -> str:
     single = sorted(c for c, s in by_class.items() if len(s) == 1)
     parts = []
     if missing:
-        parts.append("Cannot recognise these HAB taxa (no training images): " + ", ".join(missing)
-                     + "; a run of this model never shows they are absent.")
+        parts.append(
+            "Cannot recognise these HAB taxa (no training images): "
+            + ", ".join(missing)
+            + "; a run of this model never shows they are absent."
+        )
     if single:
-        parts.append(f"{len(single)} of {len(by_class)} classes come from a single data source "
-                     "(one instrument each), so the model partly learns the instrument; accuracy "
-                     "is reported per source, and counts from another instrument need re-training "
-                     "or at least re-evaluation on its labelled images.")
+        parts.append(
+            f"{len(single)} of {len(by_class)} classes come from a single data source "
+            "(one instrument each), so the model partly learns the instrument; accuracy "
+            "is reported per source, and counts from another instrument need re-training "
+            "or at least re-evaluation on its labelled images."
+        )
     return " ".join(parts)
 
 
@@ -183,9 +200,17 @@ def _load_weights(model: Any, path: Path) -> None:
         model.set_weights([data[f"arr_{i}"] for i in range(len(data.files))])
 
 
-def _augmented_epochs(keras: Any, prepared: np.ndarray, train_idx: np.ndarray, y: np.ndarray,
-                      sample_weight: np.ndarray, spec: InputSpec, batch: int, seed: int,
-                      first_epoch: int) -> Any:
+def _augmented_epochs(
+    keras: Any,
+    prepared: np.ndarray,
+    train_idx: np.ndarray,
+    y: np.ndarray,
+    sample_weight: np.ndarray,
+    spec: InputSpec,
+    batch: int,
+    seed: int,
+    first_epoch: int,
+) -> Any:
     """Freshly augmented, shuffled batches each epoch, seeded by (seed, epoch, batch) so a
     resumed run sees the same images it would have seen without the interruption."""
     from phytoscope.core.preprocess import normalise
@@ -202,7 +227,11 @@ def _augmented_epochs(keras: Any, prepared: np.ndarray, train_idx: np.ndarray, y
             order = np.random.default_rng([seed, self.epoch]).permutation(train_idx)
             chosen = order[i * batch : (i + 1) * batch]
             rng = np.random.default_rng([seed, self.epoch, i])
-            return normalise(augment_batch(prepared[chosen], rng), spec), y[chosen], sample_weight[chosen]
+            return (
+                normalise(augment_batch(prepared[chosen], rng), spec),
+                y[chosen],
+                sample_weight[chosen],
+            )
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
@@ -229,8 +258,9 @@ def prepare_items(config: TrainConfig) -> tuple[list[ds.Item], Path]:
         if config.frames_coco is None:
             raise ConfigError("--frames needs --frames-coco (the frames' COCO annotations)")
         rules = ds.read_class_map(config.class_map) if config.class_map else ds.DEFAULT_CLASS_MAP
-        items = items + frames.frame_items(config.frames, config.frames_coco, items, rules,
-                                           positives=config.frames_positives)
+        items = items + frames.frame_items(
+            config.frames, config.frames_coco, items, rules, positives=config.frames_positives
+        )
     if not items:
         raise ConfigError("no class has enough images to train on (see --min-per-class)")
     ds.write_split(items, split_path, root)
@@ -256,18 +286,23 @@ def train(
     ckpt.mkdir(parents=True, exist_ok=True)
     state = _load_state(ckpt) if config.resume else {}
     if state and state.get("config", {}).get("size") not in (None, config.size):
-        raise ConfigError(f"checkpoint in {ckpt} was made at size {state['config']['size']}, not {config.size}")
+        raise ConfigError(
+            f"checkpoint in {ckpt} was made at size {state['config']['size']}, not {config.size}"
+        )
     elapsed_before = float(state.get("seconds", 0.0))
 
     keras.utils.set_random_seed(config.seed)
     items, split_path = prepare_items(config)
     order = [t.name for t in ds.TAXONOMY]  # taxonomy order first, then a user's own classes by name
-    class_names = sorted({i.cls for i in items},
-                         key=lambda c: (order.index(c) if c in order else len(order), c))
+    class_names = sorted(
+        {i.cls for i in items}, key=lambda c: (order.index(c) if c in order else len(order), c)
+    )
     classes = tuple(ds.class_info(c) for c in class_names)
     if state.get("classes") not in (None, class_names):
-        raise ConfigError(f"checkpoint in {ckpt} has classes {state['classes']}, this dataset "
-                          f"{class_names}: resume with the same dataset or start a new --out")
+        raise ConfigError(
+            f"checkpoint in {ckpt} has classes {state['classes']}, this dataset "
+            f"{class_names}: resume with the same dataset or start a new --out"
+        )
     index = {c: i for i, c in enumerate(class_names)}
     spec = InputSpec(height=config.size, width=config.size)
 
@@ -283,8 +318,13 @@ def train(
         log.warning("no validation images: validating on the training split")
         val_idx = train_idx
     weights = _class_weights(y[train_idx], len(classes))
-    log.info("classes %s; train %d, val %d, test %d", dict(Counter(i.cls for i in items)),
-             len(train_idx), len(val_idx), int((splits == "test").sum()))
+    log.info(
+        "classes %s; train %d, val %d, test %d",
+        dict(Counter(i.cls for i in items)),
+        len(train_idx),
+        len(val_idx),
+        int((splits == "test").sum()),
+    )
 
     backbone = nets.build_backbone(config.size)
     if config.weights is not None:
@@ -295,8 +335,13 @@ def train(
     history: list[dict[str, Any]] = list(state.get("history", []))
 
     def run_state(**extra: Any) -> dict[str, Any]:
-        return {"config": config.to_record(), "classes": list(class_names), "history": history,
-                "seconds": elapsed_before + time.perf_counter() - started, **extra}
+        return {
+            "config": config.to_record(),
+            "classes": list(class_names),
+            "history": history,
+            "seconds": elapsed_before + time.perf_counter() - started,
+            **extra,
+        }
 
     from phytoscope.core.preprocess import normalise
 
@@ -312,9 +357,13 @@ def train(
 
             def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
                 logs = logs or {}
-                record: dict[str, Any] = {"stage": stage, "epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
-                          "val_loss": float(logs.get("val_loss", np.nan)),
-                          "val_top1": float(logs.get("val_accuracy", np.nan))}
+                record: dict[str, Any] = {
+                    "stage": stage,
+                    "epoch": epoch + 1,
+                    "loss": float(logs.get("loss", np.nan)),
+                    "val_loss": float(logs.get("val_loss", np.nan)),
+                    "val_top1": float(logs.get("val_accuracy", np.nan)),
+                }
                 history.append(record)
                 on_epoch(record)
                 report_progress(stage, epoch + 1, total, record)
@@ -326,7 +375,9 @@ def train(
 
     def stopped(callback: Any) -> None:
         if callback.cancelled:
-            raise Cancelled("training cancelled; the last finished epoch is checkpointed (use --resume)")
+            raise Cancelled(
+                "training cancelled; the last finished epoch is checkpointed (use --resume)"
+            )
 
     # -- stage 1: frozen backbone, head on cached features -------------------------------
     head_file = ckpt / "head.weights.npz"
@@ -343,12 +394,19 @@ def train(
         batches = list(range(0, len(x_train), 128))
         for step, start in enumerate(batches):
             _check(cancel)
-            features.append(np.asarray(backbone(normalise(x_train[start : start + 128], spec), training=False)))
+            features.append(
+                np.asarray(backbone(normalise(x_train[start : start + 128], spec), training=False))
+            )
             progress("features", step + 1, len(batches), {})
         f_train = np.concatenate(features)
-        f_val = np.concatenate([np.asarray(backbone(normalise(prepared[val_idx][k : k + 128], spec),
-                                                    training=False))
-                                for k in range(0, len(val_idx), 128)])
+        f_val = np.concatenate(
+            [
+                np.asarray(
+                    backbone(normalise(prepared[val_idx][k : k + 128], spec), training=False)
+                )
+                for k in range(0, len(val_idx), 128)
+            ]
+        )
         head = nets.build_head(f_train.shape[1], len(classes))
         head.compile(
             optimizer=keras.optimizers.Adam(config.head_lr),
@@ -362,8 +420,17 @@ def train(
                 best["val"], best["weights"] = record["val_top1"], head.get_weights()
 
         callback = monitor("head", config.head_epochs, keep_best)
-        head.fit(f_train, y_train, batch_size=64, epochs=config.head_epochs, class_weight=weights,
-                 validation_data=(f_val, y[val_idx]), shuffle=True, verbose=0, callbacks=[callback])
+        head.fit(
+            f_train,
+            y_train,
+            batch_size=64,
+            epochs=config.head_epochs,
+            class_weight=weights,
+            validation_data=(f_val, y[val_idx]),
+            shuffle=True,
+            verbose=0,
+            callbacks=[callback],
+        )
         stopped(callback)
         head.set_weights(best["weights"])
         model.get_layer("logits").set_weights(head.get_layer("logits").get_weights())
@@ -380,7 +447,8 @@ def train(
     if config.fine_tune_epochs > 0 and done < config.fine_tune_epochs:
         _check(cancel)
         nets.set_trainable_from(
-            backbone, config.fine_tune_from if pretrained else None, freeze_batch_norm=pretrained)
+            backbone, config.fine_tune_from if pretrained else None, freeze_batch_norm=pretrained
+        )
         model.compile(
             optimizer=keras.optimizers.Adam(config.fine_tune_lr),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -391,8 +459,9 @@ def train(
             best_val = float(model.evaluate(x_val, y[val_idx], batch_size=64, verbose=0)[1])
             _save_weights(model, best_file)
         sample_weight = np.array([weights[int(k)] for k in y], dtype=np.float32)
-        data = _augmented_epochs(keras, prepared, train_idx, y, sample_weight, spec,
-                                 config.batch_size, config.seed, done)
+        data = _augmented_epochs(
+            keras, prepared, train_idx, y, sample_weight, spec, config.batch_size, config.seed, done
+        )
         tracker: dict[str, Any] = {"best": best_val, "epoch": int(state.get("best_epoch", 0))}
 
         def checkpoint(record: dict[str, Any]) -> None:
@@ -400,12 +469,25 @@ def train(
                 tracker["best"], tracker["epoch"] = record["val_top1"], record["epoch"]
                 _save_weights(model, best_file)
             _save_weights(model, last_file)
-            _save_state(ckpt, run_state(stage="fine_tune", epoch=record["epoch"], best_val=tracker["best"],
-                                        best_epoch=tracker["epoch"]))
+            _save_state(
+                ckpt,
+                run_state(
+                    stage="fine_tune",
+                    epoch=record["epoch"],
+                    best_val=tracker["best"],
+                    best_epoch=tracker["epoch"],
+                ),
+            )
 
         callback = monitor("fine-tune", config.fine_tune_epochs, checkpoint)
-        model.fit(data, epochs=config.fine_tune_epochs, initial_epoch=done,
-                  validation_data=(x_val, y[val_idx]), verbose=0, callbacks=[callback])
+        model.fit(
+            data,
+            epochs=config.fine_tune_epochs,
+            initial_epoch=done,
+            validation_data=(x_val, y[val_idx]),
+            verbose=0,
+            callbacks=[callback],
+        )
         stopped(callback)
         best_val, best_epoch = tracker["best"], tracker["epoch"]
         done = config.fine_tune_epochs
@@ -417,26 +499,32 @@ def train(
     logits_fn = lambda batch: np.asarray(model(batch, training=False))  # noqa: E731
     test_idx = np.nonzero(splits == "test")[0]
     val_probs = ev.probabilities_of(ev.predict_logits(logits_fn, prepared[val_idx], spec))
-    thresholds = ev.precision_thresholds(y[val_idx], val_probs, class_names, config.target_precision)
+    thresholds = ev.precision_thresholds(
+        y[val_idx], val_probs, class_names, config.target_precision
+    )
     val_report = ev.evaluate_probabilities(
-        y[val_idx], val_probs, class_names, [items[i].source for i in val_idx], thresholds)
+        y[val_idx], val_probs, class_names, [items[i].source for i in val_idx], thresholds
+    )
     test_report = None
     if len(test_idx):
         test_probs = ev.probabilities_of(ev.predict_logits(logits_fn, prepared[test_idx], spec))
         test_report = ev.evaluate_probabilities(
-            y[test_idx], test_probs, class_names, [items[i].source for i in test_idx], thresholds)
+            y[test_idx], test_probs, class_names, [items[i].source for i in test_idx], thresholds
+        )
         ev.write_report(test_report, out, "test", f"{MODEL_NAME} keras, test split")
 
     model_path = out / "genus.keras"
     # save an uncompiled twin: the shipped file needs no optimizer state (half its size)
-    shipped = nets.build_classifier(nets.build_backbone(config.size), len(classes),
-                                    frozen_statistics=pretrained)
+    shipped = nets.build_classifier(
+        nets.build_backbone(config.size), len(classes), frozen_statistics=pretrained
+    )
     shipped.set_weights(model.get_weights())
     shipped.save(model_path)
     seconds = elapsed_before + time.perf_counter() - started
     _save_state(ckpt, run_state(stage="done", epoch=done, best_val=best_val, best_epoch=best_epoch))
     classes = tuple(
-        ClassInfo(**{**asdict(c), "threshold": round(float(thresholds.get(c.name, 0.0)), 4)}) for c in classes
+        ClassInfo(**{**asdict(c), "threshold": round(float(thresholds.get(c.name, 0.0)), 4)})
+        for c in classes
     )
     counts = Counter((i.cls, i.split) for i in items)
     sources = Counter(i.source for i in items)
@@ -457,12 +545,15 @@ def train(
             "images_per_class": {c: {s: counts[(c, s)] for s in ds.SPLITS} for c in class_names},
             "split_file": split_path.name,
             "split": "stratified by class, grouped by cell (views of one cell stay together), "
-                     f"seed {config.seed}, val {config.val_fraction}, test {config.test_fraction}",
+            f"seed {config.seed}, val {config.val_fraction}, test {config.test_fraction}",
             "backbone_weights": Path(config.weights).name if config.weights else None,
             "epochs": {"head": config.head_epochs, "fine_tune": config.fine_tune_epochs},
             "fine_tune_from": config.fine_tune_from,
-            "selected_weights": (f"fine-tune epoch {best_epoch}" if best_epoch else
-                                 "frozen-backbone stage (no fine-tuning epoch beat its validation top-1)"),
+            "selected_weights": (
+                f"fine-tune epoch {best_epoch}"
+                if best_epoch
+                else "frozen-backbone stage (no fine-tuning epoch beat its validation top-1)"
+            ),
             "augmentation": "flips, 90-degree rotations, scale +-10 %, brightness/contrast +-10 %",
             "class_weights": {class_names[i]: round(w, 3) for i, w in weights.items()},
             "seconds": round(seconds, 1),
@@ -470,15 +561,22 @@ def train(
             "config": config.to_record(),
         },
         accuracy=ev.card_accuracy(test_report, val_report, config.target_precision)
-        if test_report else {"val_top1": round(val_report.top1, 4)},
+        if test_report
+        else {"val_top1": round(val_report.top1, 4)},
         not_recognised=missing,
         notes=_card_notes(items, missing),
     )
     card_path = card.save(card_path_for(model_path))
     (out / "history.json").write_text(json.dumps(history, indent=2))
-    log.info("trained in %.0f s; val top-1 %.3f%s", seconds, val_report.top1,
-             f", test top-1 {test_report.top1:.3f}" if test_report else "")
-    return TrainResult(model_path, card_path, split_path, history, seconds, ModelCard.load(card_path))
+    log.info(
+        "trained in %.0f s; val top-1 %.3f%s",
+        seconds,
+        val_report.top1,
+        f", test top-1 {test_report.top1:.3f}" if test_report else "",
+    )
+    return TrainResult(
+        model_path, card_path, split_path, history, seconds, ModelCard.load(card_path)
+    )
 
 
 def compare_sizes(
@@ -501,8 +599,15 @@ def compare_sizes(
 
     results = []
     for size in sizes:
-        run = TrainConfig(**{**asdict(config), "size": size, "fine_tune_epochs": 0, "resume": False,
-                             "out_dir": Path(config.out_dir) / f"size_{size}"})
+        run = TrainConfig(
+            **{
+                **asdict(config),
+                "size": size,
+                "fine_tune_epochs": 0,
+                "resume": False,
+                "out_dir": Path(config.out_dir) / f"size_{size}",
+            }
+        )
         result = train(run, progress)
         head_val = max(h["val_top1"] for h in result.history if h["stage"] == "head")
         timing: dict[str, float] = {}
@@ -515,18 +620,32 @@ def compare_sizes(
             model.export(str(onnx_path), format="onnx", verbose=False)
             options = ort.SessionOptions()
             options.log_severity_level = 3
-            session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(
+                str(onnx_path), options, providers=["CPUExecutionProvider"]
+            )
             name = session.get_inputs()[0].name
             for batch in (1, 16):
-                x = np.random.default_rng(0).uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
+                x = (
+                    np.random.default_rng(0)
+                    .uniform(-1, 1, (batch, size, size, 3))
+                    .astype(np.float32)
+                )
                 session.run(None, {name: x})
                 times = []
                 for _ in range(repeats):
                     t0 = time.perf_counter()
                     session.run(None, {name: x})
                     times.append(time.perf_counter() - t0)
-                timing[f"ms_per_image_batch{batch}"] = round(1000 * float(np.median(times)) / batch, 2)
-        results.append({"size": size, "val_top1_frozen_backbone": round(head_val, 4), **timing,
-                        "seconds_to_train_head": round(result.seconds, 1)})
+                timing[f"ms_per_image_batch{batch}"] = round(
+                    1000 * float(np.median(times)) / batch, 2
+                )
+        results.append(
+            {
+                "size": size,
+                "val_top1_frozen_backbone": round(head_val, 4),
+                **timing,
+                "seconds_to_train_head": round(result.seconds, 1),
+            }
+        )
         log.info("size %d: %s", size, results[-1])
     return results

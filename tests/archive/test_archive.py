@@ -17,7 +17,9 @@ from phytoscope.sources import iter_inputs
 from phytoscope.sources.ifcb import IfcbBin
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow not installed (pip install 'phytoscope[archive]')")
+pq = pytest.importorskip(
+    "pyarrow.parquet", reason="pyarrow not installed (pip install 'phytoscope[archive]')"
+)
 
 
 @pytest.fixture()
@@ -39,7 +41,10 @@ def _single_machine(paths, model_dir):
 
 
 def _check_outputs(out: Path, tree: Path, model_dir: Path) -> None:
-    expected = {(Path(p.source).name, p.roi_index): p.label for p in _single_machine([tree / "bins"], model_dir)}
+    expected = {
+        (Path(p.source).name, p.roi_index): p.label
+        for p in _single_machine([tree / "bins"], model_dir)
+    }
     got = {}
     for part in (out / "rois").glob("bin=*/part-0.parquet"):
         for row in pq.read_table(part).to_pylist():

@@ -14,7 +14,9 @@ from phytoscope.errors import BackendError, ModelError
 from phytoscope.types import Roi
 
 CPU_BACKENDS = [
-    name for name, reason in backends.availability().items() if reason is None and name != "tensorrt"
+    name
+    for name, reason in backends.availability().items()
+    if reason is None and name != "tensorrt"
 ]
 
 
@@ -48,9 +50,10 @@ def test_contract(name, tiny_model_dir):
 def test_parity_tensorflow_vs_onnxruntime(tiny_model_dir):
     if "tensorflow" not in CPU_BACKENDS:
         pytest.skip("TensorFlow not installed: parity with ONNX Runtime not checked")
-    with backends.create("onnxruntime", model=tiny_model_dir) as ort, backends.create(
-        "tensorflow", model=tiny_model_dir
-    ) as tf:
+    with (
+        backends.create("onnxruntime", model=tiny_model_dir) as ort,
+        backends.create("tensorflow", model=tiny_model_dir) as tf,
+    ):
         _, batch = _batch(ort.card, n=8, seed=7)
         a, b = ort.infer(batch), tf.infer(batch)
     np.testing.assert_allclose(a, b, atol=1e-4)

@@ -38,8 +38,11 @@ def build_tree(root: Path, sources: list[Path], copies: int) -> Path:
         for j, stem in enumerate(stems):
             # a distinct, valid bin name per copy (same format as the original) keeps
             # partitions apart: only the time-of-day digits change
-            name = re.sub(r"\d{6}$", f"{i:04d}{j:02d}", stem.name) if stem.name.startswith("IFCB") \
+            name = (
+                re.sub(r"\d{6}$", f"{i:04d}{j:02d}", stem.name)
+                if stem.name.startswith("IFCB")
                 else re.sub(r"T\d{6}_", f"T{i:04d}{j:02d}_", stem.name)
+            )
             for suffix in (".adc", ".hdr", ".roi"):
                 shutil.copy(stem.with_suffix(suffix), tree / f"{name}{suffix}")
     return tree
@@ -68,8 +71,11 @@ def time_archive(tree: Path, out: Path, runner: str, workers: int) -> dict:
     summary = run_archive([tree], config, runner=runner, workers=workers)
     total = time.perf_counter() - start  # includes worker start-up and model loading
     return {
-        "rois": summary.rois, "units": len(summary.results), "failed": len(summary.failed),
-        "seconds_total": total, "rois_per_s_total": summary.rois / total,
+        "rois": summary.rois,
+        "units": len(summary.results),
+        "failed": len(summary.failed),
+        "seconds_total": total,
+        "rois_per_s_total": summary.rois / total,
         "threads_per_worker": threads,
     }
 
@@ -77,8 +83,14 @@ def time_archive(tree: Path, out: Path, runner: str, workers: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=40)
-    parser.add_argument("--bins", nargs="*", default=[str(REPO / "tests/data/ifcb"), str(REPO / "resources/samples/ifcb")])
-    parser.add_argument("--out", default=str(REPO / "results/archive" / f"{platform.node() or 'machine'}.json"))
+    parser.add_argument(
+        "--bins",
+        nargs="*",
+        default=[str(REPO / "tests/data/ifcb"), str(REPO / "resources/samples/ifcb")],
+    )
+    parser.add_argument(
+        "--out", default=str(REPO / "results/archive" / f"{platform.node() or 'machine'}.json")
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -95,7 +107,11 @@ def main() -> None:
                     ray.shutdown()
                 print(key, results[key], flush=True)
     record = {
-        "machine": {"node": platform.node(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "node": platform.node(),
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+        },
         "bins": n_bins,
         "method": "same tree of copied real IFCB bins; archive figures include worker start-up and model load",
         "results": results,

@@ -64,7 +64,9 @@ SEED_DIRS = [ROOT / "resources" / "samples" / "images", ROOT / "tests" / "data" 
 
 def build_folder(folder: Path, count: int) -> Path:
     """``count`` image files copied round-robin from the licensed seed images."""
-    seeds = [p for kind, p in expand_paths(SEED_DIRS) if kind == "image" and "corrupt" not in p.name]
+    seeds = [
+        p for kind, p in expand_paths(SEED_DIRS) if kind == "image" and "corrupt" not in p.name
+    ]
     if not seeds:
         raise SystemExit("no seed images found under resources/samples or tests/data")
     existing = sorted(folder.glob("*")) if folder.is_dir() else []
@@ -94,14 +96,24 @@ def representative_model(folder: Path, classes: int = 8) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV2(
-        input_shape=(128, 128, 3), alpha=1.0, weights=None, classes=classes, classifier_activation=None
+        input_shape=(128, 128, 3),
+        alpha=1.0,
+        weights=None,
+        classes=classes,
+        classifier_activation=None,
     )
     model.predict(np.zeros((1, 128, 128, 3), "float32"), verbose=0)  # export needs a built graph
     model.export(str(onnx_path), format="onnx", verbose=False)
     ModelCard(
-        name="mobilenetv2-random-bench", version="0", file=onnx_path.name, format="onnx", precision="fp32",
-        sha256=sha256_of(onnx_path), classes=tuple(ClassInfo(f"class{i}") for i in range(classes)),
-        input=InputSpec(), notes="random weights: for throughput measurement only, not a classifier",
+        name="mobilenetv2-random-bench",
+        version="0",
+        file=onnx_path.name,
+        format="onnx",
+        precision="fp32",
+        sha256=sha256_of(onnx_path),
+        classes=tuple(ClassInfo(f"class{i}") for i in range(classes)),
+        input=InputSpec(),
+        notes="random weights: for throughput measurement only, not a classifier",
     ).save(card_path_for(onnx_path))
     return folder
 
@@ -145,8 +157,9 @@ def engine_only(backend, batches: list[np.ndarray], n_images: int) -> float:
 def pipelined(classifier, folder: Path, batch_size: int, workers: int | None) -> tuple[float, int]:
     start = time.perf_counter()
     n = 0
-    for predictions, skipped in classify_items(iter_inputs([folder], segment="never"), classifier,
-                                               batch_size=batch_size, workers=workers):
+    for predictions, skipped in classify_items(
+        iter_inputs([folder], segment="never"), classifier, batch_size=batch_size, workers=workers
+    ):
         n += len(predictions)
         assert not skipped, skipped
     return n / (time.perf_counter() - start), n
@@ -166,23 +179,46 @@ def sequential(backend, folder: Path, batch_size: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="model card/file/folder (default: installed model)")
-    parser.add_argument("--representative", action="store_true",
-                        help="use a random-weight MobileNetV2 exported to /tmp (throughput only)")
+    parser.add_argument(
+        "--representative",
+        action="store_true",
+        help="use a random-weight MobileNetV2 exported to /tmp (throughput only)",
+    )
     parser.add_argument("--backend", default="onnxruntime")
     parser.add_argument("--images", type=int, default=3000)
-    parser.add_argument("--folder", type=Path, default=Path("/tmp/phytoscope_bench_images"),
-                        help="where the replicated seed images go (rebuilt when --images changes)")
-    parser.add_argument("--input", type=Path, default=None,
-                        help="an existing folder of images to use as it is (never modified), "
-                             "e.g. ../shared/data/images/flowcam_lake_station40")
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        default=Path("/tmp/phytoscope_bench_images"),
+        help="where the replicated seed images go (rebuilt when --images changes)",
+    )
+    parser.add_argument(
+        "--input",
+        type=Path,
+        default=None,
+        help="an existing folder of images to use as it is (never modified), "
+        "e.g. ../shared/data/images/flowcam_lake_station40",
+    )
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: pipeline.default_workers())")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="decoding threads (default: pipeline.default_workers())",
+    )
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--engine-threads", type=int, default=None,
-                        help="one ONNX Runtime run at a time with this many threads (0: every core) "
-                             "instead of the lanes of pipeline.engine_options(), as classify runs it")
-    parser.add_argument("--spin", action="store_true",
-                        help="let ONNX Runtime's pool busy-wait (its default; classify turns it off)")
+    parser.add_argument(
+        "--engine-threads",
+        type=int,
+        default=None,
+        help="one ONNX Runtime run at a time with this many threads (0: every core) "
+        "instead of the lanes of pipeline.engine_options(), as classify runs it",
+    )
+    parser.add_argument(
+        "--spin",
+        action="store_true",
+        help="let ONNX Runtime's pool busy-wait (its default; classify turns it off)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -205,7 +241,9 @@ def main() -> None:
     # ONNX Runtime's own default session, for the strict comparison
     default_engine = None
     if args.backend == "onnxruntime":
-        default_engine = backends.create(args.backend, model=model, threads=0, spin=True)  # opened per round
+        default_engine = backends.create(
+            args.backend, model=model, threads=0, spin=True
+        )  # opened per round
 
     with backends.create(args.backend, model=model, **options) as backend:
         classifier = Classifier(backend)
@@ -228,7 +266,9 @@ def main() -> None:
             if default_engine is not None:
                 with default_engine:
                     engine_only(default_engine, tensors, 10 * args.batch_size)
-                    rounds["engine_only_ort_default"].append(engine_only(default_engine, tensors, len(paths)))
+                    rounds["engine_only_ort_default"].append(
+                        engine_only(default_engine, tensors, len(paths))
+                    )
                     rounds["sequential"].append(sequential(default_engine, folder, args.batch_size))
             else:
                 rounds["sequential"].append(sequential(backend, folder, args.batch_size))
@@ -237,7 +277,9 @@ def main() -> None:
             engine_cpu_ms.append((time.process_time() - cpu_start) * 1000 / len(paths))
             rate, n = pipelined(classifier, folder, args.batch_size, args.workers)
             rounds["pipeline"].append(rate)
-            print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f} img/s" for k, v in rounds.items()))
+            print(
+                f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f} img/s" for k, v in rounds.items())
+            )
         describe = backend.describe()
         card = backend.card
 
@@ -249,22 +291,44 @@ def main() -> None:
     result = {
         "what": "images/s: classify_items (decode+preprocess overlapping inference) vs engine-only",
         "machine": {
-            "host": socket.gethostname(), "platform": platform.platform(), "python": platform.python_version(),
-            "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+            "host": socket.gethostname(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
             "load_average_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
         },
         "backend": describe,
-        "model": {"label": card.label, "file": card.file, "notes": card.notes,
-                  "representative_random_weights": bool(args.representative)},
-        "input": str(folder) if args.input is not None else f"{len(paths)} copies of the seed images",
-        "images": len(paths), "image_formats": sorted({p.suffix for p in paths}),
-        "batch_size": args.batch_size, "workers": args.workers or default_workers(), "rounds": args.rounds,
-        "images_per_s": {k: {"median": round(med[k], 2), "min": round(min(v), 2), "max": round(max(v), 2),
-                             "all": [round(x, 2) for x in v]} for k, v in rounds.items()},
+        "model": {
+            "label": card.label,
+            "file": card.file,
+            "notes": card.notes,
+            "representative_random_weights": bool(args.representative),
+        },
+        "input": str(folder)
+        if args.input is not None
+        else f"{len(paths)} copies of the seed images",
+        "images": len(paths),
+        "image_formats": sorted({p.suffix for p in paths}),
+        "batch_size": args.batch_size,
+        "workers": args.workers or default_workers(),
+        "rounds": args.rounds,
+        "images_per_s": {
+            k: {
+                "median": round(med[k], 2),
+                "min": round(min(v), 2),
+                "max": round(max(v), 2),
+                "all": [round(x, 2) for x in v],
+            }
+            for k, v in rounds.items()
+        },
         "pipeline_vs_engine_only": round(med["pipeline"] / med["engine_only"], 3),
         "sequential_vs_engine_only": round(med["sequential"] / med["engine_only"], 3),
         "pipeline_vs_best_engine_only": round(med["pipeline"] / best_engine, 3),
-        "cpu_ms_per_image": {"engine_only": round(engine_ms, 3), "decode_and_preprocess": round(decode_ms, 3)},
+        "cpu_ms_per_image": {
+            "engine_only": round(engine_ms, 3),
+            "decode_and_preprocess": round(decode_ms, 3),
+        },
         "ceiling_for_this_machine": round(ceiling, 3),
         "engine_options": dict(options),
         "target": 0.8,
@@ -273,10 +337,14 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["images_per_s"], indent=1))
-    print(f"CPU per image: engine {engine_ms:.2f} ms, decode + pre-process {decode_ms:.2f} ms: "
-          f"no pipeline on {cores} cores beats {ceiling:.0%} of engine-only")
-    print(f"pipeline / engine-only = {result['pipeline_vs_engine_only']:.1%}, / best engine-only = "
-          f"{result['pipeline_vs_best_engine_only']:.1%} (target 80 %); written {out}")
+    print(
+        f"CPU per image: engine {engine_ms:.2f} ms, decode + pre-process {decode_ms:.2f} ms: "
+        f"no pipeline on {cores} cores beats {ceiling:.0%} of engine-only"
+    )
+    print(
+        f"pipeline / engine-only = {result['pipeline_vs_engine_only']:.1%}, / best engine-only = "
+        f"{result['pipeline_vs_best_engine_only']:.1%} (target 80 %); written {out}"
+    )
 
 
 if __name__ == "__main__":

@@ -42,7 +42,9 @@ def test_no_model_installed_exits_4_with_a_clear_message(tmp_path, monkeypatch, 
 
 
 def test_table_output_and_summary(capsys, sample, model_args):
-    code = main(["classify", str(sample / "smhi_cryptomonadales.png"), str(sample / "bin"), *model_args])
+    code = main(
+        ["classify", str(sample / "smhi_cryptomonadales.png"), str(sample / "bin"), *model_args]
+    )
     assert code == ExitCode.OK
     out = capsys.readouterr().out
     assert out.splitlines()[0].split()[:3] == ["source", "roi", "x"]
@@ -59,7 +61,18 @@ def test_corrupt_file_is_skipped_and_exit_code_says_so(capsys, sample, model_arg
     captured = capsys.readouterr()
     rows = list(csv.DictReader(io.StringIO(captured.out)))
     assert len(rows) == 3 + 2  # three images, two IFCB ROIs; the corrupt file is not a row
-    assert set(rows[0]) >= {"source", "roi", "x", "y", "w", "h", "genus", "confidence", "top3", "flags"}
+    assert set(rows[0]) >= {
+        "source",
+        "roi",
+        "x",
+        "y",
+        "w",
+        "h",
+        "genus",
+        "confidence",
+        "top3",
+        "flags",
+    }
     assert all(len(r["top3"].split(";")) == 3 for r in rows)
     assert "skipped: " in captured.err and "zz_corrupt.png" in captured.err
     assert "summary" in captured.err  # CSV on stdout stays machine-readable
@@ -68,19 +81,41 @@ def test_corrupt_file_is_skipped_and_exit_code_says_so(capsys, sample, model_arg
 def test_json_to_file_with_database(tmp_path, capsys, sample, model_args):
     out_file, db = tmp_path / "out.json", tmp_path / "results.sqlite"
     shutil.copyfile(DATA / "images" / "corrupt.png", sample / "zz_corrupt.png")
-    code = main(["classify", str(sample), "--format", "json", "--output", str(out_file),
-                 "--db", str(db), "--batch-size", "2", "--top-k", "2", *model_args])
+    code = main(
+        [
+            "classify",
+            str(sample),
+            "--format",
+            "json",
+            "--output",
+            str(out_file),
+            "--db",
+            str(db),
+            "--batch-size",
+            "2",
+            "--top-k",
+            "2",
+            *model_args,
+        ]
+    )
     assert code == ExitCode.PARTIAL
     doc = json.loads(out_file.read_text())
     assert len(doc["predictions"]) == 5 and len(doc["skipped"]) == 1
     assert all(len(p["top_k"]) == 2 for p in doc["predictions"])
-    assert doc["samples"]["D20220522T003051_IFCB134"]["ml_analyzed"] == pytest.approx(2.98127, rel=1e-4)
+    assert doc["samples"]["D20220522T003051_IFCB134"]["ml_analyzed"] == pytest.approx(
+        2.98127, rel=1e-4
+    )
     assert sum(s["rois"] for s in doc["samples"].values()) == 5
     with Store(db) as store:
         (run,) = store.runs()
         assert run["backend"] == "onnxruntime" and run["finished_at"] is not None
         stored = store.predictions(run["id"])
-        assert len(stored) == 5 and {p.label for p in stored} <= {"Alpha", "Beta", "Gamma", "unknown"}
+        assert len(stored) == 5 and {p.label for p in stored} <= {
+            "Alpha",
+            "Beta",
+            "Gamma",
+            "unknown",
+        }
         assert store.db.execute("SELECT COUNT(*) FROM skipped").fetchone()[0] == 1
     assert "stored as run" in capsys.readouterr().err
 
@@ -96,12 +131,33 @@ def test_db_without_path_uses_the_default_database(capsys, sample, model_args):
 def test_whole_frame_is_segmented(tmp_path, capsys, model_args):
     import cv2
 
-    big = cv2.resize(cv2.imread(str(DATA / "frame" / "Pn_delicatissima_20230523_0035_14_half.jpg")), None, fx=2, fy=2)
+    big = cv2.resize(
+        cv2.imread(str(DATA / "frame" / "Pn_delicatissima_20230523_0035_14_half.jpg")),
+        None,
+        fx=2,
+        fy=2,
+    )
     cv2.imwrite(str(tmp_path / "frame.jpg"), big)
-    assert main(["classify", str(tmp_path / "frame.jpg"), "--format", "json", *model_args]) == ExitCode.OK
+    assert (
+        main(["classify", str(tmp_path / "frame.jpg"), "--format", "json", *model_args])
+        == ExitCode.OK
+    )
     doc = json.loads(capsys.readouterr().out)
     assert len(doc["predictions"]) > 3 and all(p["w"] != "" for p in doc["predictions"])
-    assert main(["classify", str(tmp_path / "frame.jpg"), "--segment", "never", "--format", "json", *model_args]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                str(tmp_path / "frame.jpg"),
+                "--segment",
+                "never",
+                "--format",
+                "json",
+                *model_args,
+            ]
+        )
+        == 0
+    )
     assert len(json.loads(capsys.readouterr().out)["predictions"]) == 1
 
 

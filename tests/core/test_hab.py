@@ -35,8 +35,6 @@ RULE_SETS = (
 )
 
 
-
-
 # a genus-only card that knows every genus the rule sets name (chain_forming off, so
 # boundaries are compared per cell), plus two cyanobacteria for the WHO group rule
 GENERA = card(

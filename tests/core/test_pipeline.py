@@ -26,7 +26,9 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["caller-only", "two-lanes"])
 def classifier(tiny_model_dir, request):
-    backend = backends.create("onnxruntime", model=tiny_model_dir, lanes=request.param, threads=1).load()
+    backend = backends.create(
+        "onnxruntime", model=tiny_model_dir, lanes=request.param, threads=1
+    ).load()
     assert backend.concurrent_calls == request.param
     yield Classifier(backend)
     backend.close()
@@ -61,14 +63,20 @@ def test_same_predictions_as_direct_classifier(classifier, rois, batch_size):
     expected = classifier.predict(rois)
     got, skipped = collect(classify_items(iter(rois), classifier, batch_size=batch_size))
     assert skipped == []
-    assert [(p.source, p.roi_index, p.label) for p in got] == [(p.source, p.roi_index, p.label) for p in expected]
-    np.testing.assert_allclose([p.confidence for p in got], [p.confidence for p in expected], rtol=1e-5)
+    assert [(p.source, p.roi_index, p.label) for p in got] == [
+        (p.source, p.roi_index, p.label) for p in expected
+    ]
+    np.testing.assert_allclose(
+        [p.confidence for p in got], [p.confidence for p in expected], rtol=1e-5
+    )
 
 
 def test_skipped_pass_through_in_order_and_progress_counts_all(classifier, rois):
     items = [Skipped("a.png", "bad"), *rois[:20], Skipped("b.png", "bad"), *rois[20:]]
     calls: list[tuple[int, int | None]] = []
-    batches = list(classify_items(items, classifier, batch_size=16, progress=lambda d, t: calls.append((d, t))))
+    batches = list(
+        classify_items(items, classifier, batch_size=16, progress=lambda d, t: calls.append((d, t)))
+    )
     assert [s.source for _, ss in batches for s in ss] == ["a.png", "b.png"]
     assert sum(len(p) for p, _ in batches) == len(rois)
     assert calls[-1] == (len(items), len(items))  # a list has a length: total is known
@@ -92,7 +100,9 @@ def test_cancel_keeps_batches_already_yielded(classifier, rois):
     cancel = threading.Event()
     seen = []
     with pytest.raises(Cancelled):
-        for predictions, _ in classify_items(iter(rois * 5), classifier, batch_size=8, cancel=cancel):
+        for predictions, _ in classify_items(
+            iter(rois * 5), classifier, batch_size=8, cancel=cancel
+        ):
             seen.extend(predictions)
             cancel.set()
     assert len(seen) == 8
@@ -110,7 +120,9 @@ def test_engine_error_reaches_the_caller_and_stops_the_run(classifier, rois):
 
     seen = []
     with pytest.raises(RuntimeError, match="engine fault"):
-        for predictions, _ in classify_items(iter(rois), FailingThird(classifier.backend), batch_size=8):
+        for predictions, _ in classify_items(
+            iter(rois), FailingThird(classifier.backend), batch_size=8
+        ):
             seen.extend(predictions)
     assert [p.roi_index for p in seen] == list(range(16))
     assert no_pipeline_threads_left()
@@ -151,14 +163,27 @@ def test_parallel_decoding_matches_serial_order(classifier, tmp_path):
             shutil.copyfile(DATA / "images" / name, tmp_path / f"{i:02d}_{name}")
     shutil.copyfile(DATA / "images" / "corrupt.png", tmp_path / "05_zz_corrupt.png")
     for suffix in (".adc", ".hdr", ".roi"):
-        shutil.copyfile(DATA / "ifcb" / ("IFCB5_2012_028_081515" + suffix), tmp_path / ("IFCB5_2012_028_081515" + suffix))
+        shutil.copyfile(
+            DATA / "ifcb" / ("IFCB5_2012_028_081515" + suffix),
+            tmp_path / ("IFCB5_2012_028_081515" + suffix),
+        )
     stream = iter_inputs([tmp_path])
     assert callable(getattr(stream, "units", None))
-    parallel, parallel_skipped = collect(classify_items(stream, classifier, batch_size=5, workers=3))
-    serial, serial_skipped = collect(classify_items(iter(list(iter_inputs([tmp_path]))), classifier, batch_size=5))
-    assert [(p.source, p.roi_index, p.label) for p in parallel] == [(p.source, p.roi_index, p.label) for p in serial]
+    parallel, parallel_skipped = collect(
+        classify_items(stream, classifier, batch_size=5, workers=3)
+    )
+    serial, serial_skipped = collect(
+        classify_items(iter(list(iter_inputs([tmp_path]))), classifier, batch_size=5)
+    )
+    assert [(p.source, p.roi_index, p.label) for p in parallel] == [
+        (p.source, p.roi_index, p.label) for p in serial
+    ]
     assert len(parallel) == 36 + 6
-    assert [s.source for s in parallel_skipped] == [s.source for s in serial_skipped] == [str(tmp_path / "05_zz_corrupt.png")]
+    assert (
+        [s.source for s in parallel_skipped]
+        == [s.source for s in serial_skipped]
+        == [str(tmp_path / "05_zz_corrupt.png")]
+    )
 
 
 def test_parallel_cancel_and_early_stop(classifier, tmp_path):
@@ -169,7 +194,9 @@ def test_parallel_cancel_and_early_stop(classifier, tmp_path):
     cancel = threading.Event()
     seen = []
     with pytest.raises(Cancelled):
-        for predictions, _ in classify_items(iter_inputs([tmp_path]), classifier, batch_size=4, cancel=cancel):
+        for predictions, _ in classify_items(
+            iter_inputs([tmp_path]), classifier, batch_size=4, cancel=cancel
+        ):
             seen.extend(predictions)
             cancel.set()
     assert len(seen) == 4
@@ -197,7 +224,11 @@ def test_engine_options_share_the_cpus_as_lanes(monkeypatch):
     monkeypatch.delenv("PHYTOSCOPE_ORT_SPIN", raising=False)
     assert engine_options(cpus=2) == {"spin": False, "lanes": 2, "threads": 1}
     assert engine_options(cpus=1) == {"spin": False, "lanes": 1, "threads": 1}
-    assert engine_options(cpus=16) == {"spin": False, "lanes": MAX_LANES, "threads": 16 // MAX_LANES}
+    assert engine_options(cpus=16) == {
+        "spin": False,
+        "lanes": MAX_LANES,
+        "threads": 16 // MAX_LANES,
+    }
     monkeypatch.setenv("PHYTOSCOPE_THREADS", "4")  # the user's one run with 4 threads wins
     monkeypatch.setenv("PHYTOSCOPE_ORT_SPIN", "1")
     assert engine_options(cpus=16) == {}

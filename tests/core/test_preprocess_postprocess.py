@@ -45,10 +45,17 @@ def test_softmax_is_stable_and_normalised():
 
 def test_decide_applies_per_class_threshold():
     card = ModelCard(
-        name="t", version="0", file="t.onnx", format="onnx", precision="fp32", sha256="",
+        name="t",
+        version="0",
+        file="t.onnx",
+        format="onnx",
+        precision="fp32",
+        sha256="",
         classes=(ClassInfo("A", threshold=0.9), ClassInfo("B", threshold=0.0)),
     )
-    (label_a, conf_a, top_a), (label_b, _, _) = decide(np.array([[0.8, 0.2], [0.3, 0.7]]), card, k=3)
+    (label_a, conf_a, top_a), (label_b, _, _) = decide(
+        np.array([[0.8, 0.2], [0.3, 0.7]]), card, k=3
+    )
     assert label_a == "unknown" and conf_a == pytest.approx(0.8)
     assert top_a == (("A", 0.8), ("B", 0.2))
     assert label_b == "B"

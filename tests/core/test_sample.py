@@ -156,8 +156,6 @@ def test_ifcb_bin_from_tests_data_gives_ml_analyzed_and_concentrations():
     assert c.detection_limit_per_l == pytest.approx(1000 / expected_ml)
 
 
-
-
 def _p(label, i, conf=0.9, source="bin"):
     return Prediction(source, i, label, conf, ((label, conf),))
 

@@ -59,7 +59,14 @@ def test_crops_are_views_of_the_frame_at_their_boxes(frame):
     for (x, y, w, h), crop in rois:
         assert crop.shape == (h, w, 3) and crop.dtype == image.dtype
         assert np.array_equal(crop, image[y : y + h, x : x + w])
-        assert w > 0 and h > 0 and x >= 0 and y >= 0 and x + w <= image.shape[1] and y + h <= image.shape[0]
+        assert (
+            w > 0
+            and h > 0
+            and x >= 0
+            and y >= 0
+            and x + w <= image.shape[1]
+            and y + h <= image.shape[0]
+        )
     assert [b[1] for b, _ in rois] == sorted(b[1] for b, _ in rois)  # reading order
 
 
@@ -96,7 +103,9 @@ def test_auto_mode_segments_only_whole_frames(frame):
     assert len(pieces) > 3 and all(isinstance(p, Roi) and p.box is not None for p in pieces)
     assert [p.index for p in pieces] == list(range(len(pieces)))
     assert all("focus" in p.meta for p in pieces)
-    assert any("edge" in p.flags for p in pieces) == any(edge_flag(p.box, big.shape) for p in pieces)
+    assert any("edge" in p.flags for p in pieces) == any(
+        edge_flag(p.box, big.shape) for p in pieces
+    )
 
 
 def test_blurry_empty_frame_is_reported_skipped():

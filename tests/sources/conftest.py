@@ -15,7 +15,9 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 @pytest.fixture
 def crop_rgb() -> np.ndarray:
     """A real Pseudo-nitzschia crop (MIT) in RGB order."""
-    return cv2.cvtColor(cv2.imread(str(DATA / "images" / "pn_delicatissima_crop.jpg")), cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(
+        cv2.imread(str(DATA / "images" / "pn_delicatissima_crop.jpg")), cv2.COLOR_BGR2RGB
+    )
 
 
 @pytest.fixture
@@ -38,7 +40,10 @@ def image_folder(tmp_path, crop_rgb) -> Path:
     cv2.imwrite(str(root / "sub" / "e_grey.bmp"), cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2GRAY))
     grey16 = cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 16  # 12-bit camera data
     tifffile.imwrite(root / "sub" / "f_16bit.tif", grey16)
-    pages = np.stack([cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2GRAY)] * 3) // np.array([1, 2, 3], np.uint8)[:, None, None]
+    pages = (
+        np.stack([cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2GRAY)] * 3)
+        // np.array([1, 2, 3], np.uint8)[:, None, None]
+    )
     with tifffile.TiffWriter(root / "sub" / "g_pages.tiff") as tif:  # one field per page
         for page in pages.astype(np.uint8):
             tif.write(page, photometric="minisblack")

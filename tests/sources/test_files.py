@@ -50,7 +50,9 @@ def test_rgb_tiff(tmp_path, crop_rgb):
     assert np.array_equal(image, crop_rgb)
 
 
-@pytest.mark.parametrize("name, fragment", [("c_corrupt.png", "corrupt"), ("sub/h_empty.jpg", "empty")])
+@pytest.mark.parametrize(
+    "name, fragment", [("c_corrupt.png", "corrupt"), ("sub/h_empty.jpg", "empty")]
+)
 def test_bad_files_raise_source_error(image_folder, name, fragment):
     with pytest.raises(SourceError, match=fragment):
         read_image(image_folder / name)
@@ -68,17 +70,28 @@ def test_folder_walk_is_sorted_recursive_and_skips_bad_files(image_folder):
     rois = [i for i in items if isinstance(i, Roi)]
     skipped = [i for i in items if isinstance(i, Skipped)]
     names = [r.source.split("sample/")[1] for r in rois]
-    assert names == ["a_grey.png", "b_colour.jpg", "d_rgba.png", "sub/e_grey.bmp", "sub/f_16bit.tif"] + ["sub/g_pages.tiff"] * 3
+    assert (
+        names
+        == ["a_grey.png", "b_colour.jpg", "d_rgba.png", "sub/e_grey.bmp", "sub/f_16bit.tif"]
+        + ["sub/g_pages.tiff"] * 3
+    )
     assert [r.index for r in rois if r.source.endswith("g_pages.tiff")] == [0, 1, 2]
     assert [r.meta["page"] for r in rois if r.source.endswith("g_pages.tiff")] == [0, 1, 2]
     # the corrupt and the empty file are reported, the text file and hidden file ignored
-    assert sorted(s.source.split("sample/")[1] for s in skipped) == ["c_corrupt.png", "sub/h_empty.jpg"]
+    assert sorted(s.source.split("sample/")[1] for s in skipped) == [
+        "c_corrupt.png",
+        "sub/h_empty.jpg",
+    ]
     assert all(s.reason for s in skipped)
     assert all(r.box is None and r.flags == () for r in rois)  # small images are not segmented
 
 
 def test_explicit_paths_missing_and_unsupported(image_folder):
-    items = list(iter_inputs([image_folder / "nope.png", image_folder / "notes.txt", image_folder / "a_grey.png"]))
+    items = list(
+        iter_inputs(
+            [image_folder / "nope.png", image_folder / "notes.txt", image_folder / "a_grey.png"]
+        )
+    )
     assert isinstance(items[0], Skipped) and "no such file" in items[0].reason
     assert isinstance(items[1], Skipped) and "not a supported" in items[1].reason
     assert isinstance(items[2], Roi)
@@ -86,7 +99,9 @@ def test_explicit_paths_missing_and_unsupported(image_folder):
 
 def test_expand_paths_kinds(image_folder):
     kinds = dict((p.name, k) for k, p in expand_paths([image_folder]))
-    assert kinds["a_grey.png"] == "image" and "notes.txt" not in kinds and ".hidden.png" not in kinds
+    assert (
+        kinds["a_grey.png"] == "image" and "notes.txt" not in kinds and ".hidden.png" not in kinds
+    )
 
 
 def test_segment_choice_is_checked(image_folder):

@@ -28,14 +28,18 @@ def test_new_format_bin():
     rois = list(abin.rois())
     assert [r.number for r in rois] == [2, 3]  # ADC row 1 is a trigger without image
     assert rois[0].image.shape == (82, 176) and rois[1].image.shape == (114, 144)
-    exported = cv2.imread(str(DATA / "ifcb" / "D20220522T003051_IFCB134_00002.png"), cv2.IMREAD_UNCHANGED)
+    exported = cv2.imread(
+        str(DATA / "ifcb" / "D20220522T003051_IFCB134_00002.png"), cv2.IMREAD_UNCHANGED
+    )
     assert np.array_equal(rois[0].image, exported)
 
 
 def test_old_format_bin():
     abin = IfcbBin(OLD)
     assert abin.old_format and len(abin) == 6
-    exported = cv2.imread(str(DATA / "ifcb" / "IFCB5_2012_028_081515_00002.png"), cv2.IMREAD_UNCHANGED)
+    exported = cv2.imread(
+        str(DATA / "ifcb" / "IFCB5_2012_028_081515_00002.png"), cv2.IMREAD_UNCHANGED
+    )
     assert np.array_equal(abin.roi(2), exported)
     # by hand from the ADC: run time 1.251953 s (last frame grab); five gaps between
     # frame grab and next trigger, each below the 0.073 s minimum -> 5 x 0.073; look time
@@ -51,12 +55,20 @@ def test_any_file_of_the_triplet_opens_the_bin(suffix):
 
 
 def test_iter_inputs_yields_one_roi_per_image_with_meta():
-    items = list(iter_inputs([NEW.with_suffix(".adc"), NEW.with_suffix(".roi"), NEW.with_suffix(".hdr"), OLD]))
+    items = list(
+        iter_inputs(
+            [NEW.with_suffix(".adc"), NEW.with_suffix(".roi"), NEW.with_suffix(".hdr"), OLD]
+        )
+    )
     assert all(isinstance(i, Roi) for i in items)
     assert len(items) == 2 + 6  # the triplet is read once
     first = items[0]
     assert first.source == str(NEW) and first.index == 2
-    assert first.meta == {"bin": NEW.name, "ml_analyzed": pytest.approx(2.98127, rel=1e-4), "roi_number": 2}
+    assert first.meta == {
+        "bin": NEW.name,
+        "ml_analyzed": pytest.approx(2.98127, rel=1e-4),
+        "roi_number": 2,
+    }
     assert first.box == (788, 711, 176, 82)
     assert {i.meta["bin"] for i in items} == {NEW.name, OLD.name}
 

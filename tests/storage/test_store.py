@@ -11,7 +11,9 @@ from phytoscope.types import Prediction, Skipped
 
 
 def _pred(i, label="A"):
-    return Prediction("f.png", i, label, 0.9, (("A", 0.9), ("B", 0.1)), box=(1, 2, 3, 4), flags=("edge",))
+    return Prediction(
+        "f.png", i, label, 0.9, (("A", 0.9), ("B", 0.1)), box=(1, 2, 3, 4), flags=("edge",)
+    )
 
 
 def test_round_trip_and_wal(tmp_path):

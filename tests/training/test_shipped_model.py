@@ -11,13 +11,18 @@ from phytoscope.modelcard import discover, select
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
-pytestmark = pytest.mark.skipif(not (MODELS / "genus.onnx.json").exists(),
-                                reason="no shipped model in this checkout")
+pytestmark = pytest.mark.skipif(
+    not (MODELS / "genus.onnx.json").exists(), reason="no shipped model in this checkout"
+)
 
 
 def test_every_json_in_models_is_a_valid_card_with_its_file():
     cards = discover(MODELS)  # a JSON that is not a card raises here
-    assert {(c.format, c.precision) for c in cards} == {("onnx", "fp32"), ("onnx", "int8"), ("keras", "fp32")}
+    assert {(c.format, c.precision) for c in cards} == {
+        ("onnx", "fp32"),
+        ("onnx", "int8"),
+        ("keras", "fp32"),
+    }
     for card in cards:
         card.verify_file()
         assert card.output == "logits" and card.input.height == card.input.width == 128

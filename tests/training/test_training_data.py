@@ -19,8 +19,13 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "training"
 def test_folder_dataset_maps_folder_names_to_taxonomy():
     items = ds.load_items(DATA)
     classes = Counter(i.cls for i in items)
-    assert classes == {"Pseudo-nitzschia": 4, "Mesodinium": 4, "ciliate": 4, "zooplankton": 4,
-                       "detritus/other": 4}
+    assert classes == {
+        "Pseudo-nitzschia": 4,
+        "Mesodinium": 4,
+        "ciliate": 4,
+        "zooplankton": 4,
+        "detritus/other": 4,
+    }
     assert ds.class_info("Pseudo-nitzschia").hab and ds.class_info("Pseudo-nitzschia").chain_forming
     assert ds.class_info("Dolichospermum").group == "Cyanobacteria"
     assert ds.class_info("my own genus").rank == "genus"

@@ -21,12 +21,20 @@ def _frame_with_coco(tmp_path: Path) -> tuple[Path, Path]:
     coco_dir.mkdir()
     shutil.copy(FRAME_DIR / notes["image"], frames_dir / notes["image"])
     annotations = [
-        {"id": k + 1, "image_id": 1, "category_id": 1, "bbox": [x, y, w, h],
-         "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]]}
+        {
+            "id": k + 1,
+            "image_id": 1,
+            "category_id": 1,
+            "bbox": [x, y, w, h],
+            "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]],
+        }
         for k, (x, y, w, h) in enumerate(notes["boxes_xywh"])
     ]
-    coco = {"images": [{"id": 1, "file_name": notes["image"]}],
-            "categories": [{"id": 1, "name": "Pseudo-nitzschia-delicatissima"}], "annotations": annotations}
+    coco = {
+        "images": [{"id": 1, "file_name": notes["image"]}],
+        "categories": [{"id": 1, "name": "Pseudo-nitzschia-delicatissima"}],
+        "annotations": annotations,
+    }
     (coco_dir / "instances.json").write_text(json.dumps(coco))
     return frames_dir.parent, coco_dir
 
@@ -34,12 +42,28 @@ def _frame_with_coco(tmp_path: Path) -> tuple[Path, Path]:
 def test_frame_segments_are_labelled_by_the_polygons_and_split_with_their_cells(tmp_path):
     frames_dir, coco_dir = _frame_with_coco(tmp_path)
     stem = Path(json.loads((FRAME_DIR / "annotations.json").read_text())["image"]).stem
-    crops = [ds.Item(Path(f"/x/{stem}_a001_1.jpg"), "Pseudo-nitzschia_delicatissima", "Pseudo-nitzschia",
-                     "marzi", "g1", split="val"),
-             ds.Item(Path("/x/other_frame_a002_1.jpg"), "Pseudo-nitzschia_delicatissima", "Pseudo-nitzschia",
-                     "marzi", "g2", split="test")]
+    crops = [
+        ds.Item(
+            Path(f"/x/{stem}_a001_1.jpg"),
+            "Pseudo-nitzschia_delicatissima",
+            "Pseudo-nitzschia",
+            "marzi",
+            "g1",
+            split="val",
+        ),
+        ds.Item(
+            Path("/x/other_frame_a002_1.jpg"),
+            "Pseudo-nitzschia_delicatissima",
+            "Pseudo-nitzschia",
+            "marzi",
+            "g2",
+            split="test",
+        ),
+    ]
     items = frames.frame_items(frames_dir, coco_dir, crops)
-    assert {i.split for i in items} == {"val"}  # its own cell's crop is in val; another frame's is not
+    assert {i.split for i in items} == {
+        "val"
+    }  # its own cell's crop is in val; another frame's is not
     assert len({i.group for i in items}) == 1 and {i.source for i in items} == {"marzi_frames"}
     counts = Counter(i.cls for i in items)
     assert counts["detritus/other"] > 10 and counts["Pseudo-nitzschia"] >= 1
@@ -49,7 +73,10 @@ def test_frame_segments_are_labelled_by_the_polygons_and_split_with_their_cells(
         crop = ds.read_image(item.path)
         assert crop.shape[:2] == (h, w)
         if item.cls == "detritus/other":  # a negative touches no annotated cell
-            assert all(x + w <= bx or bx + bw <= x or y + h <= by or by + bh <= y for bx, by, bw, bh in boxes)
+            assert all(
+                x + w <= bx or bx + bw <= x or y + h <= by or by + bh <= y
+                for bx, by, bw, bh in boxes
+            )
     only_negatives = frames.frame_items(frames_dir, coco_dir, crops, positives=False)
     assert {i.cls for i in only_negatives} == {"detritus/other"}
 

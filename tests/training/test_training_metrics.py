@@ -15,7 +15,16 @@ def _probs(rows):
 
 def test_metrics_hand_computed():
     y = np.array([0, 0, 1, 1, 2, 2])
-    p = _probs([[.9, .1, 0], [.2, .7, .1], [.1, .8, .1], [.1, .6, .3], [.1, .1, .8], [.5, .2, .3]])
+    p = _probs(
+        [
+            [0.9, 0.1, 0],
+            [0.2, 0.7, 0.1],
+            [0.1, 0.8, 0.1],
+            [0.1, 0.6, 0.3],
+            [0.1, 0.1, 0.8],
+            [0.5, 0.2, 0.3],
+        ]
+    )
     sources = ["s1", "s1", "s1", "s2", "s2", "s2"]
     r = ev.metrics(y, p, CLASSES, sources)
     assert r.top1 == 4 / 6
@@ -50,21 +59,21 @@ def test_precision_thresholds_reach_target():
 
 def test_perfect_class_gets_zero_threshold():
     y = np.array([0, 0, 1])
-    p = _probs([[.6, .4, 0], [.9, .1, 0], [.2, .8, 0]])
+    p = _probs([[0.6, 0.4, 0], [0.9, 0.1, 0], [0.2, 0.8, 0]])
     t = ev.precision_thresholds(y, p, CLASSES, 0.95, min_predictions=1)
     assert t == {"A": 0.0, "B": 0.0, "C": 0.0}
 
 
 def test_too_few_predictions_give_no_threshold():
     y = np.array([0, 1, 1])
-    p = _probs([[.9, .1, 0], [.95, .05, 0], [.2, .8, 0]])  # one confident mistake
+    p = _probs([[0.9, 0.1, 0], [0.95, 0.05, 0], [0.2, 0.8, 0]])  # one confident mistake
     assert ev.precision_thresholds(y, p, CLASSES, 0.95, min_predictions=1)["A"] == 0.95
     assert ev.precision_thresholds(y, p, CLASSES, 0.95, min_predictions=20)["A"] == 0.0
 
 
 def test_report_files(tmp_path):
     y = np.array([0, 1, 2, 2])
-    p = _probs([[.9, .1, 0], [.1, .8, .1], [.1, .1, .8], [.1, .6, .3]])
+    p = _probs([[0.9, 0.1, 0], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.1, 0.6, 0.3]])
     r = ev.evaluate_probabilities(y, p, CLASSES, ["s"] * 4, {"A": 0.5, "B": 0.7, "C": 0.0})
     paths = ev.write_report(r, tmp_path, "t")
     assert paths["confusion_png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -78,6 +87,6 @@ def test_report_files(tmp_path):
 
 def test_thresholds_send_low_confidence_to_unknown():
     y = np.array([1, 1])
-    p = _probs([[.1, .8, .1], [.1, .6, .3]])
+    p = _probs([[0.1, 0.8, 0.1], [0.1, 0.6, 0.3]])
     cov = ev.apply_thresholds(y, p, CLASSES, {"A": 0, "B": 0.7, "C": 0})
     assert cov["coverage"] == 0.5 and cov["top1_of_kept"] == 1.0
