@@ -28,9 +28,12 @@ run: $(VENV)/.run-installed
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -q
 
+# ruff (lint and format), mypy, and the import contracts of pyproject.toml (DESIGN section 3)
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check phytoscope tests
+	$(BIN)/ruff format --check phytoscope tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.test-installed
 	$(BIN)/phytoscope bench

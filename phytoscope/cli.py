@@ -13,23 +13,15 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
-from enum import IntEnum
 
 from phytoscope import __version__
-from phytoscope.errors import BackendUnavailable, Cancelled, ModelError, PhytoscopeError
-
-
-class ExitCode(IntEnum):
-    OK = 0
-    ERROR = 1
-    USAGE = 2
-    PARTIAL = 3
-    """the run finished but some inputs were skipped (reported on stderr)"""
-    NO_MODEL = 4
-    UNAVAILABLE = 5
-    """a requested runtime, device or sensor is not present here"""
-    CANCELLED = 130
-
+from phytoscope.errors import (
+    BackendUnavailable,
+    Cancelled,
+    ExitCode,
+    ModelError,
+    PhytoscopeError,
+)
 
 COMMANDS = (
     "gui",

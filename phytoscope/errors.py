@@ -5,6 +5,8 @@ and GUI show ``str(error)`` to the user without a traceback, so messages say wha
 and what to do about it.
 """
 
+from enum import IntEnum
+
 
 class PhytoscopeError(Exception):
     """Base of all errors phytoscope raises deliberately."""
@@ -40,3 +42,17 @@ class SensorError(PhytoscopeError):
 
 class Cancelled(PhytoscopeError):
     """Long work was cancelled by the user; partial results already written are kept."""
+
+
+class ExitCode(IntEnum):
+    """Exit statuses of the ``phytoscope`` command, shared by every sub-command."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    PARTIAL = 3
+    """the run finished but some inputs were skipped (reported on stderr)"""
+    NO_MODEL = 4
+    UNAVAILABLE = 5
+    """a requested runtime, device or sensor is not present here"""
+    CANCELLED = 130

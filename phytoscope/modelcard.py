@@ -20,7 +20,10 @@ from typing import Any
 
 from phytoscope.errors import ModelError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added the ``novelty`` section; a card without one is still written as schema 1, so
+older phytoscope versions keep reading it, and a card with one is refused by them rather
+than read without its "unknown" rule."""
 FORMATS = ("onnx", "keras", "tensorrt")
 UNKNOWN = "unknown"
 
@@ -64,6 +67,25 @@ class ClassInfo:
 
 
 @dataclass(frozen=True)
+class NoveltySpec:
+    """The open-set score a model computes in its own graph, beside the logits.
+
+    Every engine returns it as the output named ``output``; an organism whose score is
+    above ``threshold`` is "unknown" (higher means less like every training class),
+    whatever its softmax says, so the command line, the window and every backend apply
+    the same rule. ``chosen`` says in words how the threshold was picked (on which data,
+    for which target); ``details`` holds the method's own facts (feature layers, measured
+    rates) for the record.
+    """
+
+    method: str
+    threshold: float
+    output: str = "novelty"
+    chosen: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ModelCard:
     name: str
     version: str
@@ -75,6 +97,8 @@ class ModelCard:
     input: InputSpec = field(default_factory=InputSpec)
     architecture: str = "MobileNetV2 alpha=1.0"
     output: str = "logits"
+    novelty: NoveltySpec | None = None
+    """None: the model has no open-set score, only the per-class confidence thresholds."""
     training: dict[str, Any] = field(default_factory=dict)
     accuracy: dict[str, Any] = field(default_factory=dict)
     not_recognised: tuple[str, ...] = ()
@@ -113,6 +137,7 @@ class ModelCard:
                     f"schema {SCHEMA_VERSION}: upgrade phytoscope"
                 )
             classes = tuple(ClassInfo(**c) for c in raw["classes"])
+            novelty = raw.get("novelty")
             card = cls(
                 name=raw["name"],
                 version=str(raw["version"]),
@@ -124,6 +149,7 @@ class ModelCard:
                 input=InputSpec(**raw.get("input", {})),
                 architecture=raw.get("architecture", "MobileNetV2 alpha=1.0"),
                 output=raw.get("output", "logits"),
+                novelty=NoveltySpec(**novelty) if novelty else None,
                 training=raw.get("training", {}),
                 accuracy=raw.get("accuracy", {}),
                 not_recognised=tuple(raw.get("not_recognised", ())),
@@ -160,7 +186,9 @@ class ModelCard:
         out.pop("path")
         out["classes"] = [asdict(c) for c in self.classes]
         out["not_recognised"] = list(self.not_recognised)
-        return {"schema": SCHEMA_VERSION, **out}
+        if self.novelty is None:
+            out.pop("novelty")
+        return {"schema": SCHEMA_VERSION if self.novelty is not None else 1, **out}
 
     def save(self, path: Path | str) -> Path:
         path = Path(path)

@@ -56,8 +56,11 @@ class Skipped:
 class Prediction:
     """The classifier's answer for one ROI.
 
-    ``label`` is ``"unknown"`` when the top class's probability is below that class's
-    confidence threshold from the model card; ``top_k`` still holds the raw ranking.
+    ``label`` is ``"unknown"`` when the organism is unlike every training class (its
+    ``novelty`` is above the card's threshold: ``unknown_reason`` ``"novel"``) or when the top
+    class's probability is below that class's confidence threshold (``"unsure"``);
+    ``top_k`` still holds the raw ranking. ``novelty`` is ``None`` for a model without an
+    open-set score.
     """
 
     source: str
@@ -67,6 +70,8 @@ class Prediction:
     top_k: tuple[tuple[str, float], ...]
     box: Box | None = None
     flags: tuple[str, ...] = ()
+    novelty: float | None = None
+    unknown_reason: str = ""
 
 
 @dataclass(frozen=True)

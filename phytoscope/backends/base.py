@@ -1,9 +1,14 @@
 """The lifecycle every inference engine follows (modelled on Polygraphy's runners).
 
-``load()`` / ``close()`` (or ``with backend:``), ``input_spec``, ``infer(batch) -> logits``.
+``load()`` / ``close()`` (or ``with backend:``), ``input_spec``, ``infer(batch) -> Outputs``.
 The base class validates inputs and outputs once for all engines; a subclass implements
 only ``_load_impl``, ``_infer_impl`` and ``_close_impl``, and imports its runtime inside
 those methods so that ``import phytoscope.backends.x`` never needs the runtime installed.
+
+Outputs are found by name, so every engine hands the same tensors to the shared
+post-processing: ``logits`` (N, classes) and, for a model whose card has a ``novelty``
+section, the open-set score ``novelty`` (N,) computed inside the graph (DESIGN 5b). A
+model with a single output (older exports) has only logits.
 
 Threading: create, use and close a backend on one thread (the GUI's inference thread).
 CUDA contexts in particular belong to the thread that made them. A backend whose
@@ -15,6 +20,8 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +31,61 @@ from phytoscope.errors import BackendError, BackendUnavailable, ModelError
 from phytoscope.modelcard import InputSpec, ModelCard, resolve
 
 log = logging.getLogger(__name__)
+
+LOGITS = "logits"
+"""Name of the logits output of every model phytoscope exports."""
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What one inference call gives back, the same for every engine.
+
+    ``novelty`` is higher for an organism less like every training class; the card's
+    ``novelty.threshold`` turns it into "unknown" (:mod:`phytoscope.core.classifier`). It
+    is ``None`` for a model without a novelty output.
+    """
+
+    logits: np.ndarray
+    novelty: np.ndarray | None = None
+
+
+def pick_outputs(
+    card: ModelCard, named: Mapping[str, np.ndarray] | Sequence[np.ndarray]
+) -> Outputs:
+    """The logits and novelty among an engine's outputs, by name.
+
+    ``named`` maps output names to arrays (a sequence means "in graph order, unnamed": only
+    valid for a single output). One output is always the logits; with several, they are
+    found by the names ``logits`` and the card's ``novelty.output``.
+    """
+    if not isinstance(named, Mapping):
+        arrays = list(named)
+        if len(arrays) != 1:
+            raise BackendError(f"{len(arrays)} unnamed outputs; expected one (logits)")
+        named = {LOGITS: arrays[0]}
+    wanted_novelty = card.novelty.output if card.novelty is not None else None
+    if len(named) == 1 and wanted_novelty is None:
+        return Outputs(np.asarray(next(iter(named.values()))))
+    found = {output_key(name): value for name, value in named.items()}
+    if LOGITS not in found:
+        raise ModelError(
+            f"{card.file}: no output named {LOGITS!r} among {sorted(named)}; "
+            "re-export the model with `phytoscope export`"
+        )
+    novelty = None
+    if wanted_novelty is not None:
+        if wanted_novelty not in found:
+            raise ModelError(
+                f"{card.file}: its card expects a novelty output {wanted_novelty!r}, "
+                f"the model has {sorted(named)}: the card and the model do not belong together"
+            )
+        novelty = np.asarray(found[wanted_novelty])
+    return Outputs(np.asarray(found[LOGITS]), novelty)
+
+
+def output_key(name: str) -> str:
+    """``logits:0`` (TensorFlow's tensor naming) -> ``logits``."""
+    return name.split(":", 1)[0]
 
 
 class Backend(ABC):
@@ -113,8 +175,9 @@ class Backend(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Logits (N, classes) for a pre-processed float32 batch in the card's layout."""
+    def infer(self, batch: np.ndarray) -> Outputs:
+        """Logits (N, classes) and novelty (N,) for a pre-processed float32 batch in the
+        card's layout."""
         if not self._loaded:
             raise BackendError(f"{self.name}: infer() before load()")
         expected = self.input_spec.batch_shape(batch.shape[0] if batch.ndim else 0)
@@ -125,15 +188,29 @@ class Backend(ABC):
         if batch.dtype != np.float32:
             raise ValueError(f"{self.name}: batch dtype {batch.dtype}, expected float32")
         try:
-            logits = np.asarray(self._infer_impl(np.ascontiguousarray(batch)))
+            raw = self._infer_impl(np.ascontiguousarray(batch))
         except Exception as exc:
             raise BackendError(f"{self.name} inference failed: {exc}") from exc
-        if logits.shape != (batch.shape[0], self.card.num_classes):
+        outputs = raw if isinstance(raw, Outputs) else pick_outputs(self.card, raw)
+        n = batch.shape[0]
+        if outputs.logits.shape != (n, self.card.num_classes):
             raise BackendError(
-                f"{self.name} returned shape {logits.shape}, expected "
-                f"({batch.shape[0]}, {self.card.num_classes})"
+                f"{self.name} returned shape {outputs.logits.shape}, expected "
+                f"({n}, {self.card.num_classes})"
             )
-        return logits.astype(np.float32, copy=False)
+        novelty = outputs.novelty
+        if novelty is not None:
+            novelty = np.asarray(novelty).reshape(-1)
+            if novelty.shape != (n,):
+                raise BackendError(
+                    f"{self.name} returned novelty of shape {outputs.novelty.shape}, expected ({n},)"  # type: ignore[union-attr]
+                )
+            novelty = novelty.astype(np.float32, copy=False)
+        return Outputs(outputs.logits.astype(np.float32, copy=False), novelty)
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Only the logits of :meth:`infer` (accuracy, benchmark and parity code)."""
+        return self.infer(batch).logits
 
     def describe(self) -> dict[str, Any]:
         """Facts for ``phytoscope info``, bug reports and benchmark records."""
@@ -145,7 +222,11 @@ class Backend(ABC):
     def _load_impl(self) -> None: ...
 
     @abstractmethod
-    def _infer_impl(self, batch: np.ndarray) -> np.ndarray: ...
+    def _infer_impl(
+        self, batch: np.ndarray
+    ) -> Mapping[str, np.ndarray] | Sequence[np.ndarray] | Outputs:
+        """The engine's outputs by name (``{"logits": ..., "novelty": ...}``), or a
+        one-element sequence for a single-output model."""
 
     def _close_impl(self) -> None:  # noqa: B027 - optional hook
         pass

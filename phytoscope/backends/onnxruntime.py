@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from phytoscope.backends.base import Backend
+from phytoscope.backends.base import LOGITS, Backend, output_key
 
 
 class OnnxRuntimeBackend(Backend):
@@ -44,8 +44,9 @@ class OnnxRuntimeBackend(Backend):
         )
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         self._input_name = inputs[0].name
-        self._output_name = outputs[0].name
-        self.card.check_io_shapes(tuple(inputs[0].shape), outputs[0].shape[-1])
+        self._output_names = [o.name for o in outputs]
+        logits = next((o for o in outputs if output_key(o.name) == LOGITS), outputs[0])
+        self.card.check_io_shapes(tuple(inputs[0].shape), logits.shape[-1])
         # InferenceSession.run is thread-safe; concurrent runs pay off on the CPU only
         on_cpu = self._session.get_providers() == ["CPUExecutionProvider"]
         self._lanes = max(1, int(self.options.get("lanes") or 1)) if on_cpu else 1
@@ -55,8 +56,9 @@ class OnnxRuntimeBackend(Backend):
         """``lanes`` runs at once (see core.pipeline.engine_options), on the CPU provider."""
         return self._lanes if self.loaded else 1
 
-    def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
-        return self._session.run([self._output_name], {self._input_name: batch})[0]
+    def _infer_impl(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        arrays = self._session.run(self._output_names, {self._input_name: batch})
+        return dict(zip(self._output_names, arrays, strict=True))
 
     def _close_impl(self) -> None:
         del self._session

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from phytoscope.backends.base import Backend
+from phytoscope.backends.base import LOGITS, Backend
 
 
 class TensorFlowBackend(Backend):
@@ -39,18 +39,33 @@ class TensorFlowBackend(Backend):
             self._saved_model = True
             spec = list(self._fn.structured_input_signature[1].values())[0]
             input_shape = tuple(spec.shape)
-            num_outputs = list(self._fn.structured_outputs.values())[0].shape[-1]
+            shapes = {k: tuple(v.shape) for k, v in self._fn.structured_outputs.items()}
         else:
             self._model = keras.models.load_model(path, compile=False)
             self._saved_model = False
             input_shape = tuple(self._model.input_shape)
-            num_outputs = self._model.output_shape[-1]
-        self.card.check_io_shapes(input_shape, num_outputs)
+            shapes = self._output_shapes()
+        logits = shapes.get(LOGITS) or next(iter(shapes.values()))
+        self.card.check_io_shapes(input_shape, logits[-1])
 
-    def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
+    def _output_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        """Output name -> shape of the Keras model (one output: named ``logits``)."""
+        shape = self._model.output_shape
+        if isinstance(shape, dict):
+            return {k: tuple(v) for k, v in shape.items()}
+        if isinstance(shape, list):
+            return dict(zip(self._model.output_names, map(tuple, shape), strict=True))
+        return {LOGITS: tuple(shape)}
+
+    def _infer_impl(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         if self._saved_model:
-            return list(self._fn(batch).values())[0].numpy()
-        return np.asarray(self._model(batch, training=False))
+            return {k: v.numpy() for k, v in self._fn(batch).items()}
+        out = self._model(batch, training=False)
+        if isinstance(out, dict):
+            return {k: np.asarray(v) for k, v in out.items()}
+        if isinstance(out, (list, tuple)):
+            return dict(zip(self._model.output_names, map(np.asarray, out), strict=True))
+        return {LOGITS: np.asarray(out)}
 
     def _close_impl(self) -> None:
         del self._model

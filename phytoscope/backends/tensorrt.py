@@ -20,13 +20,14 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from phytoscope.backends.base import Backend
+from phytoscope.backends.base import LOGITS, Backend
 from phytoscope.backends.tensorrt_build import (
     INSTALL_HINT,
     PYCUDA_HINT,
@@ -187,16 +188,22 @@ class IOBuffers:
 
 
 def run_batches(
-    execution: Any, buffers: IOBuffers, inp: BufferPlan, out: BufferPlan, batch: np.ndarray
-) -> np.ndarray:
+    execution: Any,
+    buffers: IOBuffers,
+    inp: BufferPlan,
+    outs: BufferPlan | Sequence[BufferPlan],
+    batch: np.ndarray,
+) -> dict[str, np.ndarray]:
     """Run ``batch`` through an execution context, ``inp.batch`` rows at a time.
 
     Per chunk, all on the buffers' one stream: set the chunk's input shape (dynamic batch)
     or pad it with real rows (fixed-batch engine), copy host -> device, enqueue with
-    ``execute_async_v3``, copy device -> host, then wait once. ``execution`` is TensorRT's
-    IExecutionContext with its tensor addresses already set to ``buffers``.
+    ``execute_async_v3``, copy every output device -> host, then wait once. ``execution``
+    is TensorRT's IExecutionContext with its tensor addresses already set to ``buffers``.
+    Returns each output's rows by tensor name.
     """
-    results = []
+    outs = [outs] if isinstance(outs, BufferPlan) else list(outs)
+    results: dict[str, list[np.ndarray]] = {o.name: [] for o in outs}
     for start, stop in chunks(batch.shape[0], inp.batch):
         part = batch[start:stop]
         n = part.shape[0]
@@ -208,10 +215,11 @@ def run_batches(
         buffers.upload(inp.name, part)
         if not execution.execute_async_v3(buffers.stream.handle):
             raise BackendError("execute_async_v3 failed (see the TensorRT log)")
-        host = buffers.download(out.name, part.shape[0])
+        hosts = {o.name: buffers.download(o.name, part.shape[0]) for o in outs}
         buffers.synchronize()
-        results.append(host[:n].astype(np.float32, copy=True))
-    return np.concatenate(results)
+        for name, host in hosts.items():
+            results[name].append(host[:n].astype(np.float32, copy=True))
+    return {name: np.concatenate(parts) for name, parts in results.items()}
 
 
 # -- the card TensorRT builds from --------------------------------------------------------
@@ -411,8 +419,9 @@ class TensorRTBackend(Backend):
         ]
         plans = plan_buffers(descs, options.batch)
         self._input = next(p for p in plans if p.is_input)
-        self._output = next(p for p in plans if not p.is_input)
-        self.card.check_io_shapes(self._input.shape, self._output.shape[-1])
+        self._outputs = [p for p in plans if not p.is_input]
+        logits = next((p for p in self._outputs if p.name == LOGITS), self._outputs[0])
+        self.card.check_io_shapes(self._input.shape, logits.shape[-1])
         self._exec = engine.create_execution_context()
         if self._exec is None:
             raise BackendError(
@@ -423,10 +432,10 @@ class TensorRTBackend(Backend):
             self._exec.set_tensor_address(plan.name, self._buffers.address(plan.name))
         self._engine_precision = result.key.precision
 
-    def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
+    def _infer_impl(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         assert self._ctx is not None and self._buffers is not None
         self._ctx.check_thread()
-        return run_batches(self._exec, self._buffers, self._input, self._output, batch)
+        return run_batches(self._exec, self._buffers, self._input, self._outputs, batch)
 
     def _release(self) -> None:
         """Free in reverse order of creation, with the context still current."""

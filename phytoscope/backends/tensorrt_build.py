@@ -35,7 +35,16 @@ from typing import Any
 
 import numpy as np
 
-from phytoscope.errors import BackendError, BackendUnavailable, Cancelled, ConfigError, ModelError
+from phytoscope.errors import (
+    BackendError,
+    BackendUnavailable,
+    Cancelled,
+    ConfigError,
+    ModelError,
+    SourceError,
+)
+from phytoscope.imaging import decode
+from phytoscope.imaging.decode import IMAGE_SUFFIXES
 from phytoscope.modelcard import InputSpec, ModelCard
 
 log = logging.getLogger(__name__)
@@ -54,7 +63,6 @@ PYCUDA_HINT = (
     "(`export PATH=/usr/local/cuda/bin:$PATH`) and run `pip install pycuda`"
 )
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 ProgressCallback = Callable[[str, "float | None"], None]
 """``progress(message, fraction)``; fraction in [0, 1] or None when unknown."""
@@ -478,17 +486,12 @@ def images_digest(files: Sequence[Path]) -> str:
 
 
 def read_image(path: Path) -> np.ndarray | None:
-    """Pixels in RGB(A) order (as sources give them), or None if unreadable."""
-    import cv2
-
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if data is None:
+    """The first image of a file, decoded as inference decodes it, or None if unreadable."""
+    try:
+        return decode.read_image(path)[0]
+    except SourceError as exc:
+        log.debug("%s", exc)
         return None
-    if data.ndim == 3 and data.shape[2] == 3:
-        data = cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
-    elif data.ndim == 3 and data.shape[2] == 4:
-        data = cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA)
-    return data
 
 
 def calibration_batches(
@@ -496,11 +499,11 @@ def calibration_batches(
 ) -> Iterator[np.ndarray]:
     """Pre-processed float32 batches of ``batch`` images (the last one may be shorter).
 
-    Images go through :func:`phytoscope.core.preprocess.preprocess`, exactly as at inference,
+    Images go through :func:`phytoscope.imaging.preprocess.preprocess`, exactly as at inference,
     so the INT8 ranges TensorRT measures are those the engine will see. Unreadable files are
     skipped with a warning.
     """
-    from phytoscope.core.preprocess import preprocess
+    from phytoscope.imaging.preprocess import preprocess
 
     if batch < 1:
         raise ConfigError(f"calibration batch must be at least 1, not {batch}")
@@ -735,11 +738,17 @@ def _build_engine(
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ModelError(f"TensorRT cannot parse {onnx_path.name}: {errors}")
-    if network.num_inputs != 1 or network.num_outputs != 1:
-        raise ModelError(f"{onnx_path.name}: expected one input and one output")
+    expected_outputs = 1 if card.novelty is None else 2
+    if network.num_inputs != 1 or network.num_outputs != expected_outputs:
+        raise ModelError(
+            f"{onnx_path.name}: expected one input and {expected_outputs} output(s) "
+            "(logits, and novelty where the card has one)"
+        )
     inp = network.get_input(0)
     shape = tuple(inp.shape)
-    card.check_io_shapes(shape, tuple(network.get_output(0).shape)[-1])
+    outputs = [network.get_output(i) for i in range(network.num_outputs)]
+    logits = next((o for o in outputs if o.name == "logits"), outputs[0])
+    card.check_io_shapes(shape, tuple(logits.shape)[-1])
     if shape[0] > 0 and shape[0] != options.batch:
         raise ModelError(
             f"{onnx_path.name} has a fixed batch of {shape[0]}; export it with a dynamic batch "

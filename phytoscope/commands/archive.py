@@ -43,8 +43,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from phytoscope.cli import ExitCode
     from phytoscope.core.archive import ArchiveConfig, UnitResult, run_archive
+    from phytoscope.errors import ExitCode
 
     config = ArchiveConfig(
         out_dir=str(Path(args.out).resolve()),

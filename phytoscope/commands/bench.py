@@ -24,7 +24,7 @@ def _csv_ints(text: str) -> tuple[int, ...]:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from phytoscope.core.bench import VARIANTS
+    from phytoscope.bench.runner import VARIANTS
 
     parser.add_argument(
         "--quick",
@@ -100,7 +100,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _progress(event: object) -> None:
-    from phytoscope.core.bench import BenchProgress
+    from phytoscope.bench.runner import BenchProgress
 
     assert isinstance(event, BenchProgress)
     where = f"[{event.index + 1}/{event.total}] {event.variant}" if event.variant else "[bench]"
@@ -115,12 +115,12 @@ def _progress(event: object) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from phytoscope.cli import ExitCode
+    from phytoscope.bench.runner import BenchConfig, machine_name, run_benchmark
     from phytoscope.config import data_dir
-    from phytoscope.core.bench import BenchConfig, machine_name, run_benchmark
+    from phytoscope.errors import ExitCode
 
     if args.report_from is not None:
-        from phytoscope.core.bench_report import rerender
+        from phytoscope.bench.report import rerender
 
         files = rerender(args.report_from)
         print(f"report: {files['report_md']}")

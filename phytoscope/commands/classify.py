@@ -169,37 +169,6 @@ def summarise(result: ClassifyResult) -> dict[str, SampleSummary]:
 # -- progress ------------------------------------------------------------------------------
 
 
-class ProgressBar:
-    """A one-line text progress bar on stderr, redrawn at most 5 times a second."""
-
-    def __init__(self, stream: TextIO, enabled: bool):
-        self.stream, self.enabled = stream, enabled
-        self.start = time.perf_counter()
-        self.last = 0.0
-        self.drawn = False
-
-    def __call__(self, done: int, total: int | None) -> None:
-        now = time.perf_counter()
-        if not self.enabled or now - self.last < 0.2:
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        if total:
-            total = max(total, done)
-            filled = int(30 * done / total)
-            text = f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} ROIs  {rate:.1f}/s"
-        else:
-            text = f"{done} ROIs  {rate:.1f}/s"
-        self.stream.write("\r" + text + " " * 4)
-        self.stream.flush()
-        self.drawn = True
-
-    def close(self) -> None:
-        if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def estimate_total(paths: list[str], segment: str) -> int | None:
     """ROIs to expect, from a cheap listing (bins: ADC rows; images: one each).
 
@@ -339,10 +308,10 @@ class TaggedInputs:
 
 def run(args: argparse.Namespace) -> int:
     from phytoscope import backends, config, modelcard
-    from phytoscope.cli import ExitCode
+    from phytoscope.commands.progressbar import terminal_progress
     from phytoscope.core.classifier import Classifier
-    from phytoscope.core.pipeline import classify_items, engine_options
-    from phytoscope.errors import ConfigError, ModelError
+    from phytoscope.core.pipeline import STAGE, classify_items, engine_options
+    from phytoscope.errors import ConfigError, ExitCode, ModelError
 
     if args.batch_size < 1 or args.batch_size > 1024:
         raise ConfigError(f"--batch-size must be between 1 and 1024, not {args.batch_size}")
@@ -362,49 +331,48 @@ def run(args: argparse.Namespace) -> int:
         store = Store(Path(args.db) if args.db else config.default_database())
 
     result = ClassifyResult()
-    bar = ProgressBar(sys.stderr, sys.stderr.isatty() if args.progress is None else args.progress)
     started = time.perf_counter()
     try:
-        backend = backends.create(
-            args.backend, args.precision, model=args.model, **engine_options()
-        )
-        with backend:
-            card = backend.card
-            result.backend, result.model = backend.name, card.label
-            if store is not None:
-                result.run_id = store.start_run(
-                    backend.name,
-                    card.label,
-                    card.sha256,
-                    settings={
-                        "paths": [str(p) for p in args.paths],
-                        "segment": args.segment,
-                        "batch_size": args.batch_size,
-                        "precision": args.precision,
-                        "command": "classify",
-                    },
-                )
-            total = estimate_total(args.paths, args.segment) if bar.enabled else None
-            items = TaggedInputs(args.paths, args.segment, result.meta)
-            for predictions, skipped in classify_items(
-                items,
-                Classifier(backend, top_k=args.top_k),
-                batch_size=args.batch_size,
-                progress=bar,
-                total=total,
-            ):
-                # written batch by batch: a crash or Ctrl-C keeps everything classified so far
+        with terminal_progress(args.progress, units={STAGE: "ROIs"}) as progress:
+            backend = backends.create(
+                args.backend, args.precision, model=args.model, **engine_options()
+            )
+            with backend:
+                card = backend.card
+                result.backend, result.model = backend.name, card.label
+                if store is not None:
+                    result.run_id = store.start_run(
+                        backend.name,
+                        card.label,
+                        card.sha256,
+                        settings={
+                            "paths": [str(p) for p in args.paths],
+                            "segment": args.segment,
+                            "batch_size": args.batch_size,
+                            "precision": args.precision,
+                            "command": "classify",
+                        },
+                    )
+                total = estimate_total(args.paths, args.segment) if progress.callback else None
+                items = TaggedInputs(args.paths, args.segment, result.meta)
+                for predictions, skipped in classify_items(
+                    items,
+                    Classifier(backend, top_k=args.top_k),
+                    batch_size=args.batch_size,
+                    progress=progress,
+                    total=total,
+                ):
+                    # written batch by batch: a crash or Ctrl-C keeps everything classified so far
+                    if store is not None and result.run_id is not None:
+                        if predictions:
+                            store.add_predictions(result.run_id, predictions)
+                        if skipped:
+                            store.add_skipped(result.run_id, skipped)
+                    result.predictions.extend(predictions)
+                    result.skipped.extend(skipped)
                 if store is not None and result.run_id is not None:
-                    if predictions:
-                        store.add_predictions(result.run_id, predictions)
-                    if skipped:
-                        store.add_skipped(result.run_id, skipped)
-                result.predictions.extend(predictions)
-                result.skipped.extend(skipped)
-            if store is not None and result.run_id is not None:
-                store.finish_run(result.run_id)
+                    store.finish_run(result.run_id)
     finally:
-        bar.close()
         if store is not None:
             store.close()
     result.seconds = time.perf_counter() - started

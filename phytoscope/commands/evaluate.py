@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     from phytoscope import backends
     from phytoscope import config as cfg
-    from phytoscope.cli import ExitCode
+    from phytoscope.errors import ExitCode
     from phytoscope.modelcard import ModelCard, resolve
     from phytoscope.training import dataset as ds
     from phytoscope.training import evaluate as ev
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
         def probabilities(subset: list[ds.Item]) -> np.ndarray:
             prepared = ds.prepared_arrays(subset, card.input, cache)
-            return ev.probabilities_of(ev.predict_logits(backend.infer, prepared, card.input))
+            return ev.probabilities_of(ev.predict_logits(backend.logits, prepared, card.input))
 
         probs = probabilities(items)
         y = np.array([index[i.cls] for i in items], dtype=np.int64)

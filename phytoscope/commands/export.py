@@ -49,7 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from phytoscope import config as cfg
-    from phytoscope.cli import ExitCode
+    from phytoscope.errors import ExitCode
     from phytoscope.modelcard import card_path_for
     from phytoscope.training.export import FORMS, export_all
 

@@ -121,10 +121,9 @@ def _png_data_uri(image: Any, size: int = THUMBNAIL_PX) -> str:
     import cv2
     import numpy as np
 
-    img = np.asarray(image)
-    if img.dtype != np.uint8:  # 16-bit cameras: stretch to 8 bits for display only
-        lo, hi = float(img.min()), float(img.max())
-        img = ((img - lo) * (255.0 / max(hi - lo, 1.0))).astype(np.uint8)
+    from phytoscope.imaging.preprocess import to_uint8
+
+    img = to_uint8(np.asarray(image))  # 16-bit cameras: the same stretch the model sees
     if img.ndim == 3 and img.shape[2] == 3:
         img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)  # sources hand out RGB; PNG encoder wants BGR
     elif img.ndim == 3 and img.shape[2] == 4:
@@ -443,10 +442,9 @@ def _list(store: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from phytoscope.cli import ExitCode
     from phytoscope.config import default_database
     from phytoscope.core.hab import describe_alert
-    from phytoscope.errors import ConfigError
+    from phytoscope.errors import ConfigError, ExitCode
     from phytoscope.storage import Store
 
     formats = {f.strip().lower() for f in args.format.split(",") if f.strip()}

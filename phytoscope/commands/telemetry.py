@@ -99,8 +99,7 @@ def _burst(seconds: float) -> None:
 
 def align_meter(args: argparse.Namespace) -> int:
     """Marker run: idle, burst, idle while the meter logs; print the offset that fits best."""
-    from phytoscope.cli import ExitCode
-    from phytoscope.errors import ConfigError
+    from phytoscope.errors import ConfigError, ExitCode
     from phytoscope.telemetry import Sampler
     from phytoscope.telemetry.meter import MeterCsvSource, estimate_offset
 
@@ -144,8 +143,7 @@ def align_meter(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from phytoscope.cli import ExitCode
-    from phytoscope.errors import ConfigError, SensorError
+    from phytoscope.errors import ConfigError, ExitCode, SensorError
     from phytoscope.telemetry import Sampler, integrate
 
     if args.align_meter:

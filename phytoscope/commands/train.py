@@ -122,7 +122,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from phytoscope import config as cfg
-    from phytoscope.cli import ExitCode
+    from phytoscope.errors import ExitCode
     from phytoscope.training.train import TrainConfig, train
 
     if args.size < 32:

@@ -1,7 +1,9 @@
 """Shared post-processing and the classifier that ties a backend to its model card.
 
-Every backend returns raw logits; softmax, top-k and the per-class "unknown" threshold
-live here once, so parity tests compare engines on identical post-processing.
+Every backend returns raw logits and, where the model has one, its novelty score; softmax,
+top-k and both "unknown" rules (novelty above the card's threshold, or the top probability
+below its class's threshold) live here once, so every engine, the command line and the
+window decide alike and parity tests compare like with like.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from phytoscope.backends.base import Backend
-from phytoscope.core.preprocess import preprocess_batch
+from phytoscope.imaging.preprocess import preprocess_batch
 from phytoscope.modelcard import UNKNOWN, ModelCard
 from phytoscope.types import Prediction, Roi
 
@@ -23,20 +25,45 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
+NOVEL = "novel"
+"""``unknown_reason`` of an organism unlike every class the model was trained on."""
+UNSURE = "unsure"
+"""``unknown_reason`` of an organism whose top class is below that class's threshold."""
+
+Decision = tuple[str, float, tuple[tuple[str, float], ...], str]
+"""(label, confidence, top-k, unknown reason)"""
+
+
 def decide(
-    probabilities: np.ndarray, card: ModelCard, k: int = 3
-) -> list[tuple[str, float, tuple[tuple[str, float], ...]]]:
-    """(label, confidence, top-k) per row; label is "unknown" below the class threshold."""
+    probabilities: np.ndarray,
+    card: ModelCard,
+    k: int = 3,
+    novelty: np.ndarray | None = None,
+) -> list[Decision]:
+    """(label, confidence, top-k, reason) per row.
+
+    The label is "unknown" with reason :data:`NOVEL` when ``novelty`` is above the card's
+    novelty threshold (checked first: a confident softmax over the wrong set of classes is
+    exactly what it guards against), or :data:`UNSURE` below the class's confidence
+    threshold; the reason is "" for an identified organism.
+    """
     names = card.class_names
     thresholds = np.array([c.threshold for c in card.classes], dtype=np.float32)
+    limit = card.novelty.threshold if card.novelty is not None and novelty is not None else None
     k = min(k, len(names))
     order = np.argsort(-probabilities, axis=1)[:, :k]
-    out = []
-    for row, ranked in zip(probabilities, order, strict=True):
+    out: list[Decision] = []
+    for n, (row, ranked) in enumerate(zip(probabilities, order, strict=True)):
         best = int(ranked[0])
         confidence = float(row[best])
-        label = names[best] if confidence >= thresholds[best] else UNKNOWN
-        out.append((label, confidence, tuple((names[int(i)], float(row[int(i)])) for i in ranked)))
+        reason = ""
+        if limit is not None and float(novelty[n]) > limit:  # type: ignore[index]
+            reason = NOVEL
+        elif confidence < thresholds[best]:
+            reason = UNSURE
+        label = UNKNOWN if reason else names[best]
+        top = tuple((names[int(i)], float(row[int(i)])) for i in ranked)
+        out.append((label, confidence, top, reason))
     return out
 
 
@@ -56,7 +83,10 @@ class Classifier:
         """Classify an already pre-processed batch (lets decoding run in other threads)."""
         if len(rois) == 0:
             return []
-        probabilities = softmax(self.backend.infer(batch).astype(np.float64))
+        outputs = self.backend.infer(batch)
+        probabilities = softmax(outputs.logits.astype(np.float64))
+        decisions = decide(probabilities, self.card, self.top_k, outputs.novelty)
+        novelty = outputs.novelty
         return [
             Prediction(
                 source=roi.source,
@@ -66,9 +96,11 @@ class Classifier:
                 top_k=top,
                 box=roi.box,
                 flags=roi.flags,
+                novelty=None if novelty is None else float(novelty[n]),
+                unknown_reason=reason,
             )
-            for roi, (label, confidence, top) in zip(
-                rois, decide(probabilities, self.card, self.top_k), strict=True
+            for n, (roi, (label, confidence, top, reason)) in enumerate(
+                zip(rois, decisions, strict=True)
             )
         ]
 

@@ -28,26 +28,22 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
 
 from phytoscope.core.classifier import Classifier
-from phytoscope.core.preprocess import normalise, prepare_uint8
 from phytoscope.errors import Cancelled
+from phytoscope.imaging.preprocess import normalise, prepare_uint8
 from phytoscope.modelcard import InputSpec
+from phytoscope.progress import Progress
 from phytoscope.types import Prediction, Roi, Skipped
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, "int | None"], None]
-
-
-class CancelFlag(Protocol):
-    """Anything with ``is_set()``: a threading.Event, or the GUI worker's flag."""
-
-    def is_set(self) -> bool: ...
+STAGE = "classify"
+"""The progress stage :func:`classify_items` reports (organisms classified + inputs skipped)."""
 
 
 @dataclass
@@ -189,7 +185,6 @@ def classify_items(
     classifier: Classifier,
     batch_size: int = 16,
     progress: Progress | None = None,
-    cancel: CancelFlag | None = None,
     prefetch: int = 4,
     workers: int | None = None,
     total: int | None = None,
@@ -207,11 +202,12 @@ def classify_items(
     batch_size
         ROIs per engine call.
     progress
-        ``progress(done, total)`` after each batch: ``done`` counts ROIs classified plus
-        inputs skipped; ``total`` is ``None`` when the number of items is not known.
-    cancel
-        Checked between batches; when set, the reader stops and :class:`Cancelled` is
-        raised. Batches already yielded stay with the caller (write them as they come).
+        The one progress/cancel contract (:mod:`phytoscope.progress`): stage
+        :data:`STAGE` is reported after each batch, ``done`` counting ROIs classified plus
+        inputs skipped, ``total`` ``None`` when the number of items is not known. Its
+        cancel token is checked between batches; when set, the reader stops and
+        :class:`Cancelled` is raised. Batches already yielded stay with the caller (write
+        them as they come).
     prefetch
         Pre-processed batches that may wait for the engine (bounds memory).
     workers
@@ -230,11 +226,13 @@ def classify_items(
     Raises
     ------
     Cancelled
-        When ``cancel`` was set.
+        When the progress's cancel token was set.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     total = total if total is not None else _total_of(items)
+    progress = Progress.of(progress)
+    cancel = progress.cancel
     spec = classifier.card.input
     stop = threading.Event()
     lanes = max(1, int(getattr(classifier.backend, "concurrent_calls", 1)))
@@ -305,7 +303,7 @@ def classify_items(
 
         try:
             for unit in units():  # type: ignore[misc]
-                if stop.is_set() or (cancel is not None and cancel.is_set()):
+                if stop.is_set() or cancel.is_set():
                     break
                 pending.append(pool.submit(_decode_and_prepare, unit, spec))
                 if len(pending) >= window and not take(pending.popleft().result()):
@@ -329,7 +327,7 @@ def classify_items(
         skipped: list[Skipped] = []
         try:
             for item in items:
-                if stop.is_set() or (cancel is not None and cancel.is_set()):
+                if stop.is_set() or cancel.is_set():
                     break
                 if isinstance(item, Skipped):
                     skipped.append(item)
@@ -353,7 +351,7 @@ def classify_items(
         done = 0
         try:
             while True:
-                if cancel is not None and cancel.is_set():
+                if cancel.is_set():
                     raise Cancelled(f"stopped after {done} items")
                 try:
                     entry = batches.get(timeout=0.1)
@@ -367,8 +365,7 @@ def classify_items(
                 predictions, skipped = finish(result) if isinstance(result, _Batch) else result
                 # a cancel that arrived during inference still delivers this batch: it is done
                 done += len(predictions) + len(skipped)
-                if progress is not None:
-                    progress(done, total)
+                progress.update(STAGE, done, total)
                 yield predictions, skipped
         finally:
             stop.set()

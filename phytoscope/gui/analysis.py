@@ -32,6 +32,7 @@ from phytoscope.gui.jobs import (
     Progress,
     shrink,
 )
+from phytoscope.progress import Progress as ProgressContract
 from phytoscope.types import Roi, Skipped
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ PROGRESS_INTERVAL_S = 0.1
 def _load_frame(source: str) -> np.ndarray | None:
     """The full image a segmented ROI came from, for drawing its box (None if unreadable)."""
     try:
-        from phytoscope.sources.files import read_image
+        from phytoscope.imaging.decode import read_image
 
         pages = read_image(source)  # type: ignore[arg-type]
         return pages[0] if pages else None
@@ -158,7 +159,7 @@ def classify_stream(
     cancelled = False
     try:
         for predictions, skipped in classify_items(
-            tap, classifier, batch_size=batch_size, cancel=cancel
+            tap, classifier, batch_size=batch_size, progress=ProgressContract(cancel=cancel)
         ):
             if store is not None and run_id is not None and store_error is None:
                 try:

@@ -66,7 +66,7 @@ def _fmt(value: Any, spec: str = ".3g", suffix: str = "") -> str:
 
 
 class BenchPage(QWidget):
-    """Runs :func:`phytoscope.core.bench.run_benchmark`; ``overrides`` are passed to its
+    """Runs :func:`phytoscope.bench.runner.run_benchmark`; ``overrides`` are passed to its
     config (tests use a tiny model and a tiny time budget)."""
 
     finished = Signal(object)  # BenchReport, or None when it failed / was cancelled
@@ -78,7 +78,7 @@ class BenchPage(QWidget):
         out_root: Path | None = None,
     ):
         super().__init__(parent)
-        from phytoscope.core import bench
+        from phytoscope.bench import runner as bench
 
         self._bench = bench
         self.overrides = dict(overrides or {})

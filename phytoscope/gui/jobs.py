@@ -6,12 +6,12 @@ and without racing the worker that made it; numpy arrays inside are marked read-
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from phytoscope.modelcard import ModelCard
+from phytoscope.progress import CancelToken
 from phytoscope.types import Prediction, Skipped
 
 THUMB_SIZE = 128
@@ -35,7 +35,7 @@ def shrink(image: np.ndarray, longest: int) -> np.ndarray:
     """uint8 copy of ``image`` whose longest side is at most ``longest`` (aspect kept)."""
     import cv2
 
-    from phytoscope.core.preprocess import to_uint8
+    from phytoscope.imaging.preprocess import to_uint8
 
     image = to_uint8(np.asarray(image))
     if image.ndim == 3 and image.shape[2] == 4:
@@ -51,26 +51,6 @@ def shrink(image: np.ndarray, longest: int) -> np.ndarray:
             interpolation=cv2.INTER_AREA,
         )
     return frozen_array(image)
-
-
-class CancelToken:
-    """Set from the GUI thread, polled by the work; usable as an Event or a callable."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def set(self) -> None:
-        self._event.set()
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
-
-    def __call__(self) -> bool:
-        return self._event.is_set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
 
 
 @dataclass(frozen=True)

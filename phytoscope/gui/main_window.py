@@ -768,7 +768,7 @@ class MainWindow(QMainWindow):
         self._force_refresh()
 
     def correct(self, records: list[Record], label: str) -> None:
-        from phytoscope.gui.corrections import Correction, add_correction
+        from phytoscope.storage.corrections import Correction, add_correction
 
         card = self.backend_info.model if self.backend_info else ""
         saved = 0
@@ -805,7 +805,7 @@ class MainWindow(QMainWindow):
         self._force_refresh()
 
     def export_corrections(self, folder: str | None = None) -> dict[str, int] | None:
-        from phytoscope.gui.corrections import export_training_folder
+        from phytoscope.storage.corrections import export_training_folder
 
         if not folder:
             folder = QFileDialog.getExistingDirectory(
@@ -870,7 +870,7 @@ class MainWindow(QMainWindow):
         self._force_refresh()
 
     def open_about(self) -> None:
-        from phytoscope.commands.info import collect
+        from phytoscope.core.diagnostics import collect
         from phytoscope.gui.dialogs import AboutDialog
 
         self.statusBar().showMessage("collecting versions, backends and sensors…")

@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
 )
 
 from phytoscope.errors import ConfigError
-from phytoscope.gui.corrections import current_user
 from phytoscope.gui.style import level_colour, text_colour_for, to_pixmap
+from phytoscope.storage.corrections import current_user
 from phytoscope.types import Alert, Volume
 
 VOLUME_IFCB, VOLUME_GIVEN, VOLUME_UTERMOHL = (

@@ -83,7 +83,7 @@ def to_qimage(image: np.ndarray) -> QImage:
     """uint8 grey (H, W) or RGB (H, W, 3) -> a QImage owning a copy of the pixels."""
     data = np.ascontiguousarray(image)
     if data.dtype != np.uint8:
-        from phytoscope.core.preprocess import to_uint8
+        from phytoscope.imaging.preprocess import to_uint8
 
         data = np.ascontiguousarray(to_uint8(data))
     if data.ndim == 3 and data.shape[2] == 4:

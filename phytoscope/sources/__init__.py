@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from phytoscope.errors import SourceError
+from phytoscope.imaging.decode import IMAGE_SUFFIXES, is_image_file, read_image
 from phytoscope.sources import ifcb
-from phytoscope.sources.files import IMAGE_SUFFIXES, is_image_file, read_image
 from phytoscope.types import Roi, Skipped
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def rois_from_image(
     first_index
         ROI index of the first segment (segments of several pages are numbered on).
     """
-    from phytoscope.core import segment as seg
+    from phytoscope.imaging import segment as seg
 
     meta = {} if page is None else {"page": page}
     if segment == "never" or (segment == "auto" and not seg.looks_like_frame(image)):

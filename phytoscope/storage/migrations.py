@@ -110,4 +110,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX corrections_roi ON corrections(source, roi_index);
     """,
+    # 4: the open-set score of each prediction and why an organism is "unknown" ("novel":
+    #    unlike every training class; "unsure": below its class's confidence threshold)
+    """
+    ALTER TABLE predictions ADD COLUMN novelty REAL;
+    ALTER TABLE predictions ADD COLUMN unknown_reason TEXT NOT NULL DEFAULT '';
+    """,
 ]

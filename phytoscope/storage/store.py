@@ -109,13 +109,15 @@ class Store:
                 p.confidence,
                 json.dumps(p.top_k),
                 json.dumps(list(p.flags)),
+                p.novelty,
+                p.unknown_reason,
             )
             for p in predictions
         ]
         with self.transaction() as db:
             db.executemany(
-                "INSERT INTO predictions(run_id, source, roi_index, x, y, w, h, label, confidence, top_k, flags)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO predictions(run_id, source, roi_index, x, y, w, h, label, confidence,"
+                " top_k, flags, novelty, unknown_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
 
@@ -139,6 +141,8 @@ class Store:
                 top_k=tuple((name, float(p)) for name, p in json.loads(r["top_k"])),
                 box=(r["x"], r["y"], r["w"], r["h"]) if r["x"] is not None else None,
                 flags=tuple(json.loads(r["flags"])),
+                novelty=r["novelty"],
+                unknown_reason=r["unknown_reason"],
             )
             for r in rows
         ]

@@ -3,7 +3,7 @@
 A plankton cell has no "up" under a microscope, so flips and 90-degree rotations are free
 new views; magnification and illumination vary a little between sessions and instruments,
 so the scale and brightness changes stay small. Working on the cached uint8 arrays (before
-:func:`phytoscope.core.preprocess.normalise`) keeps one pre-processing implementation.
+:func:`phytoscope.imaging.preprocess.normalise`) keeps one pre-processing implementation.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from phytoscope.core.preprocess import border_value
+from phytoscope.imaging.preprocess import border_value
 
 
 def _rescale(image: np.ndarray, factor: float) -> np.ndarray:

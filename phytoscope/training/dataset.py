@@ -32,11 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from phytoscope.errors import ConfigError, SourceError
+from phytoscope.imaging import decode
+from phytoscope.imaging.decode import IMAGE_SUFFIXES
 from phytoscope.modelcard import ClassInfo, InputSpec
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 SPLITS = ("train", "val", "test")
 
 # The classes the shipped model knows, spelled as HAB rule sets spell taxa where they are
@@ -332,16 +333,8 @@ def _read_frame(path: str) -> np.ndarray:
 
 
 def _decode(path: str) -> np.ndarray:
-    import cv2
-
-    data = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if data is None:
-        raise SourceError(f"cannot read image {path}")
-    if data.ndim == 3 and data.shape[2] == 3:
-        data = cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
-    elif data.ndim == 3 and data.shape[2] == 4:
-        data = cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA)
-    return data
+    """The first image of a file, decoded exactly as inference decodes it."""
+    return decode.read_image(Path(path))[0]
 
 
 def prepared_arrays(
@@ -350,12 +343,12 @@ def prepared_arrays(
     cache_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """uint8 (N, H, W) prepared with :func:`phytoscope.core.preprocess.prepare_uint8`.
+    """uint8 (N, H, W) prepared with :func:`phytoscope.imaging.preprocess.prepare_uint8`.
 
     Decoding and letterboxing thousands of images costs more than a frozen-backbone epoch, so
     the result is cached under ``cache_dir`` keyed by the file list and input spec.
     """
-    from phytoscope.core.preprocess import prepare_uint8
+    from phytoscope.imaging.preprocess import prepare_uint8
 
     cache = None
     if cache_dir is not None:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from phytoscope.core.classifier import softmax
-from phytoscope.core.preprocess import normalise
+from phytoscope.imaging.preprocess import normalise
 from phytoscope.modelcard import InputSpec
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def predict_logits(
 def backend_logits_fn(backend: Any) -> LogitsFn:
     """Inference through a loaded :class:`phytoscope.backends.base.Backend`, i.e. the very code
     path ``phytoscope classify`` uses."""
-    return backend.infer
+    return backend.logits
 
 
 @dataclass

@@ -73,7 +73,7 @@ class _Calibration:
 
 
 def calibration_batches(prepared: np.ndarray, card: ModelCard, batch: int = 20) -> list[np.ndarray]:
-    from phytoscope.core.preprocess import normalise
+    from phytoscope.imaging.preprocess import normalise
 
     return [normalise(prepared[i : i + batch], card.input) for i in range(0, len(prepared), batch)]
 
@@ -227,7 +227,7 @@ def evaluate_card(
 
     backend = backends.backend_class(backend_name)(card)
     with backend:
-        logits = ev.predict_logits(backend.infer, prepared, card.input)
+        logits = ev.predict_logits(backend.logits, prepared, card.input)
     probs = ev.probabilities_of(logits)
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[i.cls] for i in items], dtype=np.int64)

@@ -213,7 +213,7 @@ def _augmented_epochs(
 ) -> Any:
     """Freshly augmented, shuffled batches each epoch, seeded by (seed, epoch, batch) so a
     resumed run sees the same images it would have seen without the interruption."""
-    from phytoscope.core.preprocess import normalise
+    from phytoscope.imaging.preprocess import normalise
 
     class Epochs(keras.utils.PyDataset):  # type: ignore[misc,name-defined]
         def __init__(self) -> None:
@@ -343,7 +343,7 @@ def train(
             **extra,
         }
 
-    from phytoscope.core.preprocess import normalise
+    from phytoscope.imaging.preprocess import normalise
 
     def monitor(stage: str, total: int, on_epoch: Callable[[dict[str, Any]], None]) -> Any:
         """Per-epoch record, checkpoint, progress and cancel check inside one ``fit`` call

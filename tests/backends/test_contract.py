@@ -9,8 +9,8 @@ import pytest
 
 from phytoscope import backends
 from phytoscope.core.classifier import Classifier
-from phytoscope.core.preprocess import preprocess_batch
 from phytoscope.errors import BackendError, ModelError
+from phytoscope.imaging.preprocess import preprocess_batch
 from phytoscope.types import Roi
 
 CPU_BACKENDS = [
@@ -34,9 +34,10 @@ def test_contract(name, tiny_model_dir):
         backend.infer(np.zeros(backend.input_spec.batch_shape(1), np.float32))
     with backend:
         images, batch = _batch(backend.card)
-        logits = backend.infer(batch)
-        assert logits.shape == (4, backend.card.num_classes)
-        assert logits.dtype == np.float32
+        outputs = backend.infer(batch)
+        assert outputs.logits.shape == (4, backend.card.num_classes)
+        assert outputs.logits.dtype == np.float32
+        assert outputs.novelty is None  # the tiny model has no open-set output
         with pytest.raises(ValueError):
             backend.infer(batch.astype(np.float64))
         with pytest.raises(ValueError):
@@ -55,7 +56,7 @@ def test_parity_tensorflow_vs_onnxruntime(tiny_model_dir):
         backends.create("tensorflow", model=tiny_model_dir) as tf,
     ):
         _, batch = _batch(ort.card, n=8, seed=7)
-        a, b = ort.infer(batch), tf.infer(batch)
+        a, b = ort.logits(batch), tf.logits(batch)
     np.testing.assert_allclose(a, b, atol=1e-4)
     assert (a.argmax(1) == b.argmax(1)).all()
 

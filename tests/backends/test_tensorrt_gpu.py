@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from phytoscope.backends.tensorrt_build import TensorDesc, plan_buffers
-from phytoscope.core.preprocess import preprocess_batch
 from phytoscope.errors import BackendError
+from phytoscope.imaging.preprocess import preprocess_batch
 from phytoscope.modelcard import ClassInfo, InputSpec, ModelCard, card_path_for, sha256_of
 from tests.gpu import need_cuda, need_tensorrt, skip_or_fail
 
@@ -223,7 +223,9 @@ def test_batch_plumbing_on_gpu_with_a_copy_standing_in_for_tensorrt(dynamic):
             buffers = IOBuffers(plans)
             try:
                 execution = CopyingExecution(buffers, plans[0], plans[1])
-                return run_batches(execution, buffers, plans[0], plans[1], batch), execution.shapes
+                return run_batches(execution, buffers, plans[0], plans[1], batch)[
+                    "logits"
+                ], execution.shapes
             finally:
                 buffers.free()
 
@@ -243,7 +245,7 @@ def _ort_logits(model_dir: Path, batch: np.ndarray) -> np.ndarray:
     from phytoscope import backends
 
     with backends.create("onnxruntime", model=model_dir) as ort:
-        return ort.infer(batch)
+        return ort.logits(batch)
 
 
 def _trt(model_dir: Path, precision: str, cache: Path, **options):
@@ -266,7 +268,7 @@ def test_tensorrt_matches_onnxruntime(model_dir, tmp_path, precision, atol, min_
     def work():
         with _trt(model_dir, precision, tmp_path / "cache", batch=8) as trt:
             assert trt.precision == precision and trt.max_batch == 8
-            return trt.infer(batch), trt.infer(batch[:1]), trt.describe()
+            return trt.logits(batch), trt.logits(batch[:1]), trt.describe()
 
     logits, single, info = _run_in_thread(work)
     assert logits.shape == expected.shape and logits.dtype == np.float32
@@ -292,7 +294,7 @@ def test_int8_engine_calibrated_on_real_images(model_dir, tmp_path):
 
     def work():
         with _trt(model_dir, "int8", cache, batch=8, calibration_images=calib) as trt:
-            return trt.infer(batch), trt.precision
+            return trt.logits(batch), trt.precision
 
     logits, precision = _run_in_thread(work)
     assert precision == "int8"

@@ -26,8 +26,8 @@ from phytoscope.backends.tensorrt import (
     describe_environment,
     runtime_problem,
 )
-from phytoscope.core.preprocess import preprocess_batch
-from phytoscope.errors import BackendError, BackendUnavailable, ConfigError, ModelError
+from phytoscope.errors import BackendError, BackendUnavailable, ConfigError, ExitCode, ModelError
+from phytoscope.imaging.preprocess import preprocess_batch
 from phytoscope.modelcard import ClassInfo, InputSpec, ModelCard, card_path_for, sha256_of
 
 SPEC = InputSpec(height=32, width=32)
@@ -161,7 +161,7 @@ def test_create_tensorrt_without_it_raises_unavailable(no_tensorrt, tmp_path):
 def test_build_engine_command_without_tensorrt_exits_unavailable(no_tensorrt, tmp_path, capsys):
     card = _onnx_card(tmp_path / "m")
     code = cli.main(["build-engine", str(card), "--precision", "fp16"])
-    assert code == cli.ExitCode.UNAVAILABLE
+    assert code == ExitCode.UNAVAILABLE
     err = capsys.readouterr().err
     assert "TensorRT is not installed" in err and "python3-libnvinfer" in err
     assert "Traceback" not in err
@@ -183,7 +183,7 @@ def test_classify_with_tensorrt_without_it_exits_unavailable(no_tensorrt, tmp_pa
             str(image),
         ]
     )
-    assert code == cli.ExitCode.UNAVAILABLE
+    assert code == ExitCode.UNAVAILABLE
     err = capsys.readouterr().err
     assert "tensorrt backend is not available" in err and "python3-libnvinfer" in err
 
@@ -213,7 +213,7 @@ def test_build_engine_help_lists_the_options():
 
 
 def test_info_reports_tensorrt_state_without_it(no_tensorrt):
-    from phytoscope.commands.info import collect
+    from phytoscope.core.diagnostics import collect
 
     section = collect()["tensorrt"]
     assert (

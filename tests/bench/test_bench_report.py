@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from phytoscope.core import bench_report
-from phytoscope.core.bench import study_table, summarize
+from phytoscope.bench import report as bench_report
+from phytoscope.bench.runner import study_table, summarize
 
 
 def _variant(key, label, optimised, precision, fps, acc, power_whole, power_inf, rss, agree=None):
@@ -163,7 +163,7 @@ def test_without_matplotlib_the_report_says_plots_need_it(tmp_path, monkeypatch)
     import sys
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
-    monkeypatch.delitem(sys.modules, "phytoscope.core.bench_plots", raising=False)
+    monkeypatch.delitem(sys.modules, "phytoscope.bench.plots", raising=False)
     results = _results()
     results["findings"] = bench_report.findings(results)
     files = bench_report.write_all(results, {}, tmp_path, plots=True)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from phytoscope import backends
-from phytoscope.core.bench import PHASES, BenchConfig, run_benchmark
+from phytoscope.bench.runner import PHASES, BenchConfig, run_benchmark
 from phytoscope.errors import Cancelled
 
 TINY = dict(
@@ -215,6 +215,7 @@ def test_cli_bench_prints_a_summary_and_writes_the_report(
 
 
 def test_cli_rejects_an_unknown_variant(tmp_path):
-    from phytoscope.cli import ExitCode, main
+    from phytoscope.cli import main
+    from phytoscope.errors import ExitCode
 
     assert main(["bench", "--variants", "nope", "--out", str(tmp_path)]) == ExitCode.ERROR

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from phytoscope.core.bench import (
+from phytoscope.bench.runner import (
     BenchConfig,
     LabelledSet,
     agreement,
@@ -236,7 +236,7 @@ class _FakeClock:
 
 
 def test_warm_up_runs_until_two_windows_agree():
-    from phytoscope.core.bench_worker import warm_until_stable
+    from phytoscope.bench.worker import warm_until_stable
 
     clock = _FakeClock([5, 5, 3, 3, 1, 1, 1, 1, 9, 9])
     out = warm_until_stable(clock.work, window=2, tolerance=0.05, cap_s=100.0, clock=clock)
@@ -247,7 +247,7 @@ def test_warm_up_runs_until_two_windows_agree():
 
 
 def test_warm_up_stops_at_its_cap_when_latency_never_settles():
-    from phytoscope.core.bench_worker import warm_until_stable
+    from phytoscope.bench.worker import warm_until_stable
 
     clock = _FakeClock([2.0**-i for i in range(100)])  # halves every call
     out = warm_until_stable(clock.work, window=2, tolerance=0.05, cap_s=1.9, clock=clock)
@@ -257,7 +257,7 @@ def test_warm_up_stops_at_its_cap_when_latency_never_settles():
 
 
 def test_other_load_is_machine_cpu_minus_the_process():
-    from phytoscope.core.bench import other_load
+    from phytoscope.bench.runner import other_load
 
     def sample(t, machine, proc):
         return TelemetrySample(

@@ -55,9 +55,9 @@ sys.path.insert(0, str(ROOT))
 from phytoscope import backends  # noqa: E402
 from phytoscope.core.classifier import Classifier  # noqa: E402
 from phytoscope.core.pipeline import classify_items, default_workers, engine_options, usable_cpus  # noqa: E402
-from phytoscope.core.preprocess import preprocess_batch  # noqa: E402
+from phytoscope.imaging.decode import read_image  # noqa: E402
+from phytoscope.imaging.preprocess import preprocess_batch  # noqa: E402
 from phytoscope.sources import expand_paths, iter_inputs  # noqa: E402
-from phytoscope.sources.files import read_image  # noqa: E402
 
 SEED_DIRS = [ROOT / "resources" / "samples" / "images", ROOT / "tests" / "data" / "images"]
 
@@ -140,7 +140,7 @@ def engine_only(backend, batches: list[np.ndarray], n_images: int) -> float:
         count, i = 0, lane
         while count < n_images // lanes:
             batch = batches[i % len(batches)]
-            backend.infer(batch)
+            backend.logits(batch)
             count += batch.shape[0]
             i += lanes
         done.append(count)
@@ -172,7 +172,7 @@ def sequential(backend, folder: Path, batch_size: int) -> float:
     start = time.perf_counter()
     for i in range(0, len(paths), batch_size):
         images = [read_image(p)[0] for p in paths[i : i + batch_size]]
-        backend.infer(preprocess_batch(images, backend.card.input))
+        backend.logits(preprocess_batch(images, backend.card.input))
     return len(paths) / (time.perf_counter() - start)
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from phytoscope.cli import ExitCode, main
+from phytoscope.cli import main
+from phytoscope.errors import ExitCode
 from phytoscope.storage import Store
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -171,18 +172,17 @@ def test_empty_folder_and_bad_options(tmp_path, capsys, model_args):
 
 
 def test_progress_bar_text():
-    from phytoscope.commands.classify import ProgressBar
+    from phytoscope.commands.progressbar import terminal_progress
 
     stream = io.StringIO()
-    bar = ProgressBar(stream, enabled=True)
-    bar(5, 10)
-    bar(6, 10)  # within 0.2 s of the last draw: not redrawn
-    bar.close()
+    with terminal_progress(True, units={"classify": "ROIs"}, stream=stream) as progress:
+        progress.update("classify", 5, 10)
+        progress.update("classify", 6, 10)  # within 0.1 s of the last report: not drawn
+        progress.update("classify", 10, 10)  # the last one always is
     text = stream.getvalue()
-    assert text.startswith("\r[###############...............] 5/10 ROIs") and text.endswith("\n")
+    assert "classify" in text and "5/10" in text and "10/10" in text and "ROIs" in text
     assert "6/10" not in text
     quiet = io.StringIO()
-    off = ProgressBar(quiet, enabled=False)
-    off(5, None)
-    off.close()
+    with terminal_progress(False, stream=quiet) as progress:
+        progress.update("classify", 5, None)
     assert quiet.getvalue() == ""

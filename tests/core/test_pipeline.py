@@ -18,6 +18,7 @@ from phytoscope import backends
 from phytoscope.core.classifier import Classifier
 from phytoscope.core.pipeline import classify_items
 from phytoscope.errors import Cancelled
+from phytoscope.progress import CancelToken, Progress
 from phytoscope.sources import iter_inputs
 from phytoscope.types import Roi, Skipped
 
@@ -75,7 +76,12 @@ def test_skipped_pass_through_in_order_and_progress_counts_all(classifier, rois)
     items = [Skipped("a.png", "bad"), *rois[:20], Skipped("b.png", "bad"), *rois[20:]]
     calls: list[tuple[int, int | None]] = []
     batches = list(
-        classify_items(items, classifier, batch_size=16, progress=lambda d, t: calls.append((d, t)))
+        classify_items(
+            items,
+            classifier,
+            batch_size=16,
+            progress=Progress(lambda e: calls.append((e.done, e.total))),
+        )
     )
     assert [s.source for _, ss in batches for s in ss] == ["a.png", "b.png"]
     assert sum(len(p) for p, _ in batches) == len(rois)
@@ -85,7 +91,8 @@ def test_skipped_pass_through_in_order_and_progress_counts_all(classifier, rois)
 
 def test_unknown_total_for_a_generator(classifier, rois):
     calls = []
-    collect(classify_items((r for r in rois), classifier, progress=lambda d, t: calls.append(t)))
+    progress = Progress(lambda e: calls.append(e.total))
+    collect(classify_items((r for r in rois), classifier, progress=progress))
     assert set(calls) == {None}
 
 
@@ -97,11 +104,11 @@ def test_bad_roi_is_skipped_not_the_batch(classifier, rois):
 
 
 def test_cancel_keeps_batches_already_yielded(classifier, rois):
-    cancel = threading.Event()
+    cancel = CancelToken()
     seen = []
     with pytest.raises(Cancelled):
         for predictions, _ in classify_items(
-            iter(rois * 5), classifier, batch_size=8, cancel=cancel
+            iter(rois * 5), classifier, batch_size=8, progress=Progress(cancel=cancel)
         ):
             seen.extend(predictions)
             cancel.set()
@@ -191,11 +198,11 @@ def test_parallel_cancel_and_early_stop(classifier, tmp_path):
 
     for i in range(40):
         shutil.copyfile(DATA / "images" / "pwssc_blob.png", tmp_path / f"{i:02d}.png")
-    cancel = threading.Event()
+    cancel = CancelToken()
     seen = []
     with pytest.raises(Cancelled):
         for predictions, _ in classify_items(
-            iter_inputs([tmp_path]), classifier, batch_size=4, cancel=cancel
+            iter_inputs([tmp_path]), classifier, batch_size=4, progress=Progress(cancel=cancel)
         ):
             seen.extend(predictions)
             cancel.set()

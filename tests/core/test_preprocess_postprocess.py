@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from phytoscope.core.classifier import decide, softmax
-from phytoscope.core.preprocess import letterbox, preprocess, to_grey, to_uint8
-from phytoscope.modelcard import ClassInfo, InputSpec, ModelCard
+from phytoscope.imaging.preprocess import letterbox, preprocess, to_grey, to_uint8
+from phytoscope.modelcard import ClassInfo, InputSpec, ModelCard, NoveltySpec
 
 
 def test_to_uint8_stretches_12_bit_data_in_16_bit_files():
@@ -43,8 +43,8 @@ def test_softmax_is_stable_and_normalised():
     np.testing.assert_allclose(p, [[0.5, 0.5, 0.0]], atol=1e-12)
 
 
-def test_decide_applies_per_class_threshold():
-    card = ModelCard(
+def _card(novelty=None):
+    return ModelCard(
         name="t",
         version="0",
         file="t.onnx",
@@ -52,10 +52,54 @@ def test_decide_applies_per_class_threshold():
         precision="fp32",
         sha256="",
         classes=(ClassInfo("A", threshold=0.9), ClassInfo("B", threshold=0.0)),
+        novelty=novelty,
     )
-    (label_a, conf_a, top_a), (label_b, _, _) = decide(
-        np.array([[0.8, 0.2], [0.3, 0.7]]), card, k=3
+
+
+def test_decide_applies_per_class_threshold():
+    (label_a, conf_a, top_a, why_a), (label_b, _, _, why_b) = decide(
+        np.array([[0.8, 0.2], [0.3, 0.7]]), _card(), k=3
     )
-    assert label_a == "unknown" and conf_a == pytest.approx(0.8)
+    assert label_a == "unknown" and conf_a == pytest.approx(0.8) and why_a == "unsure"
     assert top_a == (("A", 0.8), ("B", 0.2))
-    assert label_b == "B"
+    assert label_b == "B" and why_b == ""
+
+
+def test_decide_calls_novel_organisms_unknown_whatever_the_softmax_says():
+    card = _card(NoveltySpec(method="test", threshold=5.0))
+    probabilities = np.array([[0.01, 0.99], [0.01, 0.99], [0.95, 0.05]])
+    novelty = np.array([5.5, 5.0, 9.0], np.float32)  # exactly on the threshold is not novel
+    decisions = decide(probabilities, card, novelty=novelty)
+    assert [(d[0], d[3]) for d in decisions] == [
+        ("unknown", "novel"),
+        ("B", ""),
+        ("unknown", "novel"),
+    ]
+    assert decisions[0][2][0] == ("B", 0.99)  # the ranking is kept for review
+    # no novelty output (an older model): only the confidence rule applies
+    assert [d[0] for d in decide(probabilities, card)] == ["B", "B", "A"]
+
+
+def test_card_with_novelty_round_trips_as_schema_2_and_without_as_schema_1(tmp_path):
+    spec = NoveltySpec(method="mahalanobis", threshold=12.5, chosen="val 95 %", details={"k": 1})
+    with_novelty = _card(spec)
+    raw = with_novelty.to_dict()
+    assert raw["schema"] == 2 and raw["novelty"]["threshold"] == 12.5
+    assert ModelCard.from_dict(raw).novelty == spec
+    plain = _card().to_dict()
+    assert plain["schema"] == 1 and "novelty" not in plain
+    assert ModelCard.from_dict(plain).novelty is None
+
+
+def test_outputs_are_picked_by_name():
+    from phytoscope.backends.base import pick_outputs
+    from phytoscope.errors import ModelError
+
+    logits, novelty = np.zeros((2, 2), np.float32), np.ones((2,), np.float32)
+    plain = pick_outputs(_card(), {"Identity:0": logits})  # one output: the logits
+    assert plain.logits is logits and plain.novelty is None
+    card = _card(NoveltySpec(method="test", threshold=1.0))
+    both = pick_outputs(card, {"novelty:0": novelty, "logits:0": logits})
+    assert both.logits is logits and both.novelty is novelty
+    with pytest.raises(ModelError, match="novelty"):
+        pick_outputs(card, {"logits": logits})

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from phytoscope.core.segment import (
+from phytoscope.imaging.segment import (
     FRAME_MIN_SIDE,
     SegmentParams,
     edge_flag,

@@ -12,7 +12,7 @@ from phytoscope.errors import StorageError
 from phytoscope.gui import analysis
 from phytoscope.gui.camera import CameraCapture
 from phytoscope.gui.jobs import CancelToken, FilesJob
-from phytoscope.sources.files import read_image
+from phytoscope.imaging.decode import read_image
 from phytoscope.storage import Store
 
 from .conftest import DATA

@@ -42,7 +42,7 @@ def test_headless_packages_import_without_qt():
         # the gui command module and the GUI's headless parts must not pull Qt in either
         import phytoscope.cli, phytoscope.commands.gui
         import phytoscope.gui.camera, phytoscope.gui.jobs, phytoscope.gui.analysis
-        import phytoscope.gui.session, phytoscope.gui.corrections
+        import phytoscope.gui.session, phytoscope.storage.corrections
         assert not any(k.startswith(("PySide6", "pyqtgraph")) and sys.modules[k] is not None
                        for k in sys.modules), "Qt was imported"
         print(len(names), "modules")

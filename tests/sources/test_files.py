@@ -8,8 +8,8 @@ import pytest
 import tifffile
 
 from phytoscope.errors import SourceError
+from phytoscope.imaging.decode import read_image
 from phytoscope.sources import expand_paths, iter_inputs
-from phytoscope.sources.files import read_image
 from phytoscope.types import Roi, Skipped
 
 

@@ -27,6 +27,18 @@ def test_round_trip_and_wal(tmp_path):
         assert store.predictions(run) == [_pred(0), _pred(1, "B")]
 
 
+def test_novelty_and_unknown_reason_are_stored(tmp_path):
+    from dataclasses import replace
+
+    novel = replace(_pred(0, "unknown"), novelty=7.25, unknown_reason="novel")
+    with Store(tmp_path / "r.sqlite") as store:
+        run = store.start_run("onnxruntime", "m", "abc")
+        store.add_predictions(run, [novel, _pred(1)])
+        stored = store.predictions(run)
+    assert stored == [novel, _pred(1)]
+    assert stored[1].novelty is None and stored[1].unknown_reason == ""
+
+
 def test_batches_already_committed_survive_a_crash(tmp_path):
     path = tmp_path / "r.sqlite"
     store = Store(path)

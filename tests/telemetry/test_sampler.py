@@ -9,7 +9,7 @@ import time
 import pytest
 
 from phytoscope import cli
-from phytoscope.errors import ConfigError
+from phytoscope.errors import ConfigError, ExitCode
 from phytoscope.telemetry import Sampler, csv_columns, idle_baseline
 from phytoscope.telemetry.base import PowerReading, PowerSource
 from tests.telemetry import fakesys
@@ -216,7 +216,7 @@ def test_cli_named_source_missing_is_unavailable(tmp_path, capsys):
     code = cli.main(
         ["telemetry", "--seconds", "0.1", "--source", "rapl", "--sysfs-root", str(tmp_path)]
     )
-    assert code == cli.ExitCode.UNAVAILABLE
+    assert code == ExitCode.UNAVAILABLE
     assert "no RAPL zone" in capsys.readouterr().err
 
 
@@ -277,10 +277,10 @@ def test_cli_align_meter_says_when_the_marker_did_not_show(tmp_path, capsys):
         ["telemetry", "--meter-csv", str(log), "--align-meter", "--marker-seconds", "0.5"]
     )
     out = capsys.readouterr().out
-    assert code == cli.ExitCode.PARTIAL
+    assert code == ExitCode.PARTIAL
     assert "do not trust it" in out
 
 
 def test_cli_align_meter_needs_a_meter(capsys):
-    assert cli.main(["telemetry", "--align-meter"]) == cli.ExitCode.ERROR
+    assert cli.main(["telemetry", "--align-meter"]) == ExitCode.ERROR
     assert "--meter-csv" in capsys.readouterr().err

@@ -444,14 +444,14 @@ def write_all(
     results["plots"] = {"written": False, "note": "plots were switched off"}
     if plots:
         try:
-            from phytoscope.core import bench_plots
+            from phytoscope.bench.plots import write_plots
         except ImportError as exc:  # matplotlib is optional
             results["plots"] = {
                 "written": False,
                 "note": f"plots need matplotlib ({exc}); pip install matplotlib",
             }
         else:
-            images = bench_plots.write_plots(results, timelines, out_dir)
+            images = write_plots(results, timelines, out_dir)
             files.update({f"plot_{k}": out_dir / v for k, v in images.items()})
             results["plots"] = {"written": True, "files": images}
     files["results"] = out_dir / "results.json"

@@ -1,6 +1,6 @@
 """Benchmark plots (matplotlib, Agg canvas: no display and no global backend switch).
 
-Importing this module needs matplotlib; :mod:`phytoscope.core.bench_report` catches the
+Importing this module needs matplotlib; :mod:`phytoscope.bench.report` catches the
 ImportError and says "plots need matplotlib" instead.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from phytoscope.core.bench import process_share_samples
+from phytoscope.bench.runner import process_share_samples
 
 PHASE_COLOURS = {
     "load": "#fde0c5",

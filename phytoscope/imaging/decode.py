@@ -55,7 +55,7 @@ def read_image(path: Path) -> list[np.ndarray]:
     """
     path = Path(path)
     if path.suffix.lower() in TIFF_SUFFIXES:
-        from phytoscope.sources.tiff import read_tiff
+        from phytoscope.imaging.tiff import read_tiff
 
         return [check_pixels(page, path) for page in read_tiff(path)]
     try:

@@ -1,8 +1,8 @@
 """One benchmark variant in a fresh process, so its memory figures are its own.
 
-The parent (:func:`phytoscope.core.bench.run_benchmark`) starts::
+The parent (:func:`phytoscope.bench.runner.run_benchmark`) starts::
 
-    python -m phytoscope.core.bench_worker SPEC.json RESULT.json
+    python -m phytoscope.bench.worker SPEC.json RESULT.json
 
 samples the telemetry of this process from outside, and stamps the study's phases when this
 process announces them on stdout as ``@@bench {json}`` lines (anything else on stdout is
@@ -39,24 +39,15 @@ def emit(event: str, **fields: Any) -> None:
 
 
 def decode(path: str) -> np.ndarray:
-    """Pixels of one labelled crop, read as the analyser reads inputs (no segmentation: a
-    labelled crop is one organism)."""
-    try:
-        from phytoscope.sources import iter_inputs
-    except ImportError:  # a build without the sources package: plain OpenCV
-        import cv2
+    """Pixels of one labelled crop, read as the analyser reads inputs (first page; no
+    segmentation: a labelled crop is one organism)."""
+    from phytoscope.errors import SourceError
+    from phytoscope.imaging.decode import read_image
 
-        image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise ValueError(f"cannot read {path}") from None
-        if image.ndim == 3 and image.shape[2] == 3:
-            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        return image
-    for item in iter_inputs([path], segment="never"):
-        if hasattr(item, "image"):
-            return item.image
-        raise ValueError(f"{path}: {getattr(item, 'reason', 'unreadable')}")
-    raise ValueError(f"{path}: no image in the file")
+    try:
+        return read_image(Path(path))[0]
+    except SourceError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def warm_until_stable(
@@ -64,7 +55,7 @@ def warm_until_stable(
 ) -> dict[str, Any]:
     """Call ``call()`` in windows of ``window`` calls until the median latency of a window is
     within ``tolerance`` (relative) of the previous window's, or ``cap_s`` seconds pass."""
-    from phytoscope.core.bench import is_stable
+    from phytoscope.bench.runner import is_stable
 
     latencies: list[float] = []
     start = clock()
@@ -96,7 +87,7 @@ def _rss_peak_bytes() -> int:
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     from phytoscope import backends
     from phytoscope.core.classifier import softmax
-    from phytoscope.core.preprocess import preprocess_batch
+    from phytoscope.imaging.preprocess import preprocess_batch
 
     images: list[str] = [p for p, _ in spec["images"]]
     batch_sizes: list[int] = list(spec["batch_sizes"])
@@ -186,7 +177,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             t1 = time.perf_counter()
             batch = preprocess_batch(pixels, spec_in)
             t2 = time.perf_counter()
-            probs.append(softmax(backend.infer(batch).astype(np.float64)))
+            probs.append(softmax(backend.logits(batch).astype(np.float64)))
             t3 = time.perf_counter()
             decode_s, prep_s, infer_s = decode_s + t1 - t0, prep_s + t2 - t1, infer_s + t3 - t2
             per_call.append(t3 - t0)
@@ -219,7 +210,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) != 2:
-        sys.stderr.write("usage: python -m phytoscope.core.bench_worker SPEC.json RESULT.json\n")
+        sys.stderr.write("usage: python -m phytoscope.bench.worker SPEC.json RESULT.json\n")
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))

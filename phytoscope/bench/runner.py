@@ -3,7 +3,7 @@
 :func:`run_benchmark` is a plain function taking a progress callback and a cancel object,
 so the CLI calls it directly and the GUI's benchmark page runs the same function in a
 worker thread. Each variant (TensorFlow base, ONNX Runtime FP32/INT8, TensorRT
-FP32/FP16/INT8) runs in a fresh process (:mod:`phytoscope.core.bench_worker`) while this
+FP32/FP16/INT8) runs in a fresh process (:mod:`phytoscope.bench.worker`) while this
 process samples that child's telemetry and stamps the study's four phases on the timeline:
 
 1. ``load``: process start, runtime import, model read, session/engine creation;
@@ -15,7 +15,7 @@ process samples that child's telemetry and stamps the study's four phases on the
 A variant whose runtime or model is missing is recorded as "not available here" with the
 reason, never as a failure of the run. The statistics (percentiles, IQR, FPS/W, energy per
 image) are small pure functions tested against hand-computed cases; the report is written
-by :mod:`phytoscope.core.bench_report`.
+by :mod:`phytoscope.bench.report`.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from phytoscope.errors import Cancelled, ConfigError, PhytoscopeError
+from phytoscope.imaging.decode import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,6 @@ PHASE_TITLES = {
     "measured": "4 measured (engine)",
     "measured_e2e": "4 measured (end-to-end)",
 }
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -567,7 +567,7 @@ def _spawn(spec_path: Path, out_path: Path, log_path: Path) -> subprocess.Popen[
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with open(log_path, "w", encoding="utf-8") as log_file:
         return subprocess.Popen(
-            [sys.executable, "-m", "phytoscope.core.bench_worker", str(spec_path), str(out_path)],
+            [sys.executable, "-m", "phytoscope.bench.worker", str(spec_path), str(out_path)],
             stdout=subprocess.PIPE,
             stderr=log_file,
             text=True,
@@ -592,7 +592,7 @@ def _run_child(
 ) -> tuple[dict[str, Any] | None, dict[str, float], list[Any], str | None, float | None]:
     """Run one variant's worker: (worker result, phase start times, samples, error, rated
     power of the telemetry's estimating source or None where power is measured)."""
-    from phytoscope.core.bench_worker import PREFIX
+    from phytoscope.bench.worker import PREFIX
 
     key = entry["key"]
     spec = {
@@ -981,7 +981,7 @@ def run_benchmark(
     sampler_factory
         Builds the telemetry sampler (default :class:`phytoscope.telemetry.Sampler`).
     """
-    from phytoscope.core import bench_report
+    from phytoscope.bench import report as bench_report
 
     config = config.validate()
     sampler_factory = sampler_factory or _default_sampler_factory

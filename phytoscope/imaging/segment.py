@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from phytoscope.core.preprocess import to_grey
+from phytoscope.imaging.preprocess import to_grey
 from phytoscope.types import Box
 
 FRAME_MIN_SIDE = 1000
