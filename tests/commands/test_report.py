@@ -14,6 +14,7 @@ import pytest
 from phytoscope import cli
 from phytoscope.commands import report
 from phytoscope.commands.classify import ClassifyResult
+from phytoscope.core import reports
 from phytoscope.core.hab import load_rule_set, record_sample
 from phytoscope.core.sample import volume_from_meta
 from phytoscope.modelcard import ClassInfo, ModelCard
@@ -150,7 +151,7 @@ def test_thumbnails_of_vanished_sources_say_so(tmp_path, ifcb_bin):
     for f in ifcb_bin.parent.iterdir():
         f.unlink()
     with Store(db) as store:
-        page = report.html_report(store, result.sample.id)
+        page = reports.html_report(store, result.sample.id)
     assert "not readable" in page and "data:image/png" not in page
 
 
@@ -271,7 +272,7 @@ def test_classify_then_report_end_to_end_with_the_shipped_model(tmp_path, ifcb_b
         assert sample.run_id == 1 and sample.volume.ml_analyzed == pytest.approx(_ml_by_hand())
         counts = store.sample_counts(1)
         assert sum(n for n, _ in counts.values()) == 2  # the bin's two ROIs, whatever their class
-        for c in report.stored_concentrations(store, 1):
+        for c in reports.stored_concentrations(store, 1):
             assert c.per_l == pytest.approx(c.count * 1000 / _ml_by_hand())
     assert cli.main(["report", "1", "--db", str(db), "--out", str(tmp_path / "rep")]) == 0
     parsed = _Tables()
