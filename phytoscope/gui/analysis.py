@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from phytoscope.errors import Cancelled, PhytoscopeError, SourceError, StorageError
+from phytoscope.errors import Cancelled, PhytoscopeError, StorageError
 from phytoscope.gui.jobs import (
     FRAME_SIZE,
     THUMB_SIZE,
@@ -33,6 +33,7 @@ from phytoscope.gui.jobs import (
     shrink,
 )
 from phytoscope.progress import Progress as ProgressContract
+from phytoscope.sources.capture import frame_rois, mailbox_frames
 from phytoscope.types import Roi, Skipped
 
 log = logging.getLogger(__name__)
@@ -287,31 +288,18 @@ def camera_rois(
     """ROIs of the newest camera frames, through the core segmentation, until cancelled or
     the camera stops; each frame becomes source ``camera:<frame number>`` and, when
     ``frames`` is given, is kept there (only the latest) for drawing its boxes."""
-    while not cancel.is_set():
-        frame = mailbox.take(timeout=0.2)
-        if frame is None:
-            if mailbox.closed:
-                return
-            continue
+    for frame in mailbox_frames(mailbox, cancel.is_set):
         source = f"camera:{frame.number}"
         if frames is not None:
             frames.clear()
             frames[source] = frame.image
-        try:
-            yield from segment(frame.image, source)
-        except SourceError as exc:
-            yield Skipped(source, str(exc))
+        yield from segment(frame.image, source)
 
 
 def frame_segmenter() -> Callable[[np.ndarray, str], list[Roi | Skipped]]:
-    """The core segmentation as ``(frame, source) -> ROIs`` (every camera frame is a whole
-    microscope field, so it is always segmented)."""
-    from phytoscope.sources import rois_from_image
-
-    def run(image: np.ndarray, source: str) -> list[Roi | Skipped]:
-        return list(rois_from_image(image, source, segment="always"))
-
-    return run
+    """The capture's segmentation as ``(frame, source) -> ROIs`` (the one recorded video
+    uses too: every camera frame is a whole microscope field, so it is always segmented)."""
+    return lambda image, source: frame_rois(image, source)
 
 
 __all__ = ["run_files", "classify_stream", "camera_rois", "CameraJob"]

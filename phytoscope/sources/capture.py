@@ -1,11 +1,23 @@
-"""Live camera capture: a capture thread writing a one-slot "latest frame" mailbox.
+"""Frames from a camera or a recorded video: one read loop, one segmentation, two pacings.
 
-A microscope camera delivers frames faster than a CPU can classify them. Queueing them
-would grow memory and lag ever further behind the slide, so the capture loop overwrites
-the single slot instead and counts every frame the classifier never saw ("dropped"); the
-status bar shows that count. This module has no Qt: the mailbox and the loop are plain
-Python and are tested without a camera by handing :class:`CameraCapture` any object with
-OpenCV's ``read()``/``release()``/``isOpened()``.
+A live microscope camera and a video file are the same thing to phytoscope: OpenCV's
+``VideoCapture`` hands out BGR frames through ``read()``. :func:`read_frames` is the one
+loop that reads them, numbers them, converts them to RGB and tells a failed read from the
+end of a file; :func:`frame_rois` is the one place a whole frame becomes ROIs (the core
+segmentation, :func:`phytoscope.imaging.segment.segment_frame`, with its focus gate: ROIs
+of a blurry frame are flagged ``"blurry"``, and a blurry frame with nothing found is
+reported as skipped).
+
+What differs is the pacing. A camera delivers frames faster than a CPU can classify them;
+queueing them would grow memory and lag ever further behind the slide, so
+:class:`CameraCapture` runs the loop on its own thread into a one-slot
+:class:`LatestFrameMailbox` that keeps only the newest frame and counts every frame the
+classifier never saw ("dropped"). A file has no such hurry: every frame (or every N-th,
+or F per second) is read in turn and nothing is dropped (:mod:`phytoscope.sources.video`).
+
+The window's camera, its *Open video…* and ``phytoscope classify clip.mp4`` all go through
+this module. It has no Qt: tests hand :class:`CameraCapture` any object with OpenCV's
+``read()`` / ``release()`` / ``isOpened()``.
 """
 
 from __future__ import annotations
@@ -13,20 +25,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from phytoscope.errors import SourceError
+from phytoscope.types import Roi, Skipped
 
 log = logging.getLogger(__name__)
+
+CAMERA_GONE = "the camera stopped delivering frames (unplugged or busy?)"
 
 
 @dataclass(frozen=True)
 class Frame:
-    """One captured frame; ``number`` counts every frame the camera gave, from 1."""
+    """One frame as read.
+
+    ``number`` counts the frames a camera gave, from 1; for a file it is the frame's
+    index in the file, from 0 (what ``CAP_PROP_POS_FRAMES`` seeks to). ``t`` is
+    ``time.monotonic()`` for a camera and the frame's time from the start of a file (s).
+    """
 
     number: int
     t: float
@@ -85,6 +105,115 @@ class VideoDevice(Protocol):
     def release(self) -> None: ...
 
 
+def to_rgb(image: Any) -> np.ndarray:
+    """A frame as OpenCV gives it (BGR, BGRA or grey) in the RGB order every source uses."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = image[:, :, ::-1]
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, [2, 1, 0, 3]]
+    elif image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    return np.ascontiguousarray(image)
+
+
+def read_frames(
+    device: VideoDevice,
+    *,
+    live: bool,
+    clock: Callable[[int], float] | None = None,
+    keep: Callable[[int], bool] | None = None,
+    stop: threading.Event | None = None,
+    max_failures: int = 25,
+) -> Iterator[Frame]:
+    """Every frame ``device`` gives, in RGB order, until it ends or ``stop`` is set.
+
+    Parameters
+    ----------
+    live
+        A camera: a failed read is retried (a busy USB bus drops the odd frame) and
+        ``max_failures`` failures in a row raise :class:`SourceError` (the camera is gone);
+        frames are numbered from 1. A file: the first failed read is its end; frames are
+        numbered by their index in the file, from 0.
+    clock
+        ``clock(number)`` -> the frame's ``t`` (default ``time.monotonic()``).
+    keep
+        ``keep(number)`` False skips a frame of a file without decoding it into an image
+        (``grab()`` instead of ``read()`` where the device has it): ``--every``/``--fps``.
+    stop
+        Set by another thread to end the loop after the current read.
+    """
+    grab = getattr(device, "grab", None) if not live else None
+    number = 0 if live else -1
+    failures = 0
+    while stop is None or not stop.is_set():
+        if not live:
+            number += 1
+            if keep is not None and not keep(number) and callable(grab):
+                if not grab():
+                    return
+                continue
+        ok, image = device.read()
+        if not ok or image is None:
+            if not live:
+                return
+            failures += 1
+            if failures >= max_failures:
+                raise SourceError(CAMERA_GONE)
+            time.sleep(0.02)
+            continue
+        failures = 0
+        if live:
+            number += 1
+        elif keep is not None and not keep(number):
+            continue  # a device without grab(): read and dropped
+        t = clock(number) if clock is not None else time.monotonic()
+        yield Frame(number, t, to_rgb(image))
+
+
+def frame_rois(
+    image: np.ndarray, source: str, meta: dict[str, Any] | None = None
+) -> list[Roi | Skipped]:
+    """The organisms of one whole frame, through the core segmentation and its focus gate.
+
+    Every camera or video frame is a whole microscope field, so it is always segmented.
+    ``meta`` (frame number, time in the recording) is added to every ROI's own.
+    """
+    # imported here: the package's __init__ imports the video reader, which imports this
+    from phytoscope.sources import rois_from_image
+
+    try:
+        items = list(rois_from_image(image, source, segment="always"))
+    except SourceError as exc:
+        return [Skipped(source, str(exc))]
+    if not meta:
+        return items
+    return [
+        Roi(
+            source=item.source,
+            index=item.index,
+            image=item.image,
+            box=item.box,
+            flags=item.flags,
+            meta={**item.meta, **meta},
+        )
+        if isinstance(item, Roi)
+        else item
+        for item in items
+    ]
+
+
+def mailbox_frames(mailbox: LatestFrameMailbox, cancelled: Callable[[], bool]) -> Iterator[Frame]:
+    """The newest frames of a live capture, one at a time, until cancelled or it ends."""
+    while not cancelled():
+        frame = mailbox.take(timeout=0.2)
+        if frame is None:
+            if mailbox.closed:
+                return
+            continue
+        yield frame
+
+
 def parse_camera(spec: str) -> int | str:
     """A settings value -> what ``cv2.VideoCapture`` takes: a device index or a pipeline string.
 
@@ -131,7 +260,7 @@ def open_camera(spec: str) -> VideoDevice:
 
 
 class CameraCapture:
-    """Reads frames on its own thread into a :class:`LatestFrameMailbox` until stopped.
+    """Runs :func:`read_frames` on its own thread into a :class:`LatestFrameMailbox`.
 
     Parameters
     ----------
@@ -164,26 +293,16 @@ class CameraCapture:
         return self
 
     def _loop(self) -> None:
-        failures, number = 0, 0
         try:
-            while not self._stop.is_set():
-                ok, image = self.device.read()
-                if not ok or image is None:
-                    failures += 1
-                    if failures >= self.max_failures:
-                        self.error = "the camera stopped delivering frames (unplugged or busy?)"
-                        log.error(self.error)
-                        if self.on_error:
-                            self.on_error(self.error)
-                        break
-                    time.sleep(0.02)
-                    continue
-                failures = 0
-                number += 1
-                image = np.asarray(image)
-                if image.ndim == 3 and image.shape[2] == 3:
-                    image = image[:, :, ::-1]  # OpenCV gives BGR; sources give RGB
-                self.mailbox.put(Frame(number, time.monotonic(), np.ascontiguousarray(image)))
+            for frame in read_frames(
+                self.device, live=True, stop=self._stop, max_failures=self.max_failures
+            ):
+                self.mailbox.put(frame)
+        except SourceError as exc:
+            self.error = str(exc)
+            log.error(self.error)
+            if self.on_error:
+                self.on_error(self.error)
         finally:
             self.mailbox.close()
 

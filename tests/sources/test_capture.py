@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from phytoscope.errors import SourceError
-from phytoscope.gui.camera import (
+from phytoscope.sources.capture import (
     CameraCapture,
     Frame,
     LatestFrameMailbox,
