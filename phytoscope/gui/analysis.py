@@ -46,7 +46,10 @@ def _load_frame(source: str) -> np.ndarray | None:
     """The full image a segmented ROI came from, for drawing its box (None if unreadable)."""
     try:
         from phytoscope.imaging.decode import read_image
+        from phytoscope.sources.video import read_frame, split_frame_source
 
+        if ref := split_frame_source(source):  # a video frame: sought again in the file
+            return read_frame(*ref)
         pages = read_image(source)  # type: ignore[arg-type]
         return pages[0] if pages else None
     except (PhytoscopeError, OSError, ValueError, ImportError):
@@ -268,7 +271,7 @@ def run_files(
 
     return classify_stream(
         job.job_id,
-        iter_inputs(list(job.paths)),
+        iter_inputs(list(job.paths), video=job.video),
         classifier,
         store,
         run_id,

@@ -25,11 +25,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
+from cv2 import videoio_registry
 
 from phytoscope.errors import SourceError
 from phytoscope.types import Roi, Skipped
@@ -235,8 +238,6 @@ def parse_camera(spec: str) -> int | str:
 
 def open_camera(spec: str) -> VideoDevice:
     """Open an OpenCV capture or raise a :class:`SourceError` a technician can act on."""
-    import cv2
-
     target = parse_camera(spec)
     if isinstance(target, int):
         device = (
@@ -321,3 +322,80 @@ class CameraCapture:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+
+# -- what `phytoscope info` says about cameras -------------------------------------------------
+
+PROBE_TIMEOUT_S = 5.0
+
+
+def _probe(spec: str, timeout: float) -> dict[str, Any]:
+    """Open ``spec`` as the window would and read one frame, within ``timeout`` seconds."""
+    outcome: dict[str, Any] = {"camera": spec}
+    done = threading.Event()
+
+    def attempt() -> None:
+        try:
+            device = open_camera(spec)
+        except SourceError as exc:
+            outcome["result"] = f"cannot open: {exc}"
+            done.set()
+            return
+        try:
+            ok, image = device.read()
+            if ok and image is not None:
+                frame = to_rgb(image)
+                channels = 1 if frame.ndim == 2 else frame.shape[2]
+                outcome["result"] = "opened, one frame read"
+                outcome["frame"] = (
+                    f"{frame.shape[1]}x{frame.shape[0]}, {channels} channel(s), {frame.dtype}"
+                )
+                get = getattr(device, "get", None)
+                if callable(get):
+                    outcome["fps_reported"] = round(float(get(cv2.CAP_PROP_FPS) or 0.0), 2)
+            else:
+                outcome["result"] = "opened, but no frame came (in use by another program?)"
+        finally:
+            device.release()
+            done.set()
+
+    # a V4L2 open or read can block for long on a busy device: the probe must not hang info
+    threading.Thread(target=attempt, name="phytoscope-camera-probe", daemon=True).start()
+    if not done.wait(timeout):
+        outcome["result"] = f"no answer within {timeout:g} s (device busy or pipeline stalled)"
+    return outcome
+
+
+def describe_cameras(
+    probe: str | None = None,
+    sys_root: Path | str = "/sys",
+    timeout: float = PROBE_TIMEOUT_S,
+) -> dict[str, Any]:
+    """Cameras this machine offers and what OpenCV can open them with (for ``phytoscope info``).
+
+    Listing reads ``/sys/class/video4linux`` only (no device is opened, no light goes on);
+    ``probe`` (a settings value: ``0``, ``/dev/video0`` or a GStreamer pipeline) is opened
+    and one frame read, as the window's *Live camera* would.
+    """
+    registry = videoio_registry
+
+    def names(ids: Iterable[int]) -> list[str]:
+        return [registry.getBackendName(b) for b in ids if registry.hasBackend(b)]
+
+    info: dict[str, Any] = {
+        "opencv_camera_backends": names(registry.getCameraBackends()),
+        "opencv_file_backends": names(registry.getStreamBackends()),
+        "gstreamer": "yes" if registry.hasBackend(cv2.CAP_GSTREAMER) else
+        "no (a Jetson CSI camera needs an OpenCV built with GStreamer, e.g. JetPack's)",
+    }  # fmt: skip
+    devices = []
+    folder = Path(sys_root) / "class" / "video4linux"
+    if folder.is_dir():
+        for entry in sorted(folder.iterdir(), key=lambda p: (len(p.name), p.name)):
+            name_file = entry / "name"
+            name = name_file.read_text(errors="replace").strip() if name_file.is_file() else "?"
+            devices.append(f"/dev/{entry.name}: {name}")
+    info["devices"] = devices or "none (no /dev/video* device)"
+    if probe is not None:
+        info["probe"] = _probe(probe, timeout)
+    return info

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import re
 import struct
 from collections.abc import Callable, Iterator
@@ -210,7 +211,7 @@ def frame_units(path: Path, sampling: VideoSampling | None = None) -> Iterator[U
         yield functools.partial(
             _skipped,
             str(path),
-            f"the video ended at frame {last + 1} of the {info.frames} its header announces "
+            f"the video ended after {last + 1} of the {info.frames} frames its header announces "
             "(truncated or damaged?): the frames read were classified",
         )
 
@@ -218,15 +219,16 @@ def frame_units(path: Path, sampling: VideoSampling | None = None) -> Iterator[U
 def _tail_slack(info: VideoInfo, sampling: VideoSampling) -> int:
     """Frames the last kept one may lie before the end without the file being short.
 
-    Containers without an index (Matroska, some AVI) estimate their frame count from the
-    duration, so a few frames either way are not a damaged file.
+    A sampled file may end up to one step after its last kept frame; containers without an
+    index (Matroska, some AVI) estimate their frame count from the duration, so 1 % either
+    way is not a damaged file either.
     """
     step = 1
     if sampling.every is not None:
         step = sampling.every
-    elif sampling.fps is not None and info.fps > 0:
-        step = int(info.fps / sampling.fps) + 1
-    return step + 1 + info.frames // 50
+    elif sampling.fps is not None and info.fps > sampling.fps:
+        step = math.ceil(info.fps / sampling.fps)
+    return step - 1 + info.frames // 100
 
 
 def _skipped(source: str, reason: str) -> list[Roi | Skipped]:

@@ -50,7 +50,7 @@ def _ml_by_hand() -> float:
     return 0.25 * (715.6575 - 0.15215060763888888) / 60
 
 
-def _stored_sample(tmp_path, ifcb_bin, rules="scotland_habreports"):
+def _stored_sample(tmp_path, ifcb_bin, rules="scotland_habreports", site="Gullmarsfjord"):
     """A real bin's two ROIs classified (by hand) as Dinophysis and Pseudo-nitzschia, stored."""
     rois = [r for r in iter_inputs([ifcb_bin]) if isinstance(r, Roi)]
     labels = ["Dinophysis", "Pseudo-nitzschia"]
@@ -59,7 +59,7 @@ def _stored_sample(tmp_path, ifcb_bin, rules="scotland_habreports"):
         for r, label in zip(rois, labels, strict=True)
     ]
     volume = volume_from_meta(r.meta for r in rois)
-    sample = Sample(kind="ifcb", sources=(str(ifcb_bin),), volume=volume, site="Gullmarsfjord")
+    sample = Sample(kind="ifcb", sources=(str(ifcb_bin),), volume=volume, site=site)
     db = tmp_path / "r.sqlite"
     with Store(db) as store:
         result = record_sample(store, sample, preds, CARD, load_rule_set(rules), clock=CLOCK)
@@ -153,6 +153,18 @@ def test_thumbnails_of_vanished_sources_say_so(tmp_path, ifcb_bin):
     with Store(db) as store:
         page = reports.html_report(store, result.sample.id)
     assert "not readable" in page and "data:image/png" not in page
+
+
+def test_the_html_template_escapes_what_the_store_holds(tmp_path, ifcb_bin):
+    hostile = '<script>alert("x")</script> & Co'
+    db, result = _stored_sample(tmp_path, ifcb_bin, site=hostile)
+    with Store(db) as store:
+        page = reports.html_report(store, result.sample.id)
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Co" in page
+    parsed = _Tables()
+    parsed.feed(page)
+    assert parsed.tables["alerts"][0][:3] == ["Alert", "Taxon", "Level"]  # markup intact
 
 
 def test_list_acknowledge_and_missing_sample(tmp_path, ifcb_bin, capsys):
