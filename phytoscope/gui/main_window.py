@@ -57,6 +57,7 @@ from phytoscope.gui.workers import (
     WorkerThread,
     describe_error,
 )
+from phytoscope.sources.video import VideoSampling
 from phytoscope.types import Alert
 
 log = logging.getLogger(__name__)
@@ -317,6 +318,9 @@ class MainWindow(QMainWindow):
         self.act_open_bin = action(
             "Open IFCB bin…", self.open_bin_dialog, SP.SP_DriveHDIcon, "Ctrl+B"
         )
+        self.act_open_video = action(
+            "Open video…", self.open_video_dialog, SP.SP_MediaSeekForward, None, menu_file, False
+        )
         toolbar.addSeparator()
         self.act_camera = action("Live camera", self.toggle_camera, SP.SP_MediaPlay, "Ctrl+L")
         self.act_camera.setCheckable(True)
@@ -462,6 +466,13 @@ class MainWindow(QMainWindow):
         if file:
             self.open_paths([file])
 
+    def open_video_dialog(self) -> None:
+        from phytoscope.gui.video_dialog import ask_video
+
+        chosen = ask_video(self)
+        if chosen:
+            self.open_paths([chosen[0]], video=chosen[1])
+
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
@@ -476,8 +487,12 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.open_paths(paths)
 
-    def open_paths(self, paths: list[str] | tuple[str, ...]) -> int | None:
-        """Queue files/folders/bins for analysis; returns the job id (None if refused)."""
+    def open_paths(
+        self, paths: list[str] | tuple[str, ...], video: VideoSampling | None = None
+    ) -> int | None:
+        """Queue files/folders/bins/videos for analysis; returns the job id (None if refused).
+
+        ``video`` (a ``VideoSampling``) says which frames of video files to analyse."""
         missing = [p for p in paths if not Path(p).exists()]
         for p in missing:
             self.report_error(f"{p} does not exist")
@@ -488,7 +503,7 @@ class MainWindow(QMainWindow):
             self.report_error("cannot analyse: no model installed (see the yellow banner)")
             return None
         self._job_counter += 1
-        job = FilesJob(self._job_counter, tuple(paths))
+        job = FilesJob(self._job_counter, tuple(paths), video=video)
         self._jobs[job.job_id] = job
         self._message(f"analysing {', '.join(Path(p).name for p in paths)}")
         self._show_busy(True)

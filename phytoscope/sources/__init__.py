@@ -18,7 +18,8 @@ from pathlib import Path
 
 from phytoscope.errors import SourceError
 from phytoscope.imaging.decode import IMAGE_SUFFIXES, is_image_file, read_image
-from phytoscope.sources import ifcb
+from phytoscope.sources import ifcb, video
+from phytoscope.sources.video import VIDEO_SUFFIXES, VideoSampling
 from phytoscope.types import Roi, Skipped
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ SEGMENT_CHOICES = ("auto", "always", "never")
 __all__ = [
     "IMAGE_SUFFIXES",
     "SEGMENT_CHOICES",
+    "VIDEO_SUFFIXES",
+    "VideoSampling",
     "InputStream",
     "iter_inputs",
     "expand_paths",
@@ -131,7 +134,8 @@ def _from_bin(path: Path) -> Iterator[Roi | Skipped]:
 
 
 def expand_paths(paths: Iterable[Path | str]) -> Iterator[tuple[str, Path]]:
-    """``(kind, path)`` for every input, kind in ``image``, ``bin``, ``missing``, ``unsupported``.
+    """``(kind, path)`` for every input, kind in ``image``, ``bin``, ``video``, ``frame``
+    (one frame of a video, ``clip.mp4#frame=12``), ``missing``, ``unsupported``.
 
     Folders are walked recursively in sorted order (so runs are reproducible); hidden files
     and files that are neither images nor IFCB bins are ignored inside folders but reported
@@ -150,6 +154,10 @@ def expand_paths(paths: Iterable[Path | str]) -> Iterator[tuple[str, Path]]:
                 yield ("bin", stem)
         elif path.is_file() and is_image_file(path):
             yield ("image", path)
+        elif path.is_file() and video.is_video_file(path):
+            yield ("video", path)
+        elif explicit and not path.exists() and video.split_frame_source(str(path)):
+            yield ("frame", path)
         elif explicit:
             yield ("missing" if not path.exists() else "unsupported", path)
 
@@ -170,9 +178,17 @@ def _read_unit(kind: str, path: Path, segment: str) -> list[Roi | Skipped]:
         return list(_from_bin(path))
     if kind == "image":
         return list(_from_file(path, segment))
+    if kind == "frame":
+        return video.frame_ref_rois(str(path))
     if kind == "missing":
         return [Skipped(str(path), "no such file or folder")]
-    return [Skipped(str(path), f"not a supported image ({', '.join(IMAGE_SUFFIXES)}) or IFCB bin")]
+    return [
+        Skipped(
+            str(path),
+            f"not a supported image ({', '.join(IMAGE_SUFFIXES)}), video "
+            f"({', '.join(VIDEO_SUFFIXES)}) or IFCB bin",
+        )
+    ]
 
 
 class InputStream:
@@ -183,18 +199,28 @@ class InputStream:
     :func:`phytoscope.core.pipeline.classify_items` can decode several at once in a thread
     pool (OpenCV and tifffile release the GIL): on a 16-core machine one decoding thread
     feeds only about a third of what ONNX Runtime can classify.
+    A video gives one unit per sampled frame (read in turn, segmented in the unit).
     """
 
-    def __init__(self, paths: Iterable[Path | str], segment: str = "auto"):
+    def __init__(
+        self,
+        paths: Iterable[Path | str],
+        segment: str = "auto",
+        video: VideoSampling | None = None,
+    ):
         if segment not in SEGMENT_CHOICES:
             raise ValueError(f"segment must be one of {SEGMENT_CHOICES}, not {segment!r}")
         self.paths = list(paths)
         self.segment = segment
+        self.video = video
         self._iterator: Iterator[Roi | Skipped] | None = None
 
     def units(self) -> Iterator[Unit]:
         for kind, path in expand_paths(self.paths):
-            yield functools.partial(_read_unit, kind, path, self.segment)
+            if kind == "video":
+                yield from video.frame_units(path, self.video)
+            else:
+                yield functools.partial(_read_unit, kind, path, self.segment)
 
     def _generate(self) -> Iterator[Roi | Skipped]:
         for unit in self.units():
@@ -209,16 +235,21 @@ class InputStream:
         return next(self._iterator)
 
 
-def iter_inputs(paths: Iterable[Path | str], segment: str = "auto") -> InputStream:
+def iter_inputs(
+    paths: Iterable[Path | str], segment: str = "auto", video: VideoSampling | None = None
+) -> InputStream:
     """Every ROI of every input, in order; unusable inputs come out as :class:`Skipped`.
 
     Parameters
     ----------
     paths
-        Image files (PNG, JPEG, TIFF incl. 16-bit and multi-page, BMP), folders (walked
+        Image files (PNG, JPEG, TIFF incl. 16-bit and multi-page, BMP), videos, folders (walked
         recursively, sorted), IFCB bins (any of ``.roi``/``.adc``/``.hdr`` or the stem).
     segment
         ``"auto"`` (segment whole microscope frames), ``"always"`` or ``"never"``.
+    video
+        Which frames of video files (MP4, MOV, AVI, MKV) to classify (default: every
+        frame); video frames are always segmented.
 
     Returns
     -------
@@ -226,4 +257,4 @@ def iter_inputs(paths: Iterable[Path | str], segment: str = "auto") -> InputStre
         An iterator of :class:`Roi` / :class:`Skipped` (lazy: nothing is read before the
         first ``next``), which also offers ``units()`` for parallel decoding.
     """
-    return InputStream(paths, segment)
+    return InputStream(paths, segment, video)
