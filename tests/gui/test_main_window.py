@@ -169,8 +169,8 @@ def test_settings_are_saved_and_reload_the_backend(qtbot, window, tmp_path):
 def test_about_dialog_shows_phytoscope_info(qtbot, window):
     window.open_about()
     qtbot.waitUntil(lambda: getattr(window, "about_dialog", None) is not None, timeout=60000)
-    text = window.about_dialog.text.toPlainText()
-    assert '"backends"' in text and '"onnxruntime": "available"' in text
+    text = window.about_dialog.plain_text()  # a readable page now, not JSON (issue #17)
+    assert "Inference engines" in text and "onnxruntime: available" in text
     window.about_dialog.close()
 
 
@@ -216,7 +216,7 @@ def test_settings_dialog_validates_and_returns_settings(qtbot, window):
         window.settings, ["scotland_habreports", "france_rephy"], window.backend_info.card, window
     )
     qtbot.addWidget(dialog)
-    dialog.rule_set.setCurrentText("france_rephy")
+    dialog.select_rule_set("france_rephy")  # shown by its title, chosen by its code
     dialog.camera.setText("nvarguscamerasrc ! appsink")
     dialog.telemetry_hz.setValue(5.0)
     dialog.accept()
