@@ -70,8 +70,11 @@ class RecordLike(Protocol):
 class SessionLike(Protocol):
     """What the gallery reads of the session: its records and a change counter."""
 
-    records: Sequence[Any]
-    version: int
+    @property
+    def records(self) -> Sequence[Any]: ...
+
+    @property
+    def version(self) -> int: ...
 
 
 def review_rank(record: Any) -> tuple[float, ...]:

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -332,7 +332,7 @@ class ImageView(QGraphicsView):
         um = scale_bar_length(um_per_screen_px)
         return None if um is None else (um, um / um_per_screen_px)
 
-    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
+    def drawForeground(self, painter: QPainter, rect: QRectF | QRect) -> None:  # noqa: N802
         painter.save()
         painter.resetTransform()
         view = self.viewport().rect()

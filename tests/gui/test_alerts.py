@@ -210,11 +210,11 @@ def test_acknowledge_is_always_visible_and_sends_name_and_note(qtbot, qsettings,
     button = card.ack_button
     qtbot.waitUntil(button.isVisible)
     # inside the visible width: no horizontal scrollbar exists to hide it behind
-    viewport = panel.scroll.viewport()
+    viewport = panel.scroller.viewport()
     right = button.mapTo(viewport, QPoint(button.width(), 0)).x()
     assert 0 < right <= viewport.width()
-    assert panel.scroll.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff
-    assert panel.scroll.widget().width() <= viewport.width()
+    assert panel.scroller.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+    assert panel.scroller.widget().width() <= viewport.width()
 
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     form = card.form
