@@ -232,10 +232,13 @@ class AlertPanel(QWidget):
         settings: QSettings | None = None,
         evidence_shown: int = 4,
         parent: QWidget | None = None,
+        manual_entry: bool = True,
     ):
         super().__init__(parent)
         self.settings = settings if settings is not None else QSettings()
         self.evidence_shown = evidence_shown
+        self.manual_entry = manual_entry
+        """offer the microscope-count entry (off until the window stores such counts)"""
         self.boundary = ">="
         self.title = wrapped()
         font = QFont(self.title.font())
@@ -405,10 +408,14 @@ class AlertPanel(QWidget):
         self.not_monitored.setText(
             "<b>This model cannot see</b> "
             + ", ".join(f"<i>{t}</i>" for t in taxa)
-            + ". Count them by microscope and enter the count here:"
+            + (
+                ". Count them by microscope and enter the count here:"
+                if self.manual_entry
+                else ". Count them by microscope."
+            )
         )
         self.manual.set_taxa(list(taxa))
-        self.manual.show()
+        self.manual.setVisible(self.manual_entry)
 
     def open_evidence(self, key: Key) -> None:
         """Open an organism at full size (and tell the window, which may show its frame)."""

@@ -134,7 +134,7 @@ class ImageView(QGraphicsView):
         self._fitted = True
         self.um_per_pixel: float | None = None
         """µm per pixel of the source image; None: unknown (no scale bar)"""
-        self.scale_note = "no scale bar: pixel size not set (Tools → Settings)"
+        self.scale_note = "no scale bar: pixel size unknown"
         self.source = ""
         self.placeholder = (
             "Open images, a folder or an IFCB bin (File menu, toolbar, or drop them here)"

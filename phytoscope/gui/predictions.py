@@ -336,6 +336,15 @@ class Gallery(QWidget):
         self.genera.blockSignals(False)
         self._show_page(keep=True)
 
+    def show_group(self, label: str | None) -> None:
+        """Open a group (a label, "unknown", or None for all organisms) at its first page."""
+        self.refresh()
+        key = ALL if label is None else label
+        for row in range(self.genera.count()):
+            if self.genera.item(row).data(Qt.ItemDataRole.UserRole) == key:
+                self.genera.setCurrentRow(row)
+                return
+
     def _group_changed(self) -> None:
         item = self.genera.currentItem()
         self._group = item.data(Qt.ItemDataRole.UserRole) if item else ALL

@@ -291,3 +291,13 @@ def test_manual_count_entry_emits_taxon_count_and_volume(qtbot, qsettings):
         entry.add.click()
     assert signal.args == ["Karenia mikimotoi", 12, 2.5]
     assert not entry.error.isVisible()
+
+
+def test_manual_entry_can_be_left_out_until_counts_are_stored(qtbot, qsettings):
+    _, result, _ = assessments({}, ml=1.0)
+    panel = AlertPanel(qsettings, manual_entry=False)
+    qtbot.addWidget(panel)
+    panel.show_result(result, {})
+    panel.show()
+    assert not panel.manual.isVisible()
+    assert panel.not_monitored.text().endswith("Count them by microscope.")

@@ -216,3 +216,13 @@ def test_confidences_are_shown_on_the_right_side_of_the_threshold(qtbot, confide
     session = Session()
     fill(session, [prediction(0, "unknown", confidence, "unsure")])
     assert caption(session.records[0], {"Dinophysis": 0.983})[1] == f"maybe Dinophysis {text}"
+
+
+def test_show_group_opens_the_unknown_organisms(qtbot):
+    session = Session()
+    fill(session, [prediction(0, "unknown", 0.6, "unsure"), prediction(1, "Dinophysis", 0.9)])
+    gallery = open_gallery(qtbot, session)
+    gallery.show_group("unknown")
+    assert gallery.selected_label() == "unknown" and shown(gallery) == [0]
+    gallery.show_group(None)
+    assert gallery.selected_label() is None and len(shown(gallery)) == 2

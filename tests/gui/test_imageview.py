@@ -103,7 +103,7 @@ def test_legend_lists_genera_on_show_and_small_rois_are_not_blown_up(qtbot, view
 
 def test_scale_bar_only_where_the_pixel_size_is_known(qtbot, view, artefacts):
     view.show_image("frame.png", frame(), 0.5, [box("Dinophysis", 100, 100, 200, 200)])
-    assert view.scale_bar() is None and "pixel size not set" in view.scale_note
+    assert view.scale_bar() is None and "pixel size unknown" in view.scale_note
     view.set_pixel_size(0.5)  # µm per source pixel; the shown image is half size
     um, px = view.scale_bar()
     # 1 µm per shown pixel at this zoom: the bar is um / (1 / zoom) pixels long
