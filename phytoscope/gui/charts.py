@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QBoxLayout,
@@ -157,6 +157,10 @@ class LiveCharts(QWidget):
         plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         return plot
 
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        # a dock's first size: a strip of about a fifth of a 768-pixel screen
+        return QSize(900, 170)
+
     def _arrange(self, width: int, height: int) -> None:
         """Side by side when wide (a dock under the analysis), stacked when tall."""
         wide = self.horizontal if self.horizontal is not None else width >= 1.6 * max(height, 1)
@@ -196,7 +200,8 @@ class LiveCharts(QWidget):
 
     def _update_title(self) -> None:
         if self._estimated:
-            text = f"Power: <b>estimated</b> ({self._power_source}) — not a measurement"
+            source = self._power_source.removeprefix("estimated: ")  # said once is enough
+            text = f"Power: <b>estimated</b> ({source}) — not a measurement"
         else:
             text = f"Power: measured ({self._power_source})"
         self.title.setText(text)
