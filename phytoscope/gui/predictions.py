@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from phytoscope.gui.flow import FlowLayout
 from phytoscope.gui.gallery import (
     ALL,
     DEFAULT_THUMB,
@@ -252,18 +253,19 @@ class Gallery(QWidget):
         self.key_help.setWordWrap(True)
         self.key_help.setTextFormat(Qt.TextFormat.RichText)
         self.key_help.setStyleSheet("color: #495057")
-        bar = QHBoxLayout()
+        # wraps in a narrow pane instead of squeezing the class names
+        bar_box = QWidget()
+        bar = FlowLayout(bar_box, spacing=6)
         bar.addWidget(QLabel("Correct to:"))
         bar.addWidget(self.target)
         bar.addWidget(self.relabel)
-        bar.addStretch(1)
         bar.addWidget(self.export)
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addLayout(top)
         right_layout.addWidget(self.thumbs, 1)
-        right_layout.addLayout(bar)
+        right_layout.addWidget(bar_box)
         right_layout.addWidget(self.key_help)
         split = QSplitter()
         split.addWidget(self.genera)
@@ -284,9 +286,8 @@ class Gallery(QWidget):
         self.target.blockSignals(True)
         self.target.clear()
         self.target.addItems([*classes, UNKNOWN])
-        longest = max((len(c) for c in (*classes, UNKNOWN)), default=10)
-        self.target.setMinimumContentsLength(longest)
         self.target.blockSignals(False)
+        self.target.setMinimumWidth(self.target.sizeHint().width())  # the longest name fits
         self.keys.classes = [*classes, UNKNOWN]
         self.keys.target = self.target.currentText()
         self.model.thresholds = dict(thresholds or {})

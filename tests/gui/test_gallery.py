@@ -156,10 +156,14 @@ def test_thumbnail_size_slider_and_captions_never_overlap_the_next_row(qtbot, ar
 
 def test_correct_to_is_wide_enough_for_the_longest_class(qtbot):
     session = Session()
-    gallery = open_gallery(qtbot, session)
+    gallery = open_gallery(qtbot, session, size=(520, 400))  # a narrow pane on a laptop
     longest = max((*CLASSES, "unknown"), key=len)
     combo = gallery.target
-    assert combo.width() >= combo.fontMetrics().horizontalAdvance(longest)
+    assert combo.width() >= combo.fontMetrics().horizontalAdvance(longest) + 20  # + arrow
+    # the bar wraps rather than squeezing: every button is inside the gallery
+    for button in (gallery.relabel, gallery.export):
+        right = button.mapTo(gallery, button.rect().topRight()).x()
+        assert right <= gallery.width()
 
 
 def test_keyboard_labelling_numbers_type_ahead_enter_and_arrows(qtbot):
