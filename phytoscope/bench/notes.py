@@ -12,9 +12,9 @@ from phytoscope.bench.config import VARIANTS, BenchConfig
 from phytoscope.bench.results import BenchResult
 from phytoscope.bench.table import fmt
 
-NOISY_ROUNDS = 0.2
+NOISY_ROUNDS = 0.25
 """Relative IQR (IQR / median) of the best batch's rounds above which the spread is shown
-as a warning: the rounds disagree by more than a fifth of the median."""
+as a warning: the middle half of the rounds spans more than a quarter of the median."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,7 @@ def _noisy(result: BenchResult) -> Notice | None:
         "The measured rounds disagree",
         ": "
         + "; ".join(parts)
-        + ". Figures this spread can differ several-fold between two runs: repeat the run "
-        "on a quiet machine (or with more, longer rounds) before comparing.",
+        + ". One run this spread is not a figure to quote (two such runs can differ "
+        "several-fold): repeat it on a quiet machine, or with more and longer rounds, before "
+        "comparing.",
     )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 from phytoscope.bench.findings import findings
 from phytoscope.bench.report import report_blocks, to_html, to_markdown
 from phytoscope.bench.results import BenchResult, PlotsInfo, Power, VariantResult
+
+log = logging.getLogger(__name__)
 
 Timelines = dict[str, tuple[Sequence[Any], dict[str, float]]]
 """variant key (or "idle") -> (telemetry samples, phase start times)"""
@@ -177,13 +180,21 @@ def write_all(
 
 
 def rerender(out_dir: Path) -> tuple[BenchResult, dict[str, Path]]:
-    """Rewrite the findings, ``results.json``, ``summary.csv`` and the Markdown/HTML report
-    of a finished run from its ``results.json`` (timelines and plots are kept): for a report
-    written by an older phytoscope, without measuring again."""
+    """Rewrite the findings, ``results.json``, ``summary.csv``, the bar plots and the
+    Markdown/HTML report of a finished run from its ``results.json`` (the timeline plots,
+    which need the telemetry samples, are kept): for a report written by an older
+    phytoscope, without measuring again."""
     out_dir = Path(out_dir)
     result = BenchResult.load(out_dir / "results.json")
     result = replace(result, findings=findings(result))
     images = dict(result.plots.files) if result.plots.written else {}
+    if images:
+        try:
+            from phytoscope.bench.plots import bar_plots  # matplotlib is optional
+        except ImportError:
+            log.info("matplotlib missing: the bar plots of %s are kept as they were", out_dir)
+        else:
+            images.update(bar_plots(result, out_dir))
     files = {
         "results": result.save(out_dir / "results.json"),
         "summary_csv": write_summary_csv(out_dir / "summary.csv", result),

@@ -135,10 +135,15 @@ def bars_plot(
         bars = ax.bar(xs, heights, width, label=name, hatch="//" if hatched else None)
         if i == 0 and any(spread):
             _whiskers(ax, xs, heights, spread)
-        for bar, v in zip(bars, values, strict=True):
+        tops = [
+            max(h, s[1]) if i == 0 and s is not None else h
+            for h, s in zip(heights, list(spread) or [None] * len(heights), strict=False)
+        ]
+        for bar, v, top in zip(bars, values, tops, strict=False):
+            # above the whisker, so the figure never sits on the spread line
             ax.annotate(
                 _label(v),
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                (bar.get_x() + bar.get_width() / 2, top),
                 ha="center",
                 va="bottom",
                 fontsize=7,
@@ -191,7 +196,7 @@ def write_plots(result: BenchResult, timelines: Timelines, out_dir: Path) -> dic
             )
             files[f"timeline_{v.key}"] = name
     if result.ran:
-        files.update(_bars(result, out_dir))
+        files.update(bar_plots(result, out_dir))
     return files
 
 
@@ -199,7 +204,9 @@ def _short_label(label: str) -> str:
     return label.replace(" (Keras)", "").replace("ONNX Runtime", "ORT")
 
 
-def _bars(result: BenchResult, out_dir: Path) -> dict[str, str]:
+def bar_plots(result: BenchResult, out_dir: Path) -> dict[str, str]:
+    """Throughput (with the rounds' min-max) and energy per image (hatched when estimated):
+    drawn from the results alone, so a re-rendered report gets them in today's style."""
     ok = result.ran
     labels = [_short_label(v.label) for v in ok]
     files = {}

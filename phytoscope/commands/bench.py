@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import sys
 import textwrap
 import time
@@ -173,7 +174,8 @@ def print_summary(result: Any) -> None:
     table = summary_table(result)
     ran = [v.ok for v in result.variants]
     if any(ran):
-        print(render_text(table.where(ran).transposed()))
+        width = max(100, shutil.get_terminal_size((100, 24)).columns)
+        print(render_text(table.where(ran).transposed(), width=width))
     for v in result.variants:
         if not v.ok:
             print(f"{v.label}: {v.status_text}: {v.reason}")

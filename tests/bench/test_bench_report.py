@@ -124,7 +124,9 @@ def test_rounds_that_disagree_are_a_warning_with_their_spread():
 def test_without_matplotlib_the_report_says_plots_need_it(tmp_path, monkeypatch):
     import sys
 
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    # import matplotlib (or any of its modules, even if already loaded) -> ImportError
+    for name in [n for n in sys.modules if n.split(".")[0] == "matplotlib"] + ["matplotlib"]:
+        monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.delitem(sys.modules, "phytoscope.bench.plots", raising=False)
     r = result()
     r, files = output.write_all(replace(r, findings=findings(r)), {}, tmp_path, plots=True)
