@@ -44,7 +44,7 @@ def method(config: BenchConfig) -> list[str]:
         "model and engine creation); 2 engine extraction / first batch; 3 warm-up until "
         f"latency is stable (at most {config.warmup_cap_s:g} s); 4 measured.",
         f"Engine-only (phase 4a): inference alone on pre-processed tensors, {config.rounds} "
-        f"rounds × batch sizes {batches} × {config.round_s:g} s each, interleaved "
+        f"rounds, each running batch sizes {batches} in turn for {config.round_s:g} s apiece "
         f"(about {engine_s:.0f} s per variant). Throughput is the median over the rounds, "
         "shown with its interquartile range and min–max.",
         f"End-to-end (phase 4b): {images} labelled images decoded, pre-processed and "
