@@ -94,9 +94,6 @@ SUMMARY_FIELDS: tuple[tuple[str, Callable[[VariantResult], Any]], ...] = (
     ("max_prob_diff", lambda v: v.agreement.max_prob_diff if v.agreement else None),
     ("best_batch", lambda v: v.best_batch),
     ("fps_engine_best", lambda v: v.fps),
-    ("fps_engine_best_iqr", lambda v: v.best.throughput_fps.iqr if v.best else None),
-    ("fps_engine_best_min", lambda v: v.best.throughput_fps.min if v.best else None),
-    ("fps_engine_best_max", lambda v: v.best.throughput_fps.max if v.best else None),
     ("fps_engine_batch1", lambda v: v.fps_batch1),
     ("fps_e2e_best", lambda v: v.e2e_fps),
     ("latency_b1_p50_ms", _b1("p50")),
@@ -119,6 +116,10 @@ SUMMARY_FIELDS: tuple[tuple[str, Callable[[VariantResult], Any]], ...] = (
     ("energy_per_image_engine_net_j", _pw("energy_per_image_engine_net_j")),
     ("energy_per_image_e2e_j", _pw("energy_per_image_e2e_j")),
     ("energy_per_image_e2e_net_j", _pw("energy_per_image_e2e_net_j")),
+    # added after schema 1's columns, so positional readers of older files still work
+    ("fps_engine_best_iqr", lambda v: v.best.throughput_fps.iqr if v.best else None),
+    ("fps_engine_best_min", lambda v: v.best.throughput_fps.min if v.best else None),
+    ("fps_engine_best_max", lambda v: v.best.throughput_fps.max if v.best else None),
 )
 
 
