@@ -285,9 +285,17 @@ class Analysis:
             total=total,
             workers=self.workers,
         ):
-            self._store(predictions, skipped)
+            failure: RunFailed | None = None
+            try:
+                self._store(predictions, skipped)
+            except RunFailed as exc:
+                failure = exc
             self.classified += len(predictions)
+            # a batch the store refused is still handed on (shown, written to the output),
+            # then the run stops: classified results are never dropped
             yield self._batch(predictions, skipped)
+            if failure is not None:
+                raise failure
         rest = self._batch([], [])
         if rest.predictions or rest.bins:
             yield rest

@@ -233,7 +233,13 @@ class SampleSession:
                 others.append(entry)
         notices: list[str] = []
         usable: list[BinFacts] = []
-        for bin_id, read in self._bins.items():
+        # bins in input order (the order of their organisms), whatever order the decoding
+        # threads met them in, so both front ends name and group samples alike
+        order = list(dict.fromkeys([*by_bin, *self._bins]))
+        for bin_id in order:
+            read = self._bins.get(bin_id)
+            if read is None:
+                continue
             facts = BinFacts(
                 bin_id,
                 read.source,

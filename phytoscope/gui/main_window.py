@@ -1,5 +1,8 @@
-"""The main window: sources in, classified organisms, sample and HAB alerts, live charts,
-benchmark page; every long job on a worker thread (see :mod:`.workers`)."""
+"""The main window: layout and wiring. Sources in, classified organisms, sample and HAB
+alerts, live charts, benchmark page; every long job on a worker thread (see
+:mod:`.workers`). The samples, their rules and their saving belong to the core
+:class:`~phytoscope.core.session.SampleSession` (shown by :class:`.sample_view.SampleView`),
+the same object ``phytoscope classify`` drives."""
 
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from phytoscope.config import Settings, default_database, resources_dir
+from phytoscope.core.session import SampleSession
 from phytoscope.errors import PhytoscopeError
 from phytoscope.gui.analysis import frame_key
 from phytoscope.gui.bench_page import BenchPage
@@ -44,8 +48,10 @@ from phytoscope.gui.jobs import (
     JobFinished,
     Progress,
 )
-from phytoscope.gui.panels import AlertPanel, SamplePanel
+from phytoscope.gui.panels import AlertPanel
 from phytoscope.gui.predictions import Gallery, PredictionsModel, PredictionsTable
+from phytoscope.gui.sample_panel import SamplePanel
+from phytoscope.gui.sample_view import SampleView
 from phytoscope.gui.session import Record, Session
 from phytoscope.gui.style import GenusColours
 from phytoscope.gui.workers import (
@@ -57,7 +63,7 @@ from phytoscope.gui.workers import (
     WorkerThread,
     describe_error,
 )
-from phytoscope.types import Alert
+from phytoscope.sources.ifcb import looks_like_bin
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +111,7 @@ class MainWindow(QMainWindow):
         self.settings_path = settings_path
         self.database = Path(database) if database else default_database()
         self.session = Session()
+        self.sample_session = SampleSession()
         self.colours = GenusColours()
         self.backend_info: BackendInfo | None = None
         self.no_model_reason: str | None = None
@@ -116,9 +123,7 @@ class MainWindow(QMainWindow):
         self._jobs: dict[int, FilesJob | CameraJob] = {}
         self._camera_job: CameraJob | None = None
         self._camera_mailbox: Any = None
-        self._stored_alerts: dict[str, Alert] = {}
         self._shown_version = -1
-        self._last_sample_id: int | None = None
         self._closing = False
         self._calls: list[BackgroundCall] = []
         self._backend_request = BackendRequest()
@@ -132,6 +137,15 @@ class MainWindow(QMainWindow):
         self.resize(1600, 1000)
         self._build_ui(bench_overrides, bench_out)
         self._build_actions()
+        self.samples = SampleView(
+            self.sample_session,
+            self.sample_panel,
+            self.alert_panel,
+            self.store,
+            self._thumbnail_of,
+            self._message,
+            self.report_error,
+        )
         self._load_rule_set()
 
         # inference thread: the backend is created, used and closed there
@@ -220,19 +234,17 @@ class MainWindow(QMainWindow):
         left.setSizes([520, 400])
 
         self.sample_panel = SamplePanel()
-        self.sample_panel.changed.connect(self._force_refresh)
         self.save_sample_button = QPushButton("Save sample")
         self.save_sample_button.setToolTip(
-            "Record the sample, its counts and its alerts (with corrections)"
+            "Record the samples, their counts and alerts (a saved sample is updated in place)"
         )
-        self.save_sample_button.clicked.connect(lambda: self.record_sample(manual=True))
+        self.save_sample_button.clicked.connect(self.save_sample)
         sample_box = QWidget()
         sample_layout = QVBoxLayout(sample_box)
         sample_layout.setContentsMargins(0, 0, 0, 0)
         sample_layout.addWidget(self.sample_panel, 1)
         sample_layout.addWidget(self.save_sample_button)
         self.alert_panel = AlertPanel()
-        self.alert_panel.acknowledge_requested.connect(self.acknowledge)
         self.charts = LiveCharts(horizontal=True)
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.alert_panel)
@@ -399,6 +411,7 @@ class MainWindow(QMainWindow):
             f"sha256 {info.model_sha256}\nclasses: {', '.join(info.classes)}"
         )
         self._message(f"model {info.model} loaded with {info.backend} in {info.load_seconds:.1f} s")
+        self.sample_session.set_model(info.card)
         self._force_refresh()
         self.backend_ready.emit(info)
 
@@ -429,8 +442,10 @@ class MainWindow(QMainWindow):
             from phytoscope.core import hab
 
             self.rule_set = hab.load_rule_set(self.settings.rule_set)
+            self.sample_session.set_rule_set(self.rule_set)
         except Exception as exc:  # noqa: BLE001 - alerts off, the rest works
             self.rule_set = None
+            self.sample_session.set_rule_set(None)
             self.report_error(
                 f"HAB rule set {self.settings.rule_set!r} cannot be used: {describe_error(exc)}"
             )
@@ -478,10 +493,11 @@ class MainWindow(QMainWindow):
 
     def open_paths(self, paths: list[str] | tuple[str, ...]) -> int | None:
         """Queue files/folders/bins for analysis; returns the job id (None if refused)."""
-        missing = [p for p in paths if not Path(p).exists()]
+        # an IFCB bin may be named by its stem (no suffix), as on the command line
+        missing = [p for p in paths if not Path(p).exists() and not looks_like_bin(p)]
         for p in missing:
             self.report_error(f"{p} does not exist")
-        paths = [str(p) for p in paths if Path(p).exists()]
+        paths = [str(p) for p in paths if p not in missing]
         if not paths:
             return None
         if self.backend_info is None and self.no_model_reason is not None:
@@ -546,9 +562,8 @@ class MainWindow(QMainWindow):
             self.report_error(
                 batch.store_error + " — the results stay in this window; free disk space"
             )
-        if batch.bins:
-            self.session.bins.update(dict(batch.bins))
-            self.sample_panel.set_bins(self.session.bins)
+        if batch.analysis is not None:
+            self.sample_session.add(batch.analysis)
         self.charts.add_classified(len(batch.predictions))
         if records:
             latest = records[-1]
@@ -586,6 +601,7 @@ class MainWindow(QMainWindow):
             self.act_camera.setChecked(False)
         if result.run_id is not None:
             self.session.run_ids.append(result.run_id)
+            self.sample_session.add_run(result.run_id)
         if not self._jobs and not self._loading:
             self._show_busy(False)
         if result.error and result.predictions == 0 and not result.cancelled:
@@ -598,7 +614,7 @@ class MainWindow(QMainWindow):
             )
         self._force_refresh()
         if result.predictions and not self._closing:
-            self.record_sample(manual=False)
+            self.samples.save(manual=False)  # only when the session's rule allows it
         self.analysis_finished.emit(result)
 
     def _show_busy(self, busy: bool) -> None:
@@ -625,20 +641,20 @@ class MainWindow(QMainWindow):
         self.predictions_model.sync()
         self._frames.clear()
         self._by_frame.clear()
-        self._stored_alerts = {}
-        self._last_sample_id = None
         self.image_view.clear()
-        self.sample_panel.set_bins({})
+        self.samples.new_sample()
         self._force_refresh()
 
     # -- panels --------------------------------------------------------------------------
 
     def _force_refresh(self) -> None:
         self._shown_version = -1
+        self.samples.refresh(force=True)
         self.refresh_panels()
 
     def refresh_panels(self) -> None:
-        """Counts, concentrations, alerts and gallery: redrawn at most 4 times a second."""
+        """Table, gallery, sample and alerts: redrawn at most 4 times a second."""
+        self.samples.refresh()
         if self.session.version == self._shown_version:
             return
         self._shown_version = self.session.version
@@ -647,41 +663,6 @@ class MainWindow(QMainWindow):
             self.predictions_table.scrollToBottom()
         if self.gallery.isVisible():  # thumbnails are built only for a gallery on show
             self.gallery.refresh()
-        card = self.backend_info.card if self.backend_info else None
-        volume = self.sample_panel.safe_volume()
-        bins_only = self._bins_only(volume)
-        counts = dict(self.session.bin_counts() if bins_only else self.session.counts)
-        concentrations: list[Any] = []
-        if card is not None and volume is not None:
-            from phytoscope.core.sample import concentrations as concentrations_of
-
-            concentrations = concentrations_of(counts, volume, card)
-        self.sample_panel.show_counts(counts, concentrations)
-        if bins_only:
-            others = len(self.session) - sum(counts.values())
-            self.sample_panel.total.setText(
-                f"{sum(counts.values())} organisms from IFCB bins counted; {others} from other images are "
-                "listed but not in cells/L (their volume is unknown: analyse them as a separate sample)"
-            )
-        if self.rule_set is None or card is None:
-            return
-        if volume is None:
-            self.alert_panel.show_message(
-                "HAB alerts: give the volume analysed (Sample panel) to compare with thresholds"
-            )
-            return
-        from phytoscope.core import hab
-        from phytoscope.core.sample import evidence_by_label
-
-        result = hab.assess(counts, volume, card, self.rule_set)
-        evidence = evidence_by_label(
-            self.session.effective_predictions(bins_only), per_label=AlertPanel.EVIDENCE
-        )
-        self.alert_panel.show_result(result, self._stored_alerts, self._thumbnail_of, evidence)
-
-    def _bins_only(self, volume: Any) -> bool:
-        """An IFCB volume covers only the organisms of its bins, never other images."""
-        return volume is not None and volume.method == "ifcb" and self.session.mixed
 
     def _thumbnail_of(self, key: tuple[str, int]) -> np.ndarray | None:
         record = self.session.by_key.get(key)
@@ -696,76 +677,11 @@ class MainWindow(QMainWindow):
             self._store = Store(self.database)
         return self._store
 
-    def record_sample(self, manual: bool) -> int | None:
-        """Persist the sample, its counts and its alerts; alerts become acknowledgeable."""
-        card = self.backend_info.card if self.backend_info else None
-        if card is None or self.rule_set is None or not len(self.session):
-            return None
-        volume = self.sample_panel.safe_volume()
-        if volume is None:
-            if manual:
-                self.report_error("the sample is not saved: give the volume analysed first")
-            else:
-                self._message(
-                    "sample not saved yet: give the volume analysed, then click 'Save sample'"
-                )
-            return None
-        from phytoscope.core import hab
-        from phytoscope.types import Sample
-
-        kind = (
-            "ifcb"
-            if volume.method == "ifcb"
-            else (
-                "camera"
-                if any(s.startswith("camera:") for s in self.session.sources[:1])
-                else "files"
-            )
-        )
-        sample = Sample(
-            kind=kind,
-            sources=tuple(self.session.sources[:1000]),
-            volume=volume,
-            site=self.sample_panel.site.text().strip(),
-            sampled_at=self.sample_panel.sampled_at_iso(),
-            run_id=self.session.run_ids[-1] if self.session.run_ids else None,
-            model=card.label,
-            rule_set=self.rule_set.name,
-            notes=f"{sum(1 for r in self.session.records if r.corrected)} corrections",
-        )
-        try:
-            predictions = self.session.effective_predictions(self._bins_only(volume))
-            if self._bins_only(volume):
-                sample = replace(
-                    sample, sources=tuple(sorted({p.source for p in predictions}))[:1000]
-                )
-            result = hab.record_sample(self.store(), sample, predictions, card, self.rule_set)
-        except PhytoscopeError as exc:
-            self.report_error(
-                f"the sample could not be saved: {exc} — the results stay in this window"
-            )
-            return None
-        self._last_sample_id = result.sample.id
-        self._stored_alerts = {a.taxon: a for a in result.alerts}
-        self._message(f"sample {result.sample.id} saved with {len(result.alerts)} alert(s)")
-        self._force_refresh()
-        return result.sample.id
-
-    def acknowledge(self, alert: Alert) -> None:
-        who = self.sample_panel.technician.text().strip()
-        if not who:
-            self.report_error(
-                "type your name in the Sample panel (Technician) to acknowledge an alert"
-            )
-            return
-        try:
-            stored = self.store().acknowledge(alert.id, who)
-        except PhytoscopeError as exc:
-            self.report_error(f"acknowledgement not stored: {exc}")
-            return
-        self._stored_alerts[alert.taxon] = stored
-        self._message(f"{alert.taxon} alert acknowledged by {who}")
-        self._force_refresh()
+    def save_sample(self) -> int | None:
+        """Save the samples (Save sample); returns the id of the one on show, if saved."""
+        self.samples.save(manual=True)
+        draft = self.samples.draft
+        return draft.sample_id if draft is not None else None
 
     def correct(self, records: list[Record], label: str) -> None:
         from phytoscope.storage.corrections import Correction, add_correction
@@ -795,12 +711,13 @@ class MainWindow(QMainWindow):
                 self.report_error(f"correction not stored: {exc}")
                 break
             self.session.correct(record, label)
+            self.sample_session.correct(p.source, p.roi_index, label)
             self.predictions_model.refresh_row(record.number - 1)
             saved += 1
         if saved:
             self._message(
                 f"{saved} organism(s) relabelled as {label}; counts and alerts updated "
-                "(click 'Save sample' to record the corrected sample)"
+                "(click 'Save sample' to update the saved sample)"
             )
         self._force_refresh()
 
@@ -863,7 +780,6 @@ class MainWindow(QMainWindow):
                 self.report_error("the new model is loaded after the running analysis ends")
             self.load_backend()
         if old.rule_set != new.rule_set:
-            self._stored_alerts = {}
             self._load_rule_set()
         if old.telemetry_hz != new.telemetry_hz:
             self.bridge.start_telemetry.emit(float(new.telemetry_hz))
