@@ -163,6 +163,8 @@ class ClassifyRequest:
     progress: bool | None = None
     sample: Any = None
     """SampleSettings, or None when no sample is wanted"""
+    require_sample: bool = True
+    """an asked-for sample that cannot be saved makes the run fail (exit 1)"""
     rules: str | None = None
     rules_overrides: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
@@ -353,7 +355,7 @@ def _report(
         if stored:
             ids = " ".join(str(s.sample_id) for s in stored)
             print(f"report: phytoscope report {ids} --db {store.path}", file=text_out)
-        elif drafts:
+        elif drafts and req.require_sample:
             code = ExitCode.ERROR
     if store is not None:
         print(f"stored as run {result.run_id} in {store.path}", file=sys.stderr)
