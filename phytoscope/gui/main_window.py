@@ -7,38 +7,19 @@ the same object ``phytoscope classify`` drives."""
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
-from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QIcon
 from PySide6.QtWidgets import (
     QFileDialog,
-    QLabel,
-    QListWidget,
-    QListWidgetItem,
-    QMainWindow,
-    QProgressBar,
-    QPushButton,
-    QSplitter,
-    QStyle,
-    QTabWidget,
-    QToolBar,
-    QVBoxLayout,
-    QWidget,
 )
 
 from phytoscope.config import Settings, default_database, resources_dir
 from phytoscope.core.session import SampleSession
-from phytoscope.errors import PhytoscopeError
-from phytoscope.gui.analysis import frame_key
-from phytoscope.gui.bench_page import BenchPage
-from phytoscope.gui.charts import LiveCharts
-from phytoscope.gui.imageview import ImageView
+from phytoscope.gui.frames import FrameShelf
 from phytoscope.gui.jobs import (
     BackendInfo,
     BackendRequest,
@@ -48,12 +29,10 @@ from phytoscope.gui.jobs import (
     JobFinished,
     Progress,
 )
-from phytoscope.gui.panels import AlertPanel
-from phytoscope.gui.predictions import Gallery, PredictionsModel, PredictionsTable
-from phytoscope.gui.sample_panel import SamplePanel
 from phytoscope.gui.sample_view import SampleView
 from phytoscope.gui.session import Record, Session
 from phytoscope.gui.style import GenusColours
+from phytoscope.gui.window_ui import WindowLayout
 from phytoscope.gui.workers import (
     LOAD_CANCELLED,
     BackgroundCall,
@@ -68,12 +47,6 @@ from phytoscope.sources.ifcb import looks_like_bin
 log = logging.getLogger(__name__)
 
 PANEL_REFRESH_MS = 250
-FRAME_CACHE = 48
-
-
-def _key(record: Record) -> str:
-    p = record.prediction
-    return frame_key(p.source, p.roi_index, record.whole)
 
 
 def app_icon() -> QIcon:
@@ -81,7 +54,7 @@ def app_icon() -> QIcon:
     return QIcon(str(path)) if path.exists() else QIcon()
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WindowLayout):
     """Parameters
     ----------
     settings
@@ -117,8 +90,6 @@ class MainWindow(QMainWindow):
         self.no_model_reason: str | None = None
         self.rule_set: Any = None
         self._store: Any = None
-        self._frames: OrderedDict[str, tuple[np.ndarray, float]] = OrderedDict()
-        self._by_frame: dict[str, list[Record]] = {}
         self._job_counter = 0
         self._jobs: dict[int, FilesJob | CameraJob] = {}
         self._camera_job: CameraJob | None = None
@@ -137,6 +108,7 @@ class MainWindow(QMainWindow):
         self.resize(1600, 1000)
         self._build_ui(bench_overrides, bench_out)
         self._build_actions()
+        self.frames = FrameShelf(self.image_view)
         self.samples = SampleView(
             self.sample_session,
             self.sample_panel,
@@ -183,200 +155,8 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(0, self._report_open_alerts)
 
     def _report_open_alerts(self) -> None:
-        """Alerts of earlier samples stay open until someone acknowledges them: say so."""
-        if self._closing or not self.database.exists():
-            return
-        try:
-            open_alerts = self.store().open_alerts()
-        except PhytoscopeError as exc:
-            self.report_error(f"cannot read earlier alerts: {exc}")
-            return
-        if open_alerts:
-            taxa = ", ".join(sorted({f"{a.taxon} ({a.level})" for a in open_alerts}))
-            self.alert_panel.earlier.setText(
-                f"<b>{len(open_alerts)} alert(s) from earlier samples not acknowledged</b>: {taxa} "
-                "— <code>phytoscope report --list</code>"
-            )
-            self._message(
-                f"{len(open_alerts)} alert(s) from earlier samples are not acknowledged: {taxa}"
-            )
-
-    # -- construction --------------------------------------------------------------------
-
-    def _build_ui(self, bench_overrides: dict[str, Any] | None, bench_out: Path | None) -> None:
-        self.banner = QLabel()
-        self.banner.setWordWrap(True)
-        self.banner.setStyleSheet(
-            "background:#fff3bf; color:#5c3c00; padding:6px; border:1px solid #f59f00"
-        )
-        self.banner.hide()
-
-        self.image_view = ImageView(self.colours)
-        self.predictions_model = PredictionsModel(self.session, self.colours)
-        self.predictions_table = PredictionsTable(self.predictions_model)
-        self.predictions_table.record_activated.connect(self.show_record)
-        self.gallery = Gallery(self.session, self.colours)
-        self.gallery.correction_requested.connect(self.correct)
-        self.gallery.export_requested.connect(self.export_corrections)
-        self.gallery.record_activated.connect(self.show_record)
-        self.log_list = QListWidget()
-        lower = QTabWidget()
-        lower.addTab(self.predictions_table, "Predictions")
-        lower.addTab(self.gallery, "Gallery by genus (correct labels)")
-        lower.addTab(self.log_list, "Messages")
-        self.lower_tabs = lower
-        lower.currentChanged.connect(
-            lambda _i: self.gallery.refresh() if self.gallery.isVisible() else None
-        )
-        left = QSplitter(Qt.Orientation.Vertical)
-        left.addWidget(self.image_view)
-        left.addWidget(lower)
-        left.setSizes([520, 400])
-
-        self.sample_panel = SamplePanel()
-        self.save_sample_button = QPushButton("Save sample")
-        self.save_sample_button.setToolTip(
-            "Record the samples, their counts and alerts (a saved sample is updated in place)"
-        )
-        self.save_sample_button.clicked.connect(self.save_sample)
-        sample_box = QWidget()
-        sample_layout = QVBoxLayout(sample_box)
-        sample_layout.setContentsMargins(0, 0, 0, 0)
-        sample_layout.addWidget(self.sample_panel, 1)
-        sample_layout.addWidget(self.save_sample_button)
-        self.alert_panel = AlertPanel()
-        self.charts = LiveCharts(horizontal=True)
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.alert_panel)
-        right.addWidget(sample_box)
-        right.addWidget(self.charts)
-        right.setSizes([250, 450, 250])
-
-        analysis = QSplitter(Qt.Orientation.Horizontal)
-        analysis.addWidget(left)
-        analysis.addWidget(right)
-        analysis.setSizes([860, 740])
-        analysis_page = QWidget()
-        page_layout = QVBoxLayout(analysis_page)
-        page_layout.setContentsMargins(4, 4, 4, 4)
-        page_layout.addWidget(self.banner)
-        page_layout.addWidget(analysis, 1)
-
-        self.bench_page = BenchPage(overrides=bench_overrides, out_root=bench_out)
-        self.tabs = QTabWidget()
-        self.tabs.addTab(analysis_page, "Analysis")
-        self.tabs.addTab(self.bench_page, "Benchmark")
-        self.setCentralWidget(self.tabs)
-
-        status = self.statusBar()
-        self.status_backend = QLabel("backend: —")
-        self.status_model = QLabel("model: loading…")
-        self.status_fps = QLabel("— organisms/s")
-        self.status_dropped = QLabel("dropped frames: —")
-        self.status_progress = QProgressBar()
-        self.status_progress.setMaximumWidth(220)
-        self.status_progress.setRange(0, 0)
-        self.status_progress.hide()
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop the analysis; organisms classified so far are kept")
-        self.cancel_button.clicked.connect(self.cancel_jobs)
-        self.cancel_button.hide()
-        for widget in (
-            self.status_backend,
-            self.status_model,
-            self.status_fps,
-            self.status_dropped,
-        ):
-            status.addPermanentWidget(widget)
-        status.addPermanentWidget(self.status_progress)
-        status.addPermanentWidget(self.cancel_button)
-
-    def _build_actions(self) -> None:
-        style = self.style()
-        toolbar = QToolBar("Main")
-        toolbar.setIconSize(QSize(20, 20))
-        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        toolbar.setObjectName("main-toolbar")
-        self.addToolBar(toolbar)
-        menu_file = self.menuBar().addMenu("&File")
-        menu_tools = self.menuBar().addMenu("&Tools")
-        menu_help = self.menuBar().addMenu("&Help")
-
-        def action(
-            text: str,
-            slot: Any,
-            icon: QStyle.StandardPixmap | None = None,
-            shortcut: Any = None,
-            menu: Any = menu_file,
-            bar: bool = True,
-        ) -> QAction:
-            act = QAction(style.standardIcon(icon) if icon is not None else QIcon(), text, self)
-            if shortcut is not None:
-                act.setShortcut(QKeySequence(shortcut))
-            act.triggered.connect(slot)
-            menu.addAction(act)
-            if bar:
-                toolbar.addAction(act)
-            return act
-
-        SP = QStyle.StandardPixmap
-        self.act_open_files = action(
-            "Open images…", self.open_files_dialog, SP.SP_FileIcon, QKeySequence.StandardKey.Open
-        )
-        self.act_open_folder = action(
-            "Open folder…", self.open_folder_dialog, SP.SP_DirIcon, "Ctrl+Shift+O"
-        )
-        self.act_open_bin = action(
-            "Open IFCB bin…", self.open_bin_dialog, SP.SP_DriveHDIcon, "Ctrl+B"
-        )
-        toolbar.addSeparator()
-        self.act_camera = action("Live camera", self.toggle_camera, SP.SP_MediaPlay, "Ctrl+L")
-        self.act_camera.setCheckable(True)
-        self.act_cancel = action("Stop", self.cancel_jobs, SP.SP_MediaStop, "Esc")
-        self.act_clear = action(
-            "New sample", self.new_sample, SP.SP_FileDialogNewFolder, QKeySequence.StandardKey.New
-        )
-        menu_file.addSeparator()
-        self.act_export = action(
-            "Export corrections…", self.export_corrections, None, None, menu_file, False
-        )
-        menu_file.addSeparator()
-        action("Quit", self.close, None, QKeySequence.StandardKey.Quit, menu_file, False)
-        toolbar.addSeparator()
-        self.act_settings = action(
-            "Settings…", self.open_settings, SP.SP_FileDialogDetailedView, "Ctrl+,", menu_tools
-        )
-        self.act_pause = action(
-            "Pause charts",
-            lambda checked: self.charts.pause_button.setChecked(checked),
-            None,
-            None,
-            menu_tools,
-            False,
-        )
-        self.act_pause.setCheckable(True)
-        self.act_about = action(
-            "About / doctor…", self.open_about, SP.SP_MessageBoxInformation, "F1", menu_help
-        )
-
-    # -- messages ------------------------------------------------------------------------
-
-    def report_error(self, message: str) -> None:
-        """A failure the user must see: status bar, message list, log; never a traceback."""
-        self._message(message, error=True)
-
-    def _message(self, message: str, error: bool = False) -> None:
-        stamp = datetime.now().strftime("%H:%M:%S")
-        self.messages.append(message)
-        item = QListWidgetItem(f"{stamp}  {message}")
-        if error:
-            item.setForeground(Qt.GlobalColor.darkRed)
-            log.warning("%s", message)
-        else:
-            log.info("%s", message)
-        self.log_list.addItem(item)
-        self.log_list.scrollToBottom()
-        self.statusBar().showMessage(message, 15000 if error else 6000)
+        if not self._closing and self.database.exists():
+            self.samples.report_open_alerts()
 
     # -- model ---------------------------------------------------------------------------
 
@@ -402,14 +182,7 @@ class MainWindow(QMainWindow):
         self.backend_info = info
         self.no_model_reason = None
         self._loaded()
-        self.banner.hide()
-        self.colours.set_classes(info.classes)
-        self.gallery.set_classes(info.classes)
-        self.status_backend.setText(f"backend: {info.backend} {info.precision}")
-        self.status_model.setText(f"model: {info.model}")
-        self.status_model.setToolTip(
-            f"sha256 {info.model_sha256}\nclasses: {', '.join(info.classes)}"
-        )
+        self.show_model(info)
         self._message(f"model {info.model} loaded with {info.backend} in {info.load_seconds:.1f} s")
         self.sample_session.set_model(info.card)
         self._force_refresh()
@@ -421,14 +194,7 @@ class MainWindow(QMainWindow):
         self.backend_info = None
         self.no_model_reason = reason
         self._loaded()
-        self.status_backend.setText("backend: —")
-        self.status_model.setText("model: no model installed")
-        self.banner.setText(
-            "<b>No model installed</b> — images can be opened once a model is available. "
-            f"{reason}<br>Choose a model folder in <i>Tools → Settings</i>, or train one with "
-            "<code>phytoscope train</code>."
-        )
-        self.banner.show()
+        self.show_no_model(reason)
         self._message(f"no model: {reason}", error=True)
         self.backend_ready.emit(None)
 
@@ -454,42 +220,6 @@ class MainWindow(QMainWindow):
             )
 
     # -- opening inputs ------------------------------------------------------------------
-
-    def open_files_dialog(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(
-            self,
-            "Open images",
-            "",
-            "Images and IFCB files (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.roi *.adc *.hdr);;All files (*)",
-        )
-        if files:
-            self.open_paths(files)
-
-    def open_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images or IFCB bins")
-        if folder:
-            self.open_paths([folder])
-
-    def open_bin_dialog(self) -> None:
-        file, _ = QFileDialog.getOpenFileName(
-            self, "Open an IFCB bin", "", "IFCB bins (*.roi *.adc *.hdr)"
-        )
-        if file:
-            self.open_paths([file])
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
-        paths = [
-            u.toLocalFile()
-            for u in event.mimeData().urls()
-            if isinstance(u, QUrl) and u.isLocalFile()
-        ]
-        if paths:
-            event.acceptProposedAction()
-            self.open_paths(paths)
 
     def open_paths(self, paths: list[str] | tuple[str, ...]) -> int | None:
         """Queue files/folders/bins for analysis; returns the job id (None if refused)."""
@@ -546,46 +276,18 @@ class MainWindow(QMainWindow):
     # -- results from the inference thread -----------------------------------------------
 
     def _on_batch(self, batch: BatchResult) -> None:
-        for (source, frame), scale in zip(batch.frames, batch.frame_scales, strict=True):
-            self._frames[source] = (frame, scale)
-            self._frames.move_to_end(source)
-            while len(self._frames) > FRAME_CACHE:
-                self._frames.popitem(last=False)
         records = self.session.add(batch.predictions, batch.thumbnails, batch.origins, batch.whole)
-        for r in records:
-            self._by_frame.setdefault(_key(r), []).append(r)
         for s in batch.skipped:
             self.session.skipped.append((s.source, s.reason))
             self._message(f"skipped {s.source}: {s.reason}", error=True)
-        if batch.store_error and not getattr(self, "_store_error_shown", False):
-            self._store_error_shown = True
-            self.report_error(
-                batch.store_error + " — the results stay in this window; free disk space"
-            )
         if batch.analysis is not None:
             self.sample_session.add(batch.analysis)
         self.charts.add_classified(len(batch.predictions))
-        if records:
-            latest = records[-1]
-            key = _key(latest)
-            if key != self.image_view.source:
-                self.show_record(latest)
-            else:  # more organisms of the frame on show
-                for r in records:
-                    if _key(r) == key:
-                        self.image_view.add_prediction(r.prediction)
+        self.frames.add(batch, records)
 
     def show_record(self, record: Record) -> None:
         """Show the image an organism is on (its frame, or itself) with its boxes."""
-        key = _key(record)
-        if key in self._frames:
-            frame, scale = self._frames[key]
-            predictions = [r.prediction for r in self._by_frame.get(key, ())[-500:]]
-            self.image_view.show_image(key, frame, scale, predictions)
-        elif record.thumbnail is not None:
-            self.image_view.show_image(
-                key, record.thumbnail, 1.0, [replace(record.prediction, box=None)]
-            )
+        self.frames.show(record)
 
     def _on_progress(self, p: Progress) -> None:
         self.fps = p.rate
@@ -604,9 +306,9 @@ class MainWindow(QMainWindow):
             self.sample_session.add_run(result.run_id)
         if not self._jobs and not self._loading:
             self._show_busy(False)
-        if result.error and result.predictions == 0 and not result.cancelled:
-            self._message(f"analysis stopped: {result.error}", error=True)
-        else:
+        if result.error:
+            self.report_error(f"analysis stopped: {result.error}")
+        if result.predictions or not result.error:
             what = "cancelled after" if result.cancelled else "done:"
             self._message(
                 f"{what} {result.predictions} organisms classified in {result.seconds:.1f} s"
@@ -616,10 +318,6 @@ class MainWindow(QMainWindow):
         if result.predictions and not self._closing:
             self.samples.save(manual=False)  # only when the session's rule allows it
         self.analysis_finished.emit(result)
-
-    def _show_busy(self, busy: bool) -> None:
-        self.status_progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
 
     def cancel_jobs(self) -> None:
         if self._loading:
@@ -639,9 +337,7 @@ class MainWindow(QMainWindow):
             return
         self.session.clear()
         self.predictions_model.sync()
-        self._frames.clear()
-        self._by_frame.clear()
-        self.image_view.clear()
+        self.frames.clear()
         self.samples.new_sample()
         self._force_refresh()
 
@@ -684,62 +380,17 @@ class MainWindow(QMainWindow):
         return draft.sample_id if draft is not None else None
 
     def correct(self, records: list[Record], label: str) -> None:
-        from phytoscope.storage.corrections import Correction, add_correction
-
-        card = self.backend_info.model if self.backend_info else ""
-        saved = 0
-        for record in records:
-            if record.label == label:
-                continue
-            p = record.prediction
-            try:
-                add_correction(
-                    self.store(),
-                    Correction(
-                        p.source,
-                        p.roi_index,
-                        p.label,
-                        p.confidence,
-                        label,
-                        card,
-                        self.session.run_ids[-1] if self.session.run_ids else None,
-                        self.sample_panel.technician.text().strip(),
-                    ),
-                    record.thumbnail,
-                )
-            except PhytoscopeError as exc:
-                self.report_error(f"correction not stored: {exc}")
-                break
-            self.session.correct(record, label)
-            self.sample_session.correct(p.source, p.roi_index, label)
+        model = self.backend_info.model if self.backend_info else ""
+        for record in self.samples.correct(records, label, self.session, model):
             self.predictions_model.refresh_row(record.number - 1)
-            saved += 1
-        if saved:
-            self._message(
-                f"{saved} organism(s) relabelled as {label}; counts and alerts updated "
-                "(click 'Save sample' to update the saved sample)"
-            )
         self._force_refresh()
 
     def export_corrections(self, folder: str | None = None) -> dict[str, int] | None:
-        from phytoscope.storage.corrections import export_training_folder
-
         if not folder:
             folder = QFileDialog.getExistingDirectory(
                 self, "Export corrections as a training folder"
             )
-            if not folder:
-                return None
-        try:
-            written = export_training_folder(self.store(), Path(folder))
-        except PhytoscopeError as exc:
-            self.report_error(str(exc))
-            return None
-        total = sum(written.values())
-        self._message(
-            f"exported {total} corrected organism(s) into {len(written)} class folder(s) in {folder}"
-        )
-        return written
+        return self.samples.export_corrections(Path(folder)) if folder else None
 
     # -- telemetry -----------------------------------------------------------------------
 

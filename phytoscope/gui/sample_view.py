@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,8 @@ from phytoscope.core.session import SampleSession, Saved
 from phytoscope.errors import PhytoscopeError
 from phytoscope.gui.panels import AlertPanel
 from phytoscope.gui.sample_panel import SamplePanel
+from phytoscope.gui.session import Record, Session
+from phytoscope.storage.corrections import Correction, add_correction, export_training_folder
 from phytoscope.types import Alert
 
 log = logging.getLogger(__name__)
@@ -135,6 +138,67 @@ class SampleView(QObject):
             return
         self._message(f"{alert.taxon} alert acknowledged by {who} at its current concentration")
         self.refresh(force=True)
+
+    def correct(
+        self, records: list[Record], label: str, shown: Session, model: str
+    ) -> list[Record]:
+        """Store the technician's label for each organism (with its pixels, for training) and
+        give it to the session; returns the records relabelled."""
+        done = []
+        for record in records:
+            if record.label == label:
+                continue
+            p = record.prediction
+            correction = Correction(
+                p.source, p.roi_index, p.label, p.confidence, label, model,
+                shown.run_ids[-1] if shown.run_ids else None,
+                self.panel.technician.text().strip(),
+            )  # fmt: skip
+            try:
+                add_correction(self._store(), correction, record.thumbnail)
+            except PhytoscopeError as exc:
+                self._error(f"correction not stored: {exc}")
+                break
+            shown.correct(record, label)
+            self.session.correct(p.source, p.roi_index, label)
+            done.append(record)
+        if done:
+            self._message(
+                f"{len(done)} organism(s) relabelled as {label}; counts and alerts updated "
+                "(click 'Save sample' to update the saved sample)"
+            )
+        return done
+
+    def export_corrections(self, folder: Path) -> dict[str, int] | None:
+        """Every corrected organism as a training folder (one sub-folder per class)."""
+        try:
+            written = export_training_folder(self._store(), folder)
+        except PhytoscopeError as exc:
+            self._error(str(exc))
+            return None
+        self._message(
+            f"exported {sum(written.values())} corrected organism(s) into {len(written)} class "
+            f"folder(s) in {folder}"
+        )
+        return written
+
+    def report_open_alerts(self) -> None:
+        """Alerts of earlier samples stay open until someone acknowledges them: say so."""
+        try:
+            store = self._store()
+            opened = store.open_alerts()
+        except PhytoscopeError as exc:
+            self._error(f"cannot read earlier alerts: {exc}")
+            return
+        if opened:
+            taxa = ", ".join(sorted({f"{a.taxon} ({a.level})" for a in opened}))
+            self.alerts.earlier.setText(
+                f"<b>{len(opened)} alert(s) from earlier samples not acknowledged</b>: {taxa} "
+                "— <code>phytoscope report --list</code>"
+            )
+            self._message(
+                f"{len(opened)} alert(s) from earlier samples are not acknowledged: {taxa}"
+            )
 
     def new_sample(self) -> None:
         """Forget the organisms and the typed time; the saved samples stay in the store."""
