@@ -51,6 +51,7 @@ class ClassifyResult:
     names: list[str] = field(default_factory=list)
     """per prediction: the bin id or PATH argument it was counted under"""
     bins_ml: dict[str, float | None] = field(default_factory=dict)
+    bins_expected: dict[str, int | None] = field(default_factory=dict)
     backend: str = ""
     model: str = ""
     run_id: int | None = None
@@ -64,6 +65,7 @@ class ClassifyResult:
         self.skipped.extend(batch.skipped)
         for read in batch.bins:
             self.bins_ml[read.bin_id] = read.ml_analyzed
+            self.bins_expected[read.bin_id] = read.rois_expected
 
     @property
     def samples(self) -> dict[str, SampleSummary]:
@@ -137,7 +139,9 @@ def summary_text(result: ClassifyResult) -> str:
     buf.write(f"\nsummary ({result.backend}, {result.model}):\n")
     for s in result.samples.values():
         volume = f", {s.ml_analyzed:.3f} mL analysed" if s.ml_analyzed is not None else ""
-        buf.write(f"  {s.name}: {s.rois} ROIs{volume}\n")
+        expected = result.bins_expected.get(s.name)
+        of = f" of {expected} (bin read in part)" if expected and expected > s.rois else ""
+        buf.write(f"  {s.name}: {s.rois} ROIs{of}{volume}\n")
         for label, n in s.counts.most_common():
             buf.write(f"    {label:<32} {n:>6}\n")
         if s.counts.get(UNKNOWN):

@@ -13,8 +13,8 @@ technician would sign for:
   Nothing has a default: a field nobody typed is ``None``, and no volume means counts only.
 - **Pool these bins?** Bins of one instrument and one UTC day pool into one sample (more
   water, a lower detection limit). Bins from different days or instruments are never pooled
-  by default: each becomes its own sample, with a warning, unless the user chooses to pool
-  (:func:`pooling_conflict`, :data:`GROUPINGS`).
+  by default: each instrument and day becomes its own sample, with a warning, unless the
+  user chooses to pool everything or to keep one sample per bin (:func:`group_bins`).
 - **Was the whole bin read?** A bin whose ``.roi`` is truncated or partly unreadable (or a
   run stopped mid-bin) has classified only some of its ROIs. Its volume is then scaled to the
   ROIs classified (``ml_analyzed x classified / expected``, which assumes the missing ROIs
@@ -47,8 +47,8 @@ from phytoscope.modelcard import UNKNOWN, ModelCard
 from phytoscope.types import Alert, Prediction, Volume
 
 GROUPINGS = ("auto", "pool", "per-bin")
-"""auto: pool bins of one instrument and UTC day, else one sample per bin; pool: pool every
-bin (an explicit choice); per-bin: one sample per bin."""
+"""auto: one sample per instrument and UTC day (bins of one instrument and day pooled);
+pool: every bin in one sample (an explicit choice); per-bin: one sample per bin."""
 PARTIAL_POLICIES = ("scale", "exclude")
 """What a bin that was not read in full gets: its volume scaled to the ROIs classified, or
 left out of the sample."""
@@ -271,9 +271,14 @@ def group_bins(bins: Sequence[BinFacts], grouping: str) -> tuple[list[list[BinFa
         note = f"bins from {conflict} pooled into one sample by choice" if conflict else ""
         return [list(bins)], note
     if conflict:
-        return [[b] for b in bins], (
-            f"the IFCB bins come from {conflict}: they are NOT pooled, each bin is its own "
-            "sample (choose 'pool' to pool them into one sample anyway)"
+        groups: dict[tuple[str, str], list[BinFacts]] = {}
+        for b in bins:
+            day = b.time.date().isoformat() if b.time else "unknown day"
+            groups.setdefault((b.instrument or "?", day), []).append(b)
+        return list(groups.values()), (
+            f"the IFCB bins come from {conflict}: they are NOT pooled across them; bins of "
+            f"one instrument and day make one sample ({len(groups)} samples; choose 'pool' "
+            "to pool everything anyway, or 'per-bin')"
         )
     return [list(bins)], ""
 

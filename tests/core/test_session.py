@@ -187,11 +187,17 @@ def test_bins_of_different_days_or_instruments_are_not_pooled_without_a_choice(t
     assert [len(d.bins) for d in drafts] == [1, 1]
     (notice,) = s.notices()
     assert "NOT pooled" in notice and "IFCB134, IFCB5" in notice and "2012-01-28" in notice
+    # a second bin of the same instrument and day joins the first one's sample
+    s.add(bin_batch(copy_bin(tmp_path / "b", "D20220522T013051_IFCB134")))
+    assert [[b.bin_id for b in d.bins] for d in s.samples()] == [
+        ["D20220522T003051_IFCB134", "D20220522T013051_IFCB134"],
+        ["IFCB5_2012_028_081515"],
+    ]
     s.update(grouping="pool")
     (pooled,) = s.samples()
-    assert len(pooled.bins) == 2 and "by choice" in s.notices()[0]
+    assert len(pooled.bins) == 3 and "by choice" in s.notices()[0]
     s.update(grouping="per-bin")
-    assert len(s.samples()) == 2
+    assert len(s.samples()) == 3
 
 
 def test_an_implausible_bin_volume_warns_with_what_one_organism_counts_for():
