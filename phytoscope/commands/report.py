@@ -450,11 +450,11 @@ def run(args: argparse.Namespace) -> int:
             if not args.by:
                 raise ConfigError("--acknowledge needs --by NAME (who acknowledges the alert)")
             alert = store.acknowledge(args.acknowledge, args.by, note=args.note)
-            print(
-                f"alert {alert.id} acknowledged by {alert.acknowledged_by} at "
-                f"{alert.acknowledged_at} ({alert.level}, {alert.concentration_per_l:.4g} "
-                f"{alert.unit}: a later change of the sample re-opens it)"
-            )
+            from phytoscope.core.sample import format_per_l as f
+
+            print(f"alert {alert.id} acknowledged by {alert.acknowledged_by} at {alert.acknowledged_at}"
+                  f" ({alert.level} at {f(alert.concentration_per_l)} {alert.unit}; a later change"
+                  " of the sample re-opens it)")  # fmt: skip
             if not args.samples and not args.list:
                 return ExitCode.OK
         if args.list or not args.samples:

@@ -56,6 +56,8 @@ class BinRead:
     ml_analyzed: float | None
     rois_expected: int | None
     problems: tuple[str, ...] = ()
+    copies: tuple[str, ...] = ()
+    """other places the same bin was opened from (counted once, from ``source``)"""
 
 
 @dataclass(frozen=True)
@@ -117,9 +119,12 @@ class _Tagger:
                     expected = len(ifcb_source.IfcbBin(source))
                 except (SourceError, OSError, ValueError):
                     expected = None
-            state = {"source": source, "ml": None, "expected": expected, "problems": []}
+            state = {"source": source, "ml": None, "expected": expected, "problems": [],
+                     "copies": []}  # fmt: skip
             self.bins[bin_id] = state
             self.by_source[source] = bin_id
+        elif source != state["source"] and source not in state["copies"]:
+            state["copies"].append(source)
         if state["ml"] is None and "ml_analyzed" in meta:
             state["ml"] = _finite_ml(meta["ml_analyzed"])
         return state
@@ -128,13 +133,14 @@ class _Tagger:
         kept: list[Roi | Skipped] = []
         for item in items:
             if isinstance(item, Skipped):
-                name = Path(item.source.split("#")[0]).name
+                base = item.source.split("#")[0]
                 with self.lock:
-                    bin_id = self.by_source.get(item.source.split("#")[0])
-                    if bin_id is None and ifcb_source.is_bin_name(name):
-                        bin_id = name
-                        self._bin(name, item.source.split("#")[0], {})
-                    if bin_id is not None:
+                    bin_id = self.by_source.get(base)
+                    if bin_id is None and ifcb_source.is_bin_name(Path(base).name):
+                        bin_id = Path(base).name
+                        self._bin(bin_id, base, {})
+                    # a copy of a bin read elsewhere does not make the original partial
+                    if bin_id is not None and self.bins[bin_id]["source"] == base:
                         self.bins[bin_id]["problems"].append(item.reason)
                 kept.append(item)
                 continue
@@ -168,7 +174,9 @@ class _Tagger:
     def bin_reads(self) -> tuple[BinRead, ...]:
         with self.lock:
             return tuple(
-                BinRead(b, s["source"], s["ml"], s["expected"], tuple(s["problems"]))
+                BinRead(
+                    b, s["source"], s["ml"], s["expected"], tuple(s["problems"]), tuple(s["copies"])
+                )
                 for b, s in self.bins.items()
             )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from phytoscope.core.hab import RuleSet, describe_alert
+from phytoscope.core.hab import describe_alert
 from phytoscope.core.sample import (
     CHAINS,
     Concentration,
@@ -17,7 +17,7 @@ from phytoscope.core.session import Saved
 from phytoscope.modelcard import UNKNOWN
 
 
-def describe(d: SampleDraft, saved: Saved | None = None, rule_set: RuleSet | None = None) -> str:
+def describe(d: SampleDraft, saved: Saved | None = None) -> str:
     """The sample in words: volume, time, flags and warnings, concentrations, unknowns and
     alerts, as ``phytoscope classify`` prints them."""
     name = f"sample {saved.sample_id}" if saved and saved.sample_id else f"sample {d.key}"
@@ -25,10 +25,13 @@ def describe(d: SampleDraft, saved: Saved | None = None, rule_set: RuleSet | Non
         name += f" (revision {saved.revision})"
     volume = describe_volume(d.volume) if d.volume else "no volume"
     lines = [f"{name}: {d.kind}, {volume}"]
-    origin = {"bins": "from the IFCB bin names", "user": "as given"}.get(d.time_source, "")
-    lines.append(f"  sampled at {d.sampled_at or 'not given'} {origin}".rstrip())
+    origin = {"bins": " (from the IFCB bin names)", "user": ""}.get(d.time_source, "")
+    facts = [f"sampled at {d.sampled_at or 'not given'}{origin}"]
     if d.site:
-        lines.append(f"  site {d.site}")
+        facts.append(f"site {d.site}")
+    if d.hab is not None:
+        facts.append(f"rule set {d.hab.rule_set.version}")
+    lines.append("  " + "; ".join(facts))
     lines += [f"  {w}" for w in d.warnings]
     for c in d.concentrations:
         if c.detected:
@@ -50,9 +53,9 @@ def describe(d: SampleDraft, saved: Saved | None = None, rule_set: RuleSet | Non
             lines.append(f"ALERTS ({len(d.hab.alerts)}, not saved{tail}):")
             lines += [f"  {a.taxon}: {a.describe_level()}" for a in d.hab.alerts]
         else:
-            lines.append(f"no taxon at or above a threshold of {d.hab.rule_set.name}{tail}")
+            lines.append(f"  no taxon at or above a threshold of this rule set{tail}")
         if d.hab.not_monitored:
-            lines.append("not monitored by this model: " + ", ".join(d.hab.not_monitored))
+            lines.append("  not monitored by this model: " + ", ".join(d.hab.not_monitored))
     if saved and saved.problems:
         lines.append("NOT SAVED: " + "; ".join(saved.problems))
     return "\n".join(lines)

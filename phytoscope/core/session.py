@@ -154,6 +154,7 @@ class SampleSession:
     def _reset(self) -> None:
         self._entries: dict[tuple[str, int], _Entry] = {}
         self._bins: dict[str, BinRead] = {}
+        self._copies: dict[str, set[str]] = {}
         self._records: dict[str, _Record] = {}
         self.skipped: list[Any] = []
         self.run_ids: list[int] = []
@@ -169,7 +170,15 @@ class SampleSession:
             old = self._entries.get(key)
             self._entries[key] = _Entry(p, fact, old.corrected if old else None)
         for read in batch.bins:
+            first = self._bins.get(read.bin_id)
+            if first is not None and first.source != read.source:
+                # the same bin in two places (a copy): its organisms count once, from the
+                # first place it was read, and a notice names the other
+                self._copies.setdefault(read.bin_id, set()).add(read.source)
+                continue
             self._bins[read.bin_id] = read
+            if read.copies:
+                self._copies.setdefault(read.bin_id, set()).update(read.copies)
         self.skipped.extend(batch.skipped)
         self._emit("changed")
 
@@ -227,11 +236,16 @@ class SampleSession:
         by_bin: dict[str, list[_Entry]] = {}
         others: list[_Entry] = []
         for entry in self._entries.values():
-            if entry.facts.bin_id is not None:
-                by_bin.setdefault(entry.facts.bin_id, []).append(entry)
-            else:
+            bin_id = entry.facts.bin_id
+            if bin_id is None:
                 others.append(entry)
-        notices: list[str] = []
+            elif bin_id not in self._bins or entry.prediction.source == self._bins[bin_id].source:
+                by_bin.setdefault(bin_id, []).append(entry)
+        notices: list[str] = [
+            f"IFCB bin {b} was opened from more than one place ({', '.join(sorted(c))} besides "
+            f"{self._bins[b].source}): it is counted once"
+            for b, c in self._copies.items()
+        ]
         usable: list[BinFacts] = []
         # bins in input order (the order of their organisms), whatever order the decoding
         # threads met them in, so both front ends name and group samples alike

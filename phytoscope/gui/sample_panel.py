@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QStackedWidget,
     QTableWidget,
@@ -126,7 +127,8 @@ class SamplePanel(QWidget):
         for n, box in enumerate(boxes):
             grid.addWidget(box, n // 2, n % 2)
         self.stack.addWidget(uter)
-        self.method.currentIndexChanged.connect(self.stack.setCurrentIndex)
+        self.method.currentIndexChanged.connect(self._show_page)
+        self._show_page(0)
         self.grouping = QComboBox()
         for key, label in GROUPING_LABELS.items():
             self.grouping.addItem(label, key)
@@ -185,6 +187,16 @@ class SamplePanel(QWidget):
         for combo in (self.method, self.grouping, self.partial):
             combo.currentIndexChanged.connect(self.changed)
         self.choice.currentIndexChanged.connect(self.selected)
+
+    def _show_page(self, index: int) -> None:
+        """Only the page on show takes room (the Utermöhl grid is tall; the others are not)."""
+        for i in range(self.stack.count()):
+            policy = QSizePolicy.Policy.Preferred if i == index else QSizePolicy.Policy.Ignored
+            page = self.stack.widget(i)
+            if page is not None:
+                page.setSizePolicy(policy, policy)
+        self.stack.setCurrentIndex(index)
+        self.stack.adjustSize()
 
     # -- what the user says ----------------------------------------------------------------
 

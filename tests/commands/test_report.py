@@ -186,7 +186,7 @@ def test_classify_then_report_end_to_end_with_the_shipped_model(tmp_path, ifcb_b
     assert code == 0
     out = capsys.readouterr().out
     assert "sample 1: ifcb, 2.981 mL" in out and "report: phytoscope report 1" in out
-    assert "sampled at 2022-05-22T00:30:51+00:00 from the IFCB bin names" in out
+    assert "sampled at 2022-05-22T00:30:51+00:00 (from the IFCB bin names)" in out
     with Store(db) as store:
         sample = store.sample(1)
         assert sample.run_id == 1 and sample.volume.ml_analyzed == pytest.approx(_ml_by_hand())

@@ -316,3 +316,30 @@ def test_summary_json_says_how_many_were_not_identified(tmp_path):
         row = store.db.execute("SELECT summary FROM samples").fetchone()
         assert json.loads(row["summary"])["unidentified"] == 1
     assert FIXTURE in s.samples()[0].sources[0]
+
+
+def test_a_copy_of_a_bin_opened_from_elsewhere_counts_once(tmp_path):
+    s = session()
+    s.add(bin_batch(copy_bin(tmp_path / "a")))
+    s.add(bin_batch(copy_bin(tmp_path / "b")))  # the same bin id, another folder
+    (d,) = s.samples()
+    assert d.counts["Dinophysis"] == 2 and d.volume.ml_analyzed == pytest.approx(FIXTURE_ML)
+    assert any("more than one place" in n for n in s.notices())
+
+
+def test_a_truncated_copy_of_a_bin_read_in_the_same_run_neither_counts_nor_taints_it(
+    tmp_path, tiny_model_dir
+):
+    from phytoscope import backends
+    from phytoscope.core.analysis import Analysis
+    from phytoscope.core.classifier import Classifier
+
+    whole = make_bin(tmp_path / "a", "D20220519T124533_IFCB134", rois=6)
+    copy = make_bin(tmp_path / "b", "D20220519T124533_IFCB134", rois=6, keep_rois=2)
+    s = session()
+    with backends.create("onnxruntime", model=tiny_model_dir / "tiny.onnx.json") as backend:
+        for batch in Analysis(Classifier(backend), paths=[whole, copy]).batches():
+            s.add(batch)
+    (d,) = s.samples()
+    assert d.organisms == 6 and not d.flags and d.volume.ml_analyzed == pytest.approx(ml_of())
+    assert any("more than one place" in n and str(copy) in n for n in s.notices())
