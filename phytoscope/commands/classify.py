@@ -11,6 +11,7 @@ volume and time), writes rows and summaries, and says what was kept when a run s
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections import Counter
@@ -25,6 +26,8 @@ from phytoscope.commands.classify_output import (
     summary_text,
     write_rows,
 )
+
+log = logging.getLogger(__name__)
 
 HELP = "classify images, folders and IFCB bins by genus (table, CSV or JSON; --db to store)"
 
@@ -237,7 +240,7 @@ def execute(req: ClassifyRequest) -> int:
     from phytoscope.core.hab import load_rule_set
     from phytoscope.core.pipeline import STAGE, engine_options
     from phytoscope.core.session import SampleSession
-    from phytoscope.errors import Cancelled, ExitCode
+    from phytoscope.errors import Cancelled, ExitCode, PhytoscopeError
     from phytoscope.storage import Store
 
     _check(req)
@@ -292,6 +295,12 @@ def execute(req: ClassifyRequest) -> int:
                     stopped, code = "interrupted", ExitCode.CANCELLED
                 except RunFailed as exc:
                     stopped, code = f"stopped: {exc}", ExitCode.ERROR
+                except PhytoscopeError as exc:  # an engine failing mid-run, ...
+                    stopped, code = f"stopped: {exc}", ExitCode.ERROR
+                except Exception as exc:  # noqa: BLE001 - say what was kept, then the cause
+                    log.debug("classify stopped", exc_info=True)
+                    stopped = f"stopped by an unexpected error ({type(exc).__name__}: {exc})"
+                    code = ExitCode.ERROR
                 if stopped is None and store is not None and result.run_id is not None:
                     store.finish_run(result.run_id)
                 result.rows_stored = analysis.rows_stored + len(done)

@@ -206,3 +206,27 @@ def test_unknown_organisms_are_shown_as_not_identified(tmp_path, tiny_model_dir,
     assert "3 organisms not identified: check by microscope" in out
     with Store(db) as store:
         assert store.samples()[0].unidentified == 3
+
+
+def test_an_engine_failure_mid_run_says_which_run_and_how_many_rows(
+    tmp_path, images, model, capsys, monkeypatch
+):
+    from phytoscope.core.classifier import Classifier
+    from phytoscope.errors import BackendError
+
+    real = Classifier.predict_tensor
+    calls = {"n": 0}
+
+    def failing(self, tensor, rois):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise BackendError("the engine failed (out of device memory)")
+        return real(self, tensor, rois)
+
+    monkeypatch.setattr(Classifier, "predict_tensor", failing)
+    db = tmp_path / "r.sqlite"
+    code = main(["classify", str(images), "--db", str(db), "--batch-size", "1", *model])
+    assert code == ExitCode.ERROR
+    err = capsys.readouterr().err
+    assert "out of device memory" in err and f"run 1: 1 rows stored in {db}" in err
+    assert "Traceback" not in err
