@@ -197,4 +197,5 @@ def test_cli_and_window_store_identical_samples(qtbot, window, tmp_path, images,
     cli, gui = _content(cli_db), _content(window.database)
     assert [s["sample"][0] for s in cli] == ["ifcb", "files", "microscope"]
     assert len(cli[0]["volume"][2]) == 2  # the two bins pooled
+    assert any(s["alerts"] for s in cli)  # alerts are compared, not only empty lists
     assert gui == cli
