@@ -144,6 +144,18 @@ class Sample:
     notes: str = ""
     id: int | None = None
     created_at: str | None = None
+    revision: int = 1
+    """1 when first saved; every update (corrections, more bins, a new volume) adds one and
+    keeps the earlier state in the store's revision history"""
+    updated_at: str | None = None
+    flags: tuple[str, ...] = ()
+    """``"partial"``: a bin was read only in part and its volume scaled (see ``warnings``)"""
+    warnings: tuple[str, ...] = ()
+    unidentified: int = 0
+    """organisms the model did not identify ("unknown"): counted, never in an alert"""
+    time_source: str = ""
+    """where ``sampled_at`` came from: ``"bins"`` (IFCB bin names) or ``"user"``"""
+    run_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -157,7 +169,8 @@ class Alert:
     cell concentration is underestimated and ``level`` is a lower bound (``lower_bound``).
     ``evidence`` lists (source, roi_index) of ROIs counted for the taxon (capped; ``count``
     is the full number). An alert stays open until acknowledged (``acknowledged_by`` and
-    ``acknowledged_at`` are then set by the store).
+    ``acknowledged_at`` are then set by the store); an acknowledgement covers the level and
+    concentration it saw, so a later change of the sample re-opens the alert.
     """
 
     taxon: str
@@ -181,7 +194,15 @@ class Alert:
     id: int | None = None
     acknowledged_by: str | None = None
     acknowledged_at: str | None = None
+    revision: int = 1
+    """the sample revision whose counts this alert now states"""
+    withdrawn_at: str | None = None
+    """set when a later revision of the sample no longer reaches any threshold"""
+    ack_note: str = ""
+    reopened: str = ""
+    """the acknowledgement a later change made stale (who, when, and the concentration
+    they saw), empty otherwise; a re-opened alert is open again"""
 
     @property
     def open(self) -> bool:
-        return self.acknowledged_at is None
+        return self.acknowledged_at is None and self.withdrawn_at is None

@@ -1,34 +1,43 @@
 """``phytoscope classify PATH...``: genus of every organism in images, folders and IFCB bins.
 
-The run is :func:`phytoscope.core.pipeline.classify_items` (the same function the GUI's
-worker calls) over :func:`phytoscope.sources.iter_inputs`; this module only parses options,
-writes rows and summaries, and appends to the results database batch by batch.
-
-Extending: a later option that needs every prediction with its input's facts (cells/L
-from the IFCB volume, HAB alerts) adds a function to :data:`SUMMARY_HOOKS`; it receives
-the parsed arguments and the finished :class:`ClassifyResult` and returns text to print
-(or ``None``) — no change to the run loop is needed.
+An argparse adapter over the core session (the same path the window takes):
+:class:`~phytoscope.core.analysis.Analysis` classifies and stores batch by batch, and a
+:class:`~phytoscope.core.session.SampleSession` turns the organisms into samples, cells/L
+and HAB alerts by the rules of :mod:`phytoscope.core.samples`. This module parses options,
+checks everything that can fail before the work starts (output file, database, rule set,
+volume and time), writes rows and summaries, and says what was kept when a run stops.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
-import math
+import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
+
+from phytoscope.commands.classify_output import (
+    FORMATS,
+    ClassifyResult,
+    OutputTarget,
+    summary_text,
+    write_rows,
+)
+from phytoscope.commands.exports import (
+    ExportRequest,
+    add_export_arguments,
+    export_hook,
+    video_sampling,
+)
+
+log = logging.getLogger(__name__)
 
 HELP = "classify images, folders and IFCB bins by genus (table, CSV or JSON; --db to store)"
 
-FORMATS = ("table", "csv", "json")
-COLUMNS = ("sample", "source", "roi", "x", "y", "w", "h", "genus", "confidence", "top3", "flags")
+__all__ = ["FORMATS", "ClassifyRequest", "ClassifyResult", "configure", "execute", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -40,151 +49,168 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="image files, folders (recursive) or IFCB bins (.roi/.adc/.hdr or stem)",
     )
-    parser.add_argument(
-        "--backend",
-        choices=BACKEND_CHOICES,
-        default="auto",
-        help="inference engine (default: the fastest available)",
-    )
-    parser.add_argument(
-        "--precision",
-        choices=PRECISION_CHOICES,
-        default="fp32",
-        help="model precision (int8 needs genus_int8.onnx or TensorRT)",
-    )
-    parser.add_argument(
-        "--model", help="model card, model file or folder (default: installed model)"
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=16, help="ROIs per inference call (default 16)"
-    )
-    parser.add_argument(
-        "--segment",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="cut whole microscope frames into ROIs: auto (large images), always, never",
-    )
-    parser.add_argument(
-        "--format", choices=FORMATS, default="table", help="output format (default table)"
-    )
-    parser.add_argument(
-        "--output", "-o", metavar="FILE", help="write rows to FILE instead of stdout"
-    )
-    parser.add_argument(
-        "--db",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="PATH",
-        help="append the results to a SQLite store (default path if PATH is omitted)",
-    )
-    parser.add_argument(
-        "--top-k", type=int, default=3, help="ranked classes kept per ROI (default 3)"
-    )
-    parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar on stderr (default: when stderr is a terminal)",
-    )
-    from phytoscope.commands.report import add_sample_arguments
-
-    add_sample_arguments(
-        parser
-    )  # --site/--rules/--sample-volume...: store a sample, raise HAB alerts
-    from phytoscope.commands.exports import add_export_arguments
-
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                        help="inference engine (default: the fastest available)")  # fmt: skip
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32",
+                        help="model precision (int8 needs genus_int8.onnx or TensorRT)")  # fmt: skip
+    parser.add_argument("--model", help="model card, model file or folder (default: installed)")
+    parser.add_argument("--batch-size", type=int, default=16, help="ROIs per inference call")
+    parser.add_argument("--segment", choices=("auto", "always", "never"), default="auto",
+                        help="cut whole microscope frames into ROIs: auto (large images), always, never")  # fmt: skip
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
+    parser.add_argument("--output", "-o", metavar="FILE",
+                        help="write rows to FILE instead of stdout (checked before the run)")  # fmt: skip
+    parser.add_argument("--db", nargs="?", const="", default=None, metavar="PATH",
+                        help="store the results in a SQLite file, batch by batch (default path "
+                        "if PATH is omitted); checked before the run")  # fmt: skip
+    run_group = parser.add_mutually_exclusive_group()
+    run_group.add_argument("--resume", action="store_true", default=None,
+                           help="continue the unfinished run of the same inputs in --db "
+                           "(organisms already stored are not classified again)")  # fmt: skip
+    run_group.add_argument("--new-run", dest="resume", action="store_false",
+                           help="start a new run even if one on the same inputs never finished")  # fmt: skip
+    parser.add_argument("--top-k", type=int, default=3, help="ranked classes kept per ROI")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bar on stderr (default: when stderr is a terminal)")  # fmt: skip
+    add_sample_arguments(parser)
     add_export_arguments(parser)  # --class-scores, --ecotaxa, --every/--fps (video)
 
 
-# -- results -------------------------------------------------------------------------------
+def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options that turn a run into stored samples with concentrations and alerts."""
+    g = parser.add_argument_group(
+        "sample (cells/L and HAB alerts; any of these stores samples in --db or the default "
+        "database: IFCB bins take volume and time from their files, other images need "
+        "--sample-volume or the Utermöhl options and --sampled-at)"
+    )
+    g.add_argument("--sample", action="store_true", help="store samples without other options")
+    g.add_argument("--site", default=None, help="where the water was taken")
+    g.add_argument("--sampled-at", metavar="ISO",
+                   help="when the water was taken (images; ISO 8601, local time without a zone)")  # fmt: skip
+    g.add_argument("--rules", metavar="NAME", help="HAB rule set (default: settings)")
+    g.add_argument("--rules-overrides", metavar="CSV", help="site thresholds overriding the rules")
+    g.add_argument("--sample-volume", type=float, metavar="ML",
+                   help="mL of water the (non-IFCB) images stand for")  # fmt: skip
+    g.add_argument("--settled-ml", type=float, metavar="ML", help="Utermöhl: mL settled")
+    g.add_argument("--chamber-area", type=float, metavar="MM2", help="Utermöhl: chamber area")
+    g.add_argument("--counted-area", type=float, metavar="MM2", help="Utermöhl: area counted")
+    g.add_argument("--fields", type=int, metavar="N", help="Utermöhl: fields of view counted")
+    g.add_argument("--field-area", type=float, metavar="MM2", help="Utermöhl: area of one field")
+    g.add_argument("--sample-ml", type=float, metavar="ML", help="water the preservative went in")
+    g.add_argument("--preservative-ml", type=float, metavar="ML", help="Lugol's etc. added")
+    g.add_argument("--dilution", type=float, help="further dilution factor before settling")
+    pooling = g.add_mutually_exclusive_group()
+    pooling.add_argument("--per-bin", action="store_true",
+                         help="one sample per IFCB bin (default: bins of one instrument and day "
+                         "are pooled; bins of different days or instruments never are)")  # fmt: skip
+    pooling.add_argument("--pool", action="store_true",
+                         help="pool every IFCB bin into one sample, even across days/instruments")  # fmt: skip
+    g.add_argument("--partial-bins", choices=("scale", "exclude"), default="scale",
+                   help="a bin read only in part: scale its volume to the ROIs classified "
+                   "(default; flagged partial) or leave it out")  # fmt: skip
+
+
+_SAMPLE_OPTIONS = ("site", "sampled_at", "rules", "rules_overrides", "sample_volume", "settled_ml")
+
+
+def wants_sample(args: argparse.Namespace) -> bool:
+    return bool(
+        getattr(args, "sample", False)
+        or getattr(args, "per_bin", False)
+        or getattr(args, "pool", False)
+        or any(getattr(args, k, None) is not None for k in _SAMPLE_OPTIONS)
+    )
+
+
+def sample_settings(args: argparse.Namespace) -> Any:
+    """The session's settings from the options, checked now (before any work)."""
+    from phytoscope.core.samples import VolumeSpec, parse_time
+    from phytoscope.core.session import SampleSettings
+    from phytoscope.errors import ConfigError
+
+    if args.sample_volume is not None and args.settled_ml is not None:
+        raise ConfigError("give either --sample-volume or the Utermöhl volumes, not both")
+    volume = VolumeSpec.of(
+        given_ml=args.sample_volume,
+        settled_ml=args.settled_ml,
+        chamber_area_mm2=args.chamber_area,
+        counted_area_mm2=args.counted_area,
+        fields=args.fields,
+        field_area_mm2=args.field_area,
+        sample_ml=args.sample_ml,
+        preservative_ml=args.preservative_ml,
+        dilution=args.dilution,
+    )
+    volume.volume()  # a clear error now, not after an hour of classifying
+    return SampleSettings(
+        site=args.site or "",
+        sampled_at=parse_time(args.sampled_at) if args.sampled_at else None,
+        volume=volume,
+        grouping="per-bin" if args.per_bin else ("pool" if args.pool else "auto"),
+        partial=args.partial_bins,
+    )
 
 
 @dataclass
-class SampleSummary:
-    """Counts of one sample: an IFCB bin, or one PATH argument's images."""
+class ClassifyRequest:
+    """Everything one classify run needs; ``phytoscope gui`` without a display builds one
+    from the user's settings (no argv round trip)."""
 
-    name: str
-    rois: int = 0
-    counts: Counter = field(default_factory=Counter)
-    flagged: Counter = field(default_factory=Counter)
-    ml_analyzed: float | None = None
-    """volume imaged (mL) for an IFCB bin, else None"""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rois": self.rois,
-            "counts": dict(self.counts.most_common()),
-            "flags": dict(self.flagged),
-            "ml_analyzed": self.ml_analyzed,
-        }
-
-
-@dataclass
-class ClassifyResult:
-    """Everything a run produced, handed to the summary hooks.
-
-    ``meta`` maps ``(source, roi_index)`` to the sample name and the source's facts
-    (``{"sample": ..., "bin": ..., "ml_analyzed": ...}``) of each classified ROI.
-    """
-
-    predictions: list = field(default_factory=list)
-    skipped: list = field(default_factory=list)
-    meta: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
-    samples: dict[str, SampleSummary] = field(default_factory=dict)
-    backend: str = ""
-    model: str = ""
-    card: Any = None
-    run_id: int | None = None
-    seconds: float = 0.0
+    paths: list[str]
+    backend: str = "auto"
+    precision: str = "fp32"
+    model: str | None = None
+    batch_size: int = 16
+    segment: str = "auto"
+    top_k: int = 3
+    format: str = "table"
+    output: str | None = None
+    rows: bool = True
+    """False: summaries only (no row per organism)"""
+    db: str | None = None
+    """None: no store; "": the default database"""
+    resume: bool | None = None
+    progress: bool | None = None
+    sample: Any = None
+    """SampleSettings, or None when no sample is wanted"""
+    require_sample: bool = True
+    """an asked-for sample that cannot be saved makes the run fail (exit 1)"""
+    rules: str | None = None
+    rules_overrides: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    video: Any = None
+    """VideoSampling of video inputs (None: every frame)"""
+    exports: Any = None
+    """ExportRequest: IFCB Dashboard class scores, EcoTaxa (None: no files for other tools)"""
 
 
-SummaryHook = Callable[[argparse.Namespace, ClassifyResult], "str | None"]
-SUMMARY_HOOKS: list[SummaryHook] = []
-"""Functions run after classification; each returns text for stdout or None."""
-
-
-def _sample_hook(args: argparse.Namespace, result: ClassifyResult) -> str | None:
-    from phytoscope.commands.report import classify_hook  # cells/L, HAB alerts, stored sample
-
-    return classify_hook(args, result)
-
-
-def _export_hook(args: argparse.Namespace, result: ClassifyResult) -> str | None:
-    from phytoscope.commands.exports import export_hook  # --class-scores, --ecotaxa
-
-    return export_hook(args, result)
-
-
-# files first: a sample that cannot be stored (no volume given) must not lose the exports
-SUMMARY_HOOKS.extend([_export_hook, _sample_hook])
-
-
-def summarise(result: ClassifyResult) -> dict[str, SampleSummary]:
-    """Counts by genus per sample, in the order samples first appeared."""
-    samples: dict[str, SampleSummary] = {}
-    for p in result.predictions:
-        info = result.meta.get((p.source, p.roi_index), {})
-        name = info.get("sample", p.source)
-        summary = samples.setdefault(name, SampleSummary(name))
-        summary.rois += 1
-        summary.counts[p.label] += 1
-        for flag in p.flags:
-            summary.flagged[flag] += 1
-        ml = info.get("ml_analyzed")
-        if isinstance(ml, float) and not math.isnan(ml):
-            summary.ml_analyzed = ml
-    return samples
-
-
-# -- progress ------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> int:
+    return execute(
+        ClassifyRequest(
+            paths=[str(p) for p in args.paths],
+            backend=args.backend,
+            precision=args.precision,
+            model=args.model,
+            batch_size=args.batch_size,
+            segment=args.segment,
+            top_k=args.top_k,
+            format=args.format,
+            output=args.output,
+            db=args.db,
+            resume=args.resume,
+            progress=args.progress,
+            sample=sample_settings(args) if wants_sample(args) else None,
+            rules=args.rules,
+            rules_overrides=args.rules_overrides,
+            video=video_sampling(args),
+            exports=ExportRequest.from_args(args),
+        )
+    )
 
 
 def estimate_total(paths: list[str], segment: str) -> int | None:
-    """ROIs to expect, from a cheap listing (bins: ADC rows; images: one each).
-
-    Unknown (None) when frames are segmented, because a frame holds any number of ROIs.
-    """
+    """ROIs to expect, from a cheap listing (bins: ADC rows; images: one each); None when
+    frames are segmented, since a frame holds any number of ROIs."""
     if segment == "always":
         return None
     from phytoscope.sources import expand_paths
@@ -204,225 +230,168 @@ def estimate_total(paths: list[str], segment: str) -> int | None:
     return total
 
 
-# -- output --------------------------------------------------------------------------------
+def _check(req: ClassifyRequest) -> None:
+    from phytoscope import config, modelcard
+    from phytoscope.errors import ConfigError, ModelError
 
-
-def _row(p, sample: str) -> dict[str, Any]:
-    x, y, w, h = p.box if p.box else ("", "", "", "")
-    return {
-        "sample": sample,
-        "source": p.source,
-        "roi": p.roi_index,
-        "x": x,
-        "y": y,
-        "w": w,
-        "h": h,
-        "genus": p.label,
-        "confidence": round(p.confidence, 4),
-        "top3": ";".join(f"{name}:{prob:.3f}" for name, prob in p.top_k[:3]),
-        "flags": ",".join(p.flags),
-    }
-
-
-def rows(result: ClassifyResult) -> Iterator[dict[str, Any]]:
-    for p in result.predictions:
-        yield _row(p, result.meta.get((p.source, p.roi_index), {}).get("sample", p.source))
-
-
-def write_table(result: ClassifyResult, out: TextIO) -> None:
-    table = [dict(zip(COLUMNS, COLUMNS, strict=True))] + [
-        {k: str(v) for k, v in r.items()} for r in rows(result)
-    ]
-    shown = ("source", "roi", "x", "y", "w", "h", "genus", "confidence", "top3", "flags")
-    widths = {c: max(len(r[c]) for r in table) for c in shown}
-    for r in table:
-        out.write("  ".join(r[c].ljust(widths[c]) for c in shown).rstrip() + "\n")
-
-
-def write_csv(result: ClassifyResult, out: TextIO) -> None:
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows(result))
-
-
-def write_json(result: ClassifyResult, out: TextIO) -> None:
-    doc = {
-        "backend": result.backend,
-        "model": result.model,
-        "run_id": result.run_id,
-        "seconds": round(result.seconds, 3),
-        "predictions": [
-            {**r, "top_k": [[n, round(pr, 4)] for n, pr in p.top_k], "flags": list(p.flags)}
-            for r, p in zip(rows(result), result.predictions, strict=True)
-        ],
-        "samples": {name: s.to_dict() for name, s in result.samples.items()},
-        "skipped": [{"source": s.source, "reason": s.reason} for s in result.skipped],
-    }
-    json.dump(doc, out, indent=2)
-    out.write("\n")
-
-
-def summary_text(result: ClassifyResult) -> str:
-    buf = io.StringIO()
-    buf.write(f"\nsummary ({result.backend}, {result.model}):\n")
-    for s in result.samples.values():
-        volume = f", {s.ml_analyzed:.3f} mL analysed" if s.ml_analyzed is not None else ""
-        buf.write(f"  {s.name}: {s.rois} ROIs{volume}\n")
-        for label, n in s.counts.most_common():
-            buf.write(f"    {label:<32} {n:>6}\n")
-        if s.flagged:
-            buf.write("    flags: " + ", ".join(f"{k} {v}" for k, v in s.flagged.items()) + "\n")
-    if result.skipped:
-        buf.write(f"  skipped: {len(result.skipped)} input(s) (listed on stderr)\n")
-    return buf.getvalue()
-
-
-# -- run -----------------------------------------------------------------------------------
-
-
-class TaggedInputs:
-    """``iter_inputs`` per PATH argument, remembering each ROI's sample and source facts.
-
-    A PATH is one sample; inside it, every IFCB bin is its own sample (it has its own
-    volume). Only small facts are kept, never pixels. Offers ``units()`` like
-    :class:`phytoscope.sources.InputStream`, so files are still decoded in parallel; the
-    units run in pool threads and only set dict items (atomic under the GIL).
-    """
-
-    def __init__(
-        self,
-        paths: list[str],
-        segment: str,
-        meta: dict[tuple[str, int], dict[str, Any]],
-        video: Any = None,
-    ):
-        from phytoscope.sources import iter_inputs
-
-        self.streams = [(path, iter_inputs([path], segment=segment, video=video)) for path in paths]
-        self.meta = meta
-
-    def _record(self, path: str, items: list) -> list:
-        from phytoscope.types import Roi
-
-        for item in items:
-            if isinstance(item, Roi):
-                info = {k: v for k, v in item.meta.items() if isinstance(v, (str, int, float))}
-                info["sample"] = item.meta.get("bin", path)
-                self.meta[(item.source, item.index)] = info
-        return items
-
-    def units(self) -> Iterator[Callable[[], list]]:
-        for path, stream in self.streams:
-            for unit in stream.units():
-
-                def recorded(unit: Callable[[], list] = unit, path: str = path) -> list:
-                    return self._record(path, unit())
-
-                yield recorded
-
-    def __iter__(self) -> Iterator:
-        for unit in self.units():
-            yield from unit()
-
-
-def run(args: argparse.Namespace) -> int:
-    from phytoscope import backends, config, modelcard
-    from phytoscope.commands.progressbar import terminal_progress
-    from phytoscope.core.classifier import Classifier
-    from phytoscope.core.pipeline import STAGE, classify_items, engine_options
-    from phytoscope.errors import ConfigError, ExitCode, ModelError
-
-    if args.batch_size < 1 or args.batch_size > 1024:
-        raise ConfigError(f"--batch-size must be between 1 and 1024, not {args.batch_size}")
-    if args.top_k < 1:
-        raise ConfigError(f"--top-k must be at least 1, not {args.top_k}")
-    if args.model is None and not modelcard.discover(config.models_dir()):
+    if req.batch_size < 1 or req.batch_size > 1024:
+        raise ConfigError(f"--batch-size must be between 1 and 1024, not {req.batch_size}")
+    if req.top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1, not {req.top_k}")
+    if req.model is None and not modelcard.discover(config.models_dir()):
         raise ModelError(
             f"no model installed: {config.models_dir()} holds no model card. Install the "
             "shipped model (models/genus.onnx + genus.onnx.json), train one with "
             "`phytoscope train`, or pass --model PATH"
         )
 
-    store = None
-    if args.db is not None:
-        from phytoscope.storage import Store
 
-        store = Store(Path(args.db) if args.db else config.default_database())
+def execute(req: ClassifyRequest) -> int:
+    """Run a classify request: check, classify and store, write, then save the samples."""
+    from phytoscope import backends, config
+    from phytoscope.commands.progressbar import terminal_progress
+    from phytoscope.core.analysis import Analysis, RunFailed, inputs_key, open_run
+    from phytoscope.core.classifier import Classifier
+    from phytoscope.core.hab import load_rule_set
+    from phytoscope.core.pipeline import STAGE, engine_options
+    from phytoscope.core.session import SampleSession
+    from phytoscope.errors import Cancelled, ExitCode, PhytoscopeError
+    from phytoscope.storage import Store
 
-    result = ClassifyResult()
+    _check(req)
     started = time.perf_counter()
+    # everything that can refuse the run refuses it now, before any image is read
+    output = OutputTarget(req.output) if req.rows else None
+    rule_set = None
+    if req.sample is not None:
+        rule_set = load_rule_set(
+            req.rules or config.Settings.load().rule_set, overrides_path=req.rules_overrides
+        )
+    db = req.db if req.db is not None else ("" if req.sample is not None else None)
+    store = Store(Path(db) if db else config.default_database()) if db is not None else None
+    result = ClassifyResult()
+    stopped: str | None = None
+    code = ExitCode.OK
     try:
-        with terminal_progress(args.progress, units={STAGE: "ROIs"}) as progress:
+        with terminal_progress(req.progress, units={STAGE: "ROIs"}) as progress:
             backend = backends.create(
-                args.backend, args.precision, model=args.model, **engine_options()
+                req.backend, req.precision, model=req.model, **engine_options()
             )
             with backend:
                 card = backend.card
                 result.backend, result.model, result.card = backend.name, card.label, card
+                done: dict = {}
                 if store is not None:
-                    result.run_id = store.start_run(
-                        backend.name,
-                        card.label,
-                        card.sha256,
-                        settings={
-                            "paths": [str(p) for p in args.paths],
-                            "segment": args.segment,
-                            "batch_size": args.batch_size,
-                            "precision": args.precision,
-                            "command": "classify",
-                        },
-                    )
-                total = estimate_total(args.paths, args.segment) if progress.callback else None
-                from phytoscope.commands.exports import video_sampling
-
-                items = TaggedInputs(args.paths, args.segment, result.meta, video_sampling(args))
-                for predictions, skipped in classify_items(
-                    items,
-                    Classifier(backend, top_k=args.top_k),
-                    batch_size=args.batch_size,
-                    progress=progress,
-                    total=total,
-                ):
-                    # written batch by batch: a crash or Ctrl-C keeps everything classified so far
-                    if store is not None and result.run_id is not None:
-                        if predictions:
-                            store.add_predictions(result.run_id, predictions)
-                        if skipped:
-                            store.add_skipped(result.run_id, skipped)
-                    result.predictions.extend(predictions)
-                    result.skipped.extend(skipped)
-                if store is not None and result.run_id is not None:
+                    key = inputs_key(req.paths, req.segment, card.sha256, backend.name)
+                    settings = {"paths": req.paths, "segment": req.segment,
+                                "batch_size": req.batch_size, "precision": req.precision,
+                                "command": "classify", **req.settings}  # fmt: skip
+                    start = open_run(store, backend.name, card, settings, key, req.resume)
+                    result.run_id, done = start.run_id, start.done
+                    if start.note:
+                        print(f"phytoscope: {start.note}", file=sys.stderr)
+                session = SampleSession(card, rule_set, req.sample)
+                session.add_run(result.run_id)
+                analysis = Analysis(
+                    Classifier(backend, top_k=req.top_k),
+                    paths=req.paths,
+                    store=store,
+                    run_id=result.run_id,
+                    segment=req.segment,
+                    batch_size=req.batch_size,
+                    done=done,
+                    video=req.video,
+                )
+                total = estimate_total(req.paths, req.segment) if progress.callback else None
+                try:
+                    for batch in analysis.batches(progress, total):
+                        result.add(batch)
+                        session.add(batch)
+                except (KeyboardInterrupt, Cancelled):
+                    stopped, code = "interrupted", ExitCode.CANCELLED
+                except RunFailed as exc:
+                    stopped, code = f"stopped: {exc}", ExitCode.ERROR
+                except PhytoscopeError as exc:  # an engine failing mid-run, ...
+                    stopped, code = f"stopped: {exc}", ExitCode.ERROR
+                except Exception as exc:  # noqa: BLE001 - say what was kept, then the cause
+                    log.debug("classify stopped", exc_info=True)
+                    stopped = f"stopped by an unexpected error ({type(exc).__name__}: {exc})"
+                    code = ExitCode.ERROR
+                if stopped is None and store is not None and result.run_id is not None:
                     store.finish_run(result.run_id)
+                result.rows_stored = analysis.rows_stored + len(done)
+        result.seconds = time.perf_counter() - started
+        return _report(req, result, session, store, output, stopped, code)
     finally:
+        if output is not None:
+            output.discard()  # only left when the run failed before writing
         if store is not None:
             store.close()
-    result.seconds = time.perf_counter() - started
-    result.samples = summarise(result)
+
+
+def _report(
+    req: ClassifyRequest,
+    result: ClassifyResult,
+    session: Any,
+    store: Any,
+    output: OutputTarget | None,
+    stopped: str | None,
+    code: int,
+) -> int:
+    """Write what was classified (also after a stop), then the summaries and the samples."""
+    from phytoscope.core.sample_text import describe
+    from phytoscope.errors import ExitCode
 
     for s in result.skipped:
         print(f"skipped: {s.source}: {s.reason}", file=sys.stderr)
-    if not result.predictions and not result.skipped:
+    if output is not None:
+        output.write(lambda out: write_rows(req.format, result, out))
+    if stopped is not None:
+        where = ""
+        if store is not None:
+            where = (
+                f"; run {result.run_id}: {result.rows_stored} rows stored in {store.path} "
+                f"(`phytoscope classify ... --db {store.path} --resume` continues it)"
+            )
+        else:
+            where = "; nothing was stored (no --db)"
         print(
-            "phytoscope: no images or IFCB bins found in " + ", ".join(args.paths), file=sys.stderr
+            f"phytoscope: {stopped}; {len(result.predictions)} organisms classified"
+            + (f", written to {req.output}" if req.output and output is not None else "")
+            + where,
+            file=sys.stderr,
         )
+        return code
+    if not result.predictions and not result.skipped:
+        print("phytoscope: no images or IFCB bins found in " + ", ".join(req.paths),
+              file=sys.stderr)  # fmt: skip
         return ExitCode.ERROR
-
-    out: TextIO
-    out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
-    try:
-        {"table": write_table, "csv": write_csv, "json": write_json}[args.format](result, out)
-    finally:
-        if args.output:
-            out.close()
     # the summary goes where it cannot corrupt machine-readable output
-    if args.format == "table" or args.output:
-        print(summary_text(result), end="")
-    elif args.format == "csv":
-        print(summary_text(result), end="", file=sys.stderr)
-    for hook in SUMMARY_HOOKS:
-        text = hook(args, result)
-        if text:
-            print(text, file=sys.stdout if args.format == "table" or args.output else sys.stderr)
+    text_out = sys.stdout if (req.format == "table" or req.output or not req.rows) else sys.stderr
+    print(summary_text(result), end="", file=text_out)
+    # files first: a sample that cannot be stored (no volume given) must not lose the exports
+    exported = export_hook(req.exports, result) if req.exports is not None else None
+    if exported:
+        print(exported, file=text_out)
+    if req.sample is not None and store is not None:
+        saved = {s.key: s for s in session.save(store, reason="phytoscope classify")}
+        for notice in session.notices():
+            print(f"WARNING: {notice}", file=text_out)
+        drafts = session.samples()
+        for draft in drafts:
+            print(describe(draft, saved.get(draft.key)), file=text_out)
+        stored = [s for s in saved.values() if s.sample_id is not None and not s.problems]
+        if stored:
+            ids = " ".join(str(s.sample_id) for s in stored)
+            print(f"report: phytoscope report {ids} --db {store.path}", file=text_out)
+        elif drafts and req.require_sample:
+            code = ExitCode.ERROR
     if store is not None:
         print(f"stored as run {result.run_id} in {store.path}", file=sys.stderr)
-    return ExitCode.PARTIAL if result.skipped else ExitCode.OK
+    if code == ExitCode.OK and result.skipped:
+        code = ExitCode.PARTIAL
+    return code
+
+
+def counts_by_label(result: ClassifyResult) -> Counter[str]:
+    return Counter(p.label for p in result.predictions)

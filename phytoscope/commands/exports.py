@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -114,47 +115,88 @@ def video_sampling(args: argparse.Namespace) -> Any:
     return VideoSampling(every=getattr(args, "every", None), fps=getattr(args, "fps", None))
 
 
-def sample_facts(args: argparse.Namespace, result: Any) -> Any:
-    """``facts(prediction)`` for the EcoTaxa writer, from the run's ROI facts and options.
+@dataclass(frozen=True)
+class ExportRequest:
+    """The files for other tools a classify run should write, and the sample position they
+    carry (EcoTaxa). Built from the options, or by a front end that has no argv."""
 
-    Time: ``--sampled-at`` if given, else the video's recording time at that frame, else
-    the IFCB bin's time from its name (UTC).
-    """
-    from phytoscope.commands.report import _bin_time
-    from phytoscope.core.formats.ecotaxa import SampleFacts
+    class_scores: Path | None = None
+    ecotaxa: Path | None = None
+    lat: float | None = None
+    lon: float | None = None
+    depth: tuple[float, float] | None = None
+    site: str = ""
+    sampled_at: str | None = None
+    """ISO 8601 from --sampled-at; else video recording time, else the IFCB bin's time"""
+    segment: str = "auto"
+    progress: bool | None = None
 
-    depth = getattr(args, "depth", None) or (None, None)
+    @property
+    def wanted(self) -> bool:
+        return self.class_scores is not None or self.ecotaxa is not None
 
-    def facts(p: Any) -> SampleFacts:
-        info = result.meta.get((p.source, p.roi_index), {})
-        sample = str(info.get("sample", p.source))
-        # EcoTaxa's instrument codes ("?" is its unknown instrument)
-        if "bin" in info:
-            instrument, name = "IFCB", str(info["bin"])
-        elif "video" in info:
-            instrument, name = "Other microscope", Path(sample).name
-        else:
-            instrument, name = "?", Path(sample).name or sample
-        when = getattr(args, "sampled_at", None) or info.get("recorded_at")
-        if not when and "bin" in info:
-            when = _bin_time([str(info["bin"])])
-        return SampleFacts(
-            sample_id=name,
-            sampled_at=when,
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ExportRequest:
+        return cls(
+            class_scores=getattr(args, "class_scores", None),
+            ecotaxa=getattr(args, "ecotaxa", None),
             lat=getattr(args, "lat", None),
             lon=getattr(args, "lon", None),
+            depth=getattr(args, "depth", None),
+            site=getattr(args, "site", None) or "",
+            sampled_at=getattr(args, "sampled_at", None),
+            segment=getattr(args, "segment", "auto"),
+            progress=getattr(args, "progress", None),
+        )
+
+
+def sample_facts(req: ExportRequest, result: Any) -> Any:
+    """``facts(prediction)`` for the EcoTaxa writer, from the run's ROI facts.
+
+    Time: ``--sampled-at`` if given, else the video's recording time at that frame, else
+    the IFCB bin's time from its name (UTC, the session's rule).
+    """
+    from phytoscope.core.formats.ecotaxa import SampleFacts
+    from phytoscope.core.samples import bin_time, iso_utc
+
+    depth = req.depth or (None, None)
+    by_key = {
+        (p.source, p.roi_index): (name, fact)
+        for p, name, fact in zip(result.predictions, result.names, result.facts, strict=True)
+    }
+
+    def facts(p: Any) -> SampleFacts:
+        name, fact = by_key.get((p.source, p.roi_index), (p.source, None))
+        bin_id = getattr(fact, "bin_id", None)
+        video = getattr(fact, "video", None)
+        # EcoTaxa's instrument codes ("?" is its unknown instrument)
+        if bin_id:
+            instrument, sample = "IFCB", str(bin_id)
+        elif video:
+            instrument, sample = "Other microscope", Path(video).name
+        else:
+            instrument, sample = "?", Path(name).name or name
+        when = req.sampled_at or getattr(fact, "recorded_at", None)
+        if not when and bin_id:
+            moment = bin_time(str(bin_id))
+            when = iso_utc(moment) if moment is not None else None
+        return SampleFacts(
+            sample_id=sample,
+            sampled_at=when,
+            lat=req.lat,
+            lon=req.lon,
             depth_min=depth[0],
             depth_max=depth[1],
-            site=getattr(args, "site", None) or "",
+            site=req.site,
             instrument=instrument,
         )
 
     return facts
 
 
-def export_hook(args: argparse.Namespace, result: Any) -> str | None:
+def export_hook(req: ExportRequest, result: Any) -> str | None:
     """Write the files asked for from a finished classify run; text saying what was written."""
-    if not (getattr(args, "class_scores", None) or getattr(args, "ecotaxa", None)):
+    if not req.wanted:
         return None
     from phytoscope.commands.progressbar import terminal_progress
     from phytoscope.core.formats import class_scores, ecotaxa
@@ -165,22 +207,20 @@ def export_hook(args: argparse.Namespace, result: Any) -> str | None:
     if card is None:
         raise ConfigError("no model card with this run: class scores and EcoTaxa need its classes")
     lines: list[str] = []
-    if args.class_scores:
-        written, other = class_scores.write_bins(args.class_scores, result.predictions, card)
-        lines.append(f"class scores: {len(written)} IFCB bin(s) -> {args.class_scores}")
+    if req.class_scores is not None:
+        written, other = class_scores.write_bins(req.class_scores, result.predictions, card)
+        lines.append(f"class scores: {len(written)} IFCB bin(s) -> {req.class_scores}")
         if other:
             lines.append(
                 f"  {other} organisms came from no IFCB bin: the Dashboard format has none"
             )
-    if args.ecotaxa:
-        segment = getattr(args, "segment", "auto")
-        with terminal_progress(
-            getattr(args, "progress", None), units={ecotaxa.STAGE: "ROIs"}
-        ) as bar:
+    if req.ecotaxa is not None:
+        segment = req.segment
+        with terminal_progress(req.progress, units={ecotaxa.STAGE: "ROIs"}) as bar:
             done = ecotaxa.write_export(
-                args.ecotaxa,
+                req.ecotaxa,
                 result.predictions,
-                sample_facts(args, result),
+                sample_facts(req, result),
                 card.label,
                 images=lambda refs: read_rois(refs, segment),
                 progress=bar,

@@ -3,7 +3,8 @@
 Where there is no display (Linux without ``DISPLAY``/``WAYLAND_DISPLAY`` and no
 ``QT_QPA_PLATFORM``), or PySide6 is not installed, the command still does the main job:
 it classifies the given paths (default: the bundled sample images) with the installed
-model through ``phytoscope classify`` and prints the per-genus counts and the HAB alerts.
+model through the same core session as the window and ``phytoscope classify``, stores the
+IFCB bins as samples and prints the per-genus counts, cells/L and the HAB alerts.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 HELP = "open the desktop analyser (without a display: classify and print counts and alerts)"
 
@@ -87,31 +89,14 @@ def default_paths() -> list[str]:
     return [str(samples)] if samples.exists() else []
 
 
-def split_inputs(paths: list[str]) -> tuple[list[str], list[str]]:
-    """(IFCB bins, other inputs): a bin's header gives its volume, so bins make a sample
-    with concentrations and alerts; the images' volume is unknown here (counts only)."""
-    from phytoscope.sources import expand_paths
-
-    bins: list[Path] = []
-    others: list[Path] = []
-    for kind, path in expand_paths(paths):
-        (bins if kind == "bin" else others).append(Path(path))
-    # name image folders rather than files where no bin lives inside (one summary per folder)
-    folders = sorted({p.parent for p in others}, key=lambda d: len(d.parts))
-    chosen: list[Path] = []
-    for folder in folders:
-        if any(folder in c.parents or folder == c for c in chosen):
-            continue
-        if not any(folder in b.parents for b in bins):
-            chosen.append(folder)
-    grouped = [str(c) for c in chosen]
-    grouped += [str(p) for p in others if not any(c in p.parents for c in chosen)]
-    return [str(b) for b in bins], grouped
-
-
-def _classify(paths: list[str], sample: bool) -> int:
-    from phytoscope.commands import classify
+def headless_request(paths: list[str]) -> Any:
+    """What the window would do with ``paths``, as a classify request built from the user's
+    settings (no argv round trip): the core session stores the IFCB bins as samples (their
+    volume and time come from the bins) and counts the other images (their volume is unknown
+    here), printing cells/L and the HAB verdict."""
+    from phytoscope.commands.classify import ClassifyRequest
     from phytoscope.config import Settings
+    from phytoscope.core.session import SampleSettings
     from phytoscope.errors import ConfigError
 
     try:
@@ -119,30 +104,25 @@ def _classify(paths: list[str], sample: bool) -> int:
     except ConfigError as exc:
         print(f"phytoscope: {exc}; using defaults", file=sys.stderr)
         settings = Settings()
-    argv = [
-        *paths,
-        "--format",
-        "csv",
-        "--output",
-        os.devnull,
-        "--backend",
-        settings.backend,
-        "--precision",
-        settings.precision,
-        "--batch-size",
-        str(settings.batch_size),
-    ]
-    if settings.model_dir:
-        argv += ["--model", settings.model_dir]
-    if sample:  # store the sample and print its cells/L and HAB alerts, as the window would
-        argv += ["--rules", settings.rule_set, "--sample", "--db"]
-    parser = argparse.ArgumentParser(prog="phytoscope classify")
-    classify.configure(parser)
-    return int(classify.run(parser.parse_args(argv)))
+    return ClassifyRequest(
+        paths=list(paths),
+        backend=settings.backend,
+        precision=settings.precision,
+        model=settings.model_dir or None,
+        batch_size=settings.batch_size,
+        rows=False,
+        db="",
+        sample=SampleSettings(),
+        require_sample=False,
+        rules=settings.rule_set,
+        settings={"command": "gui --headless"},
+    )
 
 
 def run_headless(paths: list[str], note: str) -> int:
-    """Classify ``paths`` and print counts and HAB alerts through ``phytoscope classify``."""
+    """Classify ``paths`` through the core session and print counts, cells/L and alerts."""
+    from phytoscope.commands.classify import execute
+
     print(f"phytoscope: {note}", file=sys.stderr)
     if not paths:
         print(
@@ -150,16 +130,7 @@ def run_headless(paths: list[str], note: str) -> int:
             file=sys.stderr,
         )
         return 2
-    bins, others = split_inputs(paths)
-    if not bins or not others:
-        return _classify(paths, sample=bool(bins))
-    print(
-        f"phytoscope: {len(bins)} IFCB bin(s) (one sample: cells/L and HAB alerts) and "
-        f"{len(others)} other input(s) (counts only: their volume is unknown)",
-        file=sys.stderr,
-    )
-    codes = [_classify(bins, sample=True), _classify(others, sample=False)]
-    return max(codes)
+    return int(execute(headless_request(paths)))
 
 
 def run(args: argparse.Namespace) -> int:

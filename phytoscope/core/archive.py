@@ -31,7 +31,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
 import os
 import re
 import time
@@ -93,6 +92,10 @@ class UnitResult:
     model: str = ""
     rule_set_version: str = ""
     error: str | None = None
+    flags: list[str] = field(default_factory=list)
+    """``partial``: the bin was read only in part and its volume scaled (see warnings)"""
+    warnings: list[str] = field(default_factory=list)
+    sampled_at: str | None = None
 
 
 @dataclass
@@ -257,44 +260,42 @@ class UnitProcessor:
         return result
 
     def _process(self, unit: Unit, result: UnitResult) -> None:
-        from phytoscope.core import hab
-        from phytoscope.core.pipeline import classify_items
-        from phytoscope.core.sample import concentrations, count_labels, volume_from_meta
-        from phytoscope.sources import iter_inputs
-        from phytoscope.types import Roi
+        """One unit through the core session, as ``phytoscope classify`` runs it: the same
+        analysis, and for a bin the same sample rules (volume from its header, scaled and
+        flagged when the bin was read only in part; plausibility warnings; time)."""
+        from phytoscope.core.analysis import Analysis
+        from phytoscope.core.session import SampleSession, SampleSettings
 
-        metas: list[dict[str, Any]] = []
-
-        def items():
-            for item in iter_inputs(unit.paths, segment=self.config.segment):
-                if isinstance(item, Roi):
-                    metas.append(item.meta)
-                yield item
-
-        rows: list[dict[str, Any]] = []
-        predictions = []
-        skipped = []
-        for preds, skips in classify_items(
-            items(), self.classifier, batch_size=self.config.batch_size, workers=1
-        ):
-            predictions.extend(preds)
-            skipped.extend(skips)
+        session = SampleSession(self.classifier.card, self.rule_set, SampleSettings())
+        analysis = Analysis(
+            self.classifier,
+            paths=list(unit.paths),
+            segment=self.config.segment,
+            batch_size=self.config.batch_size,
+            workers=1,
+        )
+        predictions: list[Any] = []
+        skipped: list[Any] = []
+        for batch in analysis.batches():
+            session.add(batch)
+            predictions.extend(batch.predictions)
+            skipped.extend(batch.skipped)
         if skipped and not predictions:
             raise ValueError("; ".join(f"{s.source}: {s.reason}" for s in skipped[:3]))
-        for p in predictions:
-            rows.append(
-                {
-                    "bin": unit.key,
-                    "roi_id": f"{Path(p.source).name}_{p.roi_index:05d}",
-                    "source": p.source,
-                    "roi_index": p.roi_index,
-                    "genus": p.label,
-                    "confidence": p.confidence,
-                    "top_k_labels": [name for name, _ in p.top_k],
-                    "top_k_probs": [prob for _, prob in p.top_k],
-                    "flags": list(p.flags),
-                }
-            )
+        rows = [
+            {
+                "bin": unit.key,
+                "roi_id": f"{Path(p.source).name}_{p.roi_index:05d}",
+                "source": p.source,
+                "roi_index": p.roi_index,
+                "genus": p.label,
+                "confidence": p.confidence,
+                "top_k_labels": [name for name, _ in p.top_k],
+                "top_k_probs": [prob for _, prob in p.top_k],
+                "flags": list(p.flags),
+            }
+            for p in predictions
+        ]
         _write_parquet(rows, self.out_dir / "rois" / f"bin={unit.key}" / "part-0.parquet")
         if self.config.class_scores is not None and unit.kind == "bin":
             bin_id = _bin_id(unit)
@@ -304,26 +305,31 @@ class UnitProcessor:
                 predictions,
                 self.classifier.card,
             )
-        counts = count_labels(predictions)
         result.rois, result.skipped = len(predictions), len(skipped)
-        result.counts = dict(sorted(counts.items()))
-        volume = volume_from_meta(metas) if unit.kind == "bin" and metas else None
-        if volume is not None and math.isfinite(volume.ml_analyzed):
-            card = self.classifier.card
-            result.ml_analyzed = volume.ml_analyzed
-            result.concentrations = {
-                c.taxon: {
-                    "count": c.count,
-                    "per_l": c.per_l,
-                    "low_per_l": c.low_per_l,
-                    "high_per_l": c.high_per_l,
-                    "detection_limit_per_l": c.detection_limit_per_l,
-                    "unit": c.unit,
-                }
-                for c in concentrations(counts, volume, card)
+        result.counts = dict(sorted(Counter(p.label for p in predictions).items()))
+        drafts = [d for d in session.samples() if d.bins] if unit.kind == "bin" else []
+        if not drafts or drafts[0].volume is None:
+            return
+        d = drafts[0]
+        result.ml_analyzed = d.volume.ml_analyzed if d.volume else None
+        result.flags, result.warnings, result.sampled_at = (
+            list(d.flags),
+            list(d.warnings),
+            d.sampled_at,
+        )
+        result.concentrations = {
+            c.taxon: {
+                "count": c.count,
+                "per_l": c.per_l,
+                "low_per_l": c.low_per_l,
+                "high_per_l": c.high_per_l,
+                "detection_limit_per_l": c.detection_limit_per_l,
+                "unit": c.unit,
             }
-            assessment = hab.assess(counts, volume, card, self.rule_set)
-            result.levels = {a.taxon: a.describe_level() for a in assessment.assessments}
+            for c in d.concentrations
+        }
+        if d.hab is not None:
+            result.levels = {a.taxon: a.describe_level() for a in d.hab.assessments}
 
 
 def preflight(config: ArchiveConfig) -> None:
@@ -439,6 +445,7 @@ def write_tables(out_dir: Path) -> None:
                     "detection_limit_per_l": conc.get("detection_limit_per_l"),
                     "unit": conc.get("unit", ""),
                     "level": unit.levels.get(taxon, ""),
+                    "flags": ";".join(unit.flags),
                     "model": unit.model,
                     "rule_set_version": unit.rule_set_version,
                 }

@@ -29,7 +29,8 @@ import cv2
 import jinja2
 import numpy as np
 
-from phytoscope.core.sample import CHAINS, concentration, describe_volume, format_per_l
+from phytoscope.core.sample import CHAINS, describe_volume, format_per_l
+from phytoscope.core.sample_text import stored_concentrations
 from phytoscope.errors import ConfigError
 from phytoscope.imaging.preprocess import to_uint8
 from phytoscope.sources import iter_inputs
@@ -50,21 +51,12 @@ _ENV.filters["per_l"] = format_per_l
 # -- concentrations from the store -----------------------------------------------------
 
 
-def stored_concentrations(store: Any, sample_id: int) -> list[Any]:
-    """Concentrations recomputed from the stored counts and volume ("unknown" left out)."""
-    sample = store.sample(sample_id)
-    return [
-        concentration(taxon, n, sample.volume, chain_forming=unit == CHAINS)
-        for taxon, (n, unit) in store.sample_counts(sample_id).items()
-        if taxon != "unknown"
-    ]
-
-
 def csv_rows(store: Any, sample_ids: Sequence[int]) -> tuple[list[str], list[dict[str, str]]]:
     """Header and rows of the England & Wales style table."""
     fixed = [
         "sample_id", "site", "sampled_at", "analysed_at", "ml_analyzed",
         "detection_limit_cells_per_l", "unknown_rois", "model", "rule_set", "open_alerts",
+        "flags", "revision",
     ]  # fmt: skip
     taxa: dict[str, str] = {}
     rows = []
@@ -85,6 +77,9 @@ def csv_rows(store: Any, sample_ids: Sequence[int]) -> tuple[list[str], list[dic
             "open_alerts": "; ".join(
                 f"{a.taxon} {'at least ' if a.lower_bound else ''}{a.level}" for a in alerts
             ),
+            # "partial": a bin read only in part, its volume scaled (warnings say how)
+            "flags": ";".join(sample.flags),
+            "revision": str(sample.revision),
         }
         for c in stored_concentrations(store, sid):
             column = c.taxon + (" (chains/L)" if c.unit == CHAINS else "")
@@ -188,6 +183,7 @@ def html_report(store: Any, sample_id: int, segment: str = "auto") -> str:
         ("Site", sample.site or "-"),
         ("Sampled at", sample.sampled_at or "not given"),
         ("Analysed at", sample.created_at or "-"),
+        ("Revision", f"{sample.revision}" + (f" (updated {sample.updated_at})" if sample.updated_at else "")),
         ("Kind", sample.kind),
         ("Volume", describe_volume(sample.volume)),
         ("Detection limit", f"{f(1000.0 / sample.volume.ml_analyzed)} per L (one organism)"),
@@ -200,10 +196,13 @@ def html_report(store: Any, sample_id: int, segment: str = "auto") -> str:
     if counts.get("unknown", (0, ""))[0]:
         facts.append(
             (
-                "Unclassified ROIs",
-                f"{counts['unknown'][0]} (below the model's confidence threshold)",
+                "Not identified",
+                f"{counts['unknown'][0]} organisms: check by microscope (in no alert)",
             )
         )
+    if sample.flags:
+        facts.append(("Flags", ", ".join(sample.flags)))
+    facts += [("Warning", w) for w in sample.warnings]
     evidence = [
         (
             a,
@@ -250,6 +249,7 @@ def pdf_report(store: Any, sample_id: int, path: Path, segment: str = "auto") ->
     f = format_per_l
     facts = [
         f"Site: {sample.site or '-'}    Sampled at: {sample.sampled_at or 'not given'}    Analysed at: {sample.created_at}",
+        *(f"Warning: {w}" for w in sample.warnings),
         f"Volume: {describe_volume(sample.volume)}",
         f"Model: {sample.model}    Rule set: {summary.get('rule_set_version', sample.rule_set)}",
     ]  # fmt: skip

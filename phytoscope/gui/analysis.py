@@ -1,25 +1,28 @@
 """The analysis jobs the inference thread runs, as plain functions (no Qt).
 
 :class:`~phytoscope.gui.workers.InferenceWorker` is a thin shell around these: it passes
-callbacks that emit queued signals. Here the inputs are read (``phytoscope.sources``),
-classified with the same ``classify_items`` the CLI uses, committed to the results store
-batch by batch (a crash or a full disk loses nothing already classified), and handed back
-with the pixels the GUI shows: a small thumbnail per ROI and, once per source, the image
-its boxes are drawn on.
+callbacks that emit queued signals. The work itself is the core session's
+:class:`~phytoscope.core.analysis.Analysis`, exactly as ``phytoscope classify`` runs it:
+inputs read, classified, committed to the results store batch by batch (a crash loses
+nothing already classified; a failing store stops the analysis, as it stops the command).
+This module only adds the pixels the window shows: a small thumbnail per ROI and, once per
+source, the image its boxes are drawn on. Each batch carries the core
+:class:`~phytoscope.core.analysis.AnalysisBatch`, which the window hands to its
+:class:`~phytoscope.core.session.SampleSession`.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
-from phytoscope.errors import Cancelled, PhytoscopeError, StorageError
+from phytoscope.core.analysis import Analysis, RunFailed
+from phytoscope.errors import Cancelled, PhytoscopeError
 from phytoscope.gui.jobs import (
     FRAME_SIZE,
     THUMB_SIZE,
@@ -62,7 +65,7 @@ class _Tap:
 
     ``classify_items`` iterates it in its reader thread, or runs its units in its decoding
     pool, so the containers here are only touched with single, GIL-atomic operations (dict
-    set/pop, list append/pop, set add, dict copy).
+    set/pop, list append/pop, set add).
     """
 
     def __init__(
@@ -73,10 +76,7 @@ class _Tap:
         self.thumbs: dict[tuple[str, int], np.ndarray] = {}
         self.whole: dict[tuple[str, int], np.ndarray] = {}
         """display images of ROIs shown on their own (IFCB ROIs, single crops)"""
-        self.origin: dict[tuple[str, int], str] = {}
-        """IFCB bin id of each ROI that came from a bin"""
         self.frames: list[tuple[str, np.ndarray, float]] = []
-        self.bins: dict[str, float] = {}
         self.seen_sources: set[str] = set()
         self.read = 0
         if callable(getattr(items, "units", None)):
@@ -101,29 +101,21 @@ class _Tap:
             yield functools.partial(seen, unit)
 
     def _see(self, item: Roi | Skipped) -> None:
-        if isinstance(item, Roi):
-            self.read += 1
-            self.thumbs[(item.source, item.index)] = shrink(item.image, THUMB_SIZE)
-            meta = item.meta or {}
-            from_bin = "bin" in meta
-            if from_bin:
-                self.origin[(item.source, item.index)] = str(meta["bin"])
-                try:
-                    ml = float(meta.get("ml_analyzed", math.nan))
-                    if math.isfinite(ml) and ml > 0:
-                        self.bins[str(meta["bin"])] = ml
-                except (TypeError, ValueError):
-                    pass
-            if item.box is None or from_bin:  # an IFCB ROI's box is in a frame nobody kept
-                self.whole[(item.source, item.index)] = shrink(item.image, WHOLE_SIZE)
-                self.seen_sources.add(item.source)
-            elif item.source not in self.seen_sources:
-                self.seen_sources.add(item.source)
-                full = self.frame_of(item)
-                if full is not None:
-                    h, w = full.shape[:2]
-                    frame = shrink(full, FRAME_SIZE)
-                    self.frames.append((item.source, frame, frame.shape[1] / max(w, 1)))
+        if not isinstance(item, Roi):
+            return
+        self.read += 1
+        self.thumbs[(item.source, item.index)] = shrink(item.image, THUMB_SIZE)
+        from_bin = "bin" in (item.meta or {})
+        if item.box is None or from_bin:  # an IFCB ROI's box is in a frame nobody kept
+            self.whole[(item.source, item.index)] = shrink(item.image, WHOLE_SIZE)
+            self.seen_sources.add(item.source)
+        elif item.source not in self.seen_sources:
+            self.seen_sources.add(item.source)
+            full = self.frame_of(item)
+            if full is not None:
+                h, w = full.shape[:2]
+                frame = shrink(full, FRAME_SIZE)
+                self.frames.append((item.source, frame, frame.shape[1] / max(w, 1)))
 
 
 def default_frame_of(roi: Roi) -> np.ndarray | None:
@@ -148,34 +140,39 @@ def classify_stream(
     frame_of: Callable[[Roi], np.ndarray | None] = default_frame_of,
     dropped: Callable[[], int] | None = None,
 ) -> JobFinished:
-    """Classify a stream of ROIs, committing and reporting each batch as it completes.
+    """Classify a stream of ROIs (a camera), committing and reporting each batch."""
+    taps: list[_Tap] = []
 
-    Returns a :class:`JobFinished`; a cancelled job returns normally with ``cancelled`` set
-    (everything classified before the cancel is already stored and reported).
-    """
-    from phytoscope.core.pipeline import classify_items
+    def wrap(inner: Any) -> _Tap:
+        taps.append(_Tap(inner, frame_of))
+        return taps[-1]
 
-    tap = _Tap(items, frame_of)
+    analysis = Analysis(
+        classifier, items=items, store=store, run_id=run_id, batch_size=batch_size, wrap=wrap
+    )
+    return _run(job_id, analysis, taps[0], on_batch, on_progress, cancel, dropped)
+
+
+def _run(
+    job_id: int,
+    analysis: Analysis,
+    tap: _Tap,
+    on_batch: Callable[[BatchResult], None],
+    on_progress: Callable[[Progress], None],
+    cancel: CancelToken,
+    dropped: Callable[[], int] | None = None,
+) -> JobFinished:
+    """Drive the core analysis, adding the pixels of each batch; returns a
+    :class:`JobFinished` (a cancelled job returns normally with ``cancelled`` set, and a
+    failing store ends it with ``error`` saying how many rows are safe)."""
     started = time.perf_counter()
     done = skipped_count = 0
-    store_error: str | None = None
+    error: str | None = None
     last_progress = 0.0
     cancelled = False
     try:
-        for predictions, skipped in classify_items(
-            tap, classifier, batch_size=batch_size, progress=ProgressContract(cancel=cancel)
-        ):
-            if store is not None and run_id is not None and store_error is None:
-                try:
-                    if predictions:
-                        store.add_predictions(run_id, predictions)
-                    if skipped:
-                        store.add_skipped(run_id, skipped)
-                except StorageError as exc:
-                    # keep classifying and showing results: they stay in the window; the
-                    # message says the store stopped taking them
-                    store_error = f"results are no longer saved: {exc}"
-                    log.error(store_error)
+        for batch in analysis.batches(ProgressContract(cancel=cancel)):
+            predictions = batch.predictions
             thumbs = tuple(tap.thumbs.pop((p.source, p.roi_index), None) for p in predictions)
             # the reader thread appends while we take: pop one by one (atomic under the GIL)
             taken = []
@@ -183,77 +180,62 @@ def classify_stream(
                 taken.append(tap.frames.pop(0))
             # of the whole-image ROIs, only the batch's last is worth showing
             images = [tap.whole.pop((p.source, p.roi_index), None) for p in predictions]
-            whole = tuple(image is not None for image in images)
-            origins = tuple(tap.origin.pop((p.source, p.roi_index), None) for p in predictions)
-            shown = [
-                (p, image)
-                for p, image in zip(predictions, images, strict=True)
-                if image is not None
-            ]
+            shown = [(p, im) for p, im in zip(predictions, images, strict=True) if im is not None]
             if shown:
                 p, image = shown[-1]
                 taken.append((frame_key(p.source, p.roi_index, True), image, 1.0))
-            frames = tuple((s, f) for s, f, _ in taken)
-            scales = tuple(k for _, _, k in taken)
             done += len(predictions)
-            skipped_count += len(skipped)
+            skipped_count += len(batch.skipped)
             on_batch(
                 BatchResult(
                     job_id=job_id,
-                    predictions=tuple(predictions),
-                    skipped=tuple(skipped),
+                    predictions=predictions,
+                    skipped=batch.skipped,
                     thumbnails=thumbs,
-                    frames=frames,
-                    frame_scales=scales,
+                    frames=tuple((s, f) for s, f, _ in taken),
+                    frame_scales=tuple(k for _, _, k in taken),
                     t=time.monotonic(),
-                    store_error=store_error,
-                    bins=tuple(sorted(dict(tap.bins).items())),
-                    origins=origins,
-                    whole=whole,
+                    bins=tuple((b.bin_id, b.ml_analyzed or 0.0) for b in batch.bins),
+                    origins=tuple(f.bin_id for f in batch.facts),
+                    whole=tuple(image is not None for image in images),
+                    analysis=batch,
                 )
             )
             now = time.perf_counter()
             if now - last_progress >= PROGRESS_INTERVAL_S:
                 last_progress = now
-                elapsed = max(now - started, 1e-9)
-                on_progress(
-                    Progress(
-                        job_id,
-                        done,
-                        skipped_count,
-                        f"{done} organisms classified",
-                        done / elapsed,
-                        dropped() if dropped else None,
-                    )
-                )
+                rate = done / max(now - started, 1e-9)
+                message = f"{done} organisms classified"
+                on_progress(Progress(job_id, done, skipped_count, message, rate, _n(dropped)))
             if cancel.is_set():
                 cancelled = True
                 break
     except Cancelled:
         cancelled = True
+    except RunFailed as exc:
+        # the same rule as the command line: a store that fails stops the analysis; what
+        # was classified stays in the window and the rows already stored stay stored
+        error = f"the analysis stopped because the results store failed: {exc}"
+        log.error(error)
     cancelled = cancelled or cancel.is_set()
     seconds = time.perf_counter() - started
-    on_progress(
-        Progress(
-            job_id,
-            done,
-            skipped_count,
-            "cancelled" if cancelled else "done",
-            done / max(seconds, 1e-9),
-            dropped() if dropped else None,
-        )
-    )
+    state = "cancelled" if cancelled else "done"
+    rate = done / max(seconds, 1e-9)
+    on_progress(Progress(job_id, done, skipped_count, state, rate, _n(dropped)))
     return JobFinished(
         job_id=job_id,
         predictions=done,
         skipped=skipped_count,
         seconds=seconds,
-        run_id=run_id,
+        run_id=analysis.run_id,
         cancelled=cancelled,
-        ml_analyzed=sum(dict(tap.bins).values()) if tap.bins else None,
         sources=tuple(sorted(tap.seen_sources)),
-        error=store_error,
+        error=error,
     )
+
+
+def _n(dropped: Callable[[], int] | None) -> int | None:
+    return dropped() if dropped else None
 
 
 def run_files(
@@ -266,20 +248,23 @@ def run_files(
     cancel: CancelToken,
     batch_size: int = 16,
 ) -> JobFinished:
-    """Read files, folders and IFCB bins with ``phytoscope.sources`` and classify them."""
-    from phytoscope.sources import iter_inputs
+    """Read files, folders and IFCB bins and classify them (the core analysis)."""
+    taps: list[_Tap] = []
 
-    return classify_stream(
-        job.job_id,
-        iter_inputs(list(job.paths), video=job.video),
+    def wrap(inner: Any) -> _Tap:
+        taps.append(_Tap(inner, default_frame_of))
+        return taps[-1]
+
+    analysis = Analysis(
         classifier,
-        store,
-        run_id,
-        on_batch,
-        on_progress,
-        cancel,
-        batch_size,
+        paths=list(job.paths),
+        store=store,
+        run_id=run_id,
+        batch_size=batch_size,
+        wrap=wrap,
+        video=job.video,
     )
+    return _run(job.job_id, analysis, taps[0], on_batch, on_progress, cancel)
 
 
 def camera_rois(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from phytoscope.core.analysis import AnalysisBatch
 from phytoscope.modelcard import ModelCard
 from phytoscope.progress import CancelToken
 from phytoscope.sources.video import VideoSampling
@@ -136,6 +137,9 @@ class BatchResult:
     whole: tuple[bool, ...] = ()
     """per prediction: True when the ROI is shown on its own (an IFCB ROI, a single
     crop), False when it is a segment drawn on its frame"""
+    analysis: AnalysisBatch | None = None
+    """the core session's batch (organisms with their input and bin facts): the window
+    forwards it to its :class:`~phytoscope.core.session.SampleSession`"""
 
 
 @dataclass(frozen=True)

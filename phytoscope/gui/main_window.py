@@ -1,39 +1,25 @@
-"""The main window: sources in, classified organisms, sample and HAB alerts, live charts,
-benchmark page; every long job on a worker thread (see :mod:`.workers`)."""
+"""The main window: layout and wiring. Sources in, classified organisms, sample and HAB
+alerts, live charts, benchmark page; every long job on a worker thread (see
+:mod:`.workers`). The samples, their rules and their saving belong to the core
+:class:`~phytoscope.core.session.SampleSession` (shown by :class:`.sample_view.SampleView`),
+the same object ``phytoscope classify`` drives."""
 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
-from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QIcon
 from PySide6.QtWidgets import (
     QFileDialog,
-    QLabel,
-    QMainWindow,
-    QProgressBar,
-    QPushButton,
-    QSplitter,
-    QStyle,
-    QTabWidget,
-    QToolBar,
-    QVBoxLayout,
-    QWidget,
 )
 
-from phytoscope.config import Settings, config_dir, default_database, resources_dir
-from phytoscope.errors import PhytoscopeError
-from phytoscope.gui.alerts import AlertPanel
-from phytoscope.gui.analysis import frame_key
-from phytoscope.gui.bench_page import BenchPage
-from phytoscope.gui.charts import LiveCharts, charts_dock
-from phytoscope.gui.imageview import ImageView
+from phytoscope.config import Settings, default_database, resources_dir
+from phytoscope.core.session import SampleSession
+from phytoscope.gui.frames import FrameShelf
 from phytoscope.gui.jobs import (
     BackendInfo,
     BackendRequest,
@@ -43,12 +29,10 @@ from phytoscope.gui.jobs import (
     JobFinished,
     Progress,
 )
-from phytoscope.gui.messages import Banner, MessageLog, TabBadge, no_model_text, skipped_text
-from phytoscope.gui.panels import SamplePanel
-from phytoscope.gui.predictions import Gallery, PredictionsModel, PredictionsTable
+from phytoscope.gui.sample_view import SampleView
 from phytoscope.gui.session import Record, Session
 from phytoscope.gui.style import GenusColours
-from phytoscope.gui.wording import count_unknowns
+from phytoscope.gui.window_ui import WindowLayout
 from phytoscope.gui.workers import (
     LOAD_CANCELLED,
     BackgroundCall,
@@ -58,18 +42,12 @@ from phytoscope.gui.workers import (
     WorkerThread,
     describe_error,
 )
+from phytoscope.sources.ifcb import looks_like_bin
 from phytoscope.sources.video import VideoSampling
-from phytoscope.types import Alert
 
 log = logging.getLogger(__name__)
 
 PANEL_REFRESH_MS = 250
-FRAME_CACHE = 48
-
-
-def _key(record: Record) -> str:
-    p = record.prediction
-    return frame_key(p.source, p.roi_index, record.whole)
 
 
 def app_icon() -> QIcon:
@@ -77,7 +55,7 @@ def app_icon() -> QIcon:
     return QIcon(str(path)) if path.exists() else QIcon()
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WindowLayout):
     """Parameters
     ----------
     settings
@@ -107,20 +85,17 @@ class MainWindow(QMainWindow):
         self.settings_path = settings_path
         self.database = Path(database) if database else default_database()
         self.session = Session()
+        self.sample_session = SampleSession()
         self.colours = GenusColours()
         self.backend_info: BackendInfo | None = None
         self.no_model_reason: str | None = None
         self.rule_set: Any = None
         self._store: Any = None
-        self._frames: OrderedDict[str, tuple[np.ndarray, float]] = OrderedDict()
-        self._by_frame: dict[str, list[Record]] = {}
         self._job_counter = 0
         self._jobs: dict[int, FilesJob | CameraJob] = {}
         self._camera_job: CameraJob | None = None
         self._camera_mailbox: Any = None
-        self._stored_alerts: dict[str, Alert] = {}
         self._shown_version = -1
-        self._last_sample_id: int | None = None
         self._closing = False
         self._calls: list[BackgroundCall] = []
         self._backend_request = BackendRequest()
@@ -134,6 +109,16 @@ class MainWindow(QMainWindow):
         self.resize(1600, 1000)
         self._build_ui(bench_overrides, bench_out)
         self._build_actions()
+        self.frames = FrameShelf(self.image_view)
+        self.samples = SampleView(
+            self.sample_session,
+            self.sample_panel,
+            self.alert_panel,
+            self.store,
+            self._thumbnail_of,
+            self._message,
+            self.report_error,
+        )
         self._load_rule_set()
 
         # inference thread: the backend is created, used and closed there
@@ -171,205 +156,8 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(0, self._report_open_alerts)
 
     def _report_open_alerts(self) -> None:
-        """Alerts of earlier samples stay open until someone acknowledges them: say so."""
-        if self._closing or not self.database.exists():
-            return
-        try:
-            open_alerts = self.store().open_alerts()
-        except PhytoscopeError as exc:
-            self.report_error(f"cannot read earlier alerts: {exc}")
-            return
-        if open_alerts:
-            taxa = ", ".join(sorted({f"{a.taxon} ({a.level})" for a in open_alerts}))
-            self.alert_panel.earlier.setText(
-                f"<b>{len(open_alerts)} alert(s) from earlier samples not acknowledged</b>: {taxa} "
-                "— <code>phytoscope report --list</code>"
-            )
-            self._message(
-                f"{len(open_alerts)} alert(s) from earlier samples are not acknowledged: {taxa}"
-            )
-
-    # -- construction --------------------------------------------------------------------
-
-    def _build_ui(self, bench_overrides: dict[str, Any] | None, bench_out: Path | None) -> None:
-        self.banner = Banner()
-
-        self.image_view = ImageView(self.colours)
-        self.predictions_model = PredictionsModel(self.session, self.colours)
-        self.predictions_table = PredictionsTable(self.predictions_model)
-        self.predictions_table.record_activated.connect(self.show_record)
-        self.gallery = Gallery(self.session, self.colours)
-        self.gallery.correction_requested.connect(self.correct)
-        self.gallery.export_requested.connect(self.export_corrections)
-        self.gallery.record_activated.connect(self.show_record)
-        self.log_list = MessageLog()
-        lower = QTabWidget()
-        lower.addTab(self.predictions_table, "Predictions")
-        lower.addTab(self.gallery, "Gallery (review and correct)")
-        lower.addTab(self.log_list, "Messages")
-        self.lower_tabs = lower
-        self.messages_badge = TabBadge(lower, self.log_list)
-        lower.currentChanged.connect(
-            lambda _i: self.gallery.refresh() if self.gallery.isVisible() else None
-        )
-        left = QSplitter(Qt.Orientation.Vertical)
-        left.addWidget(self.image_view)
-        left.addWidget(lower)
-        left.setSizes([520, 400])
-
-        self.sample_panel = SamplePanel()
-        self.sample_panel.changed.connect(self._force_refresh)
-        self.save_sample_button = QPushButton("Save sample")
-        self.save_sample_button.setToolTip(
-            "Record the sample, its counts and its alerts (with corrections)"
-        )
-        self.save_sample_button.clicked.connect(lambda: self.record_sample(manual=True))
-        sample_box = QWidget()
-        sample_layout = QVBoxLayout(sample_box)
-        sample_layout.setContentsMargins(0, 0, 0, 0)
-        sample_layout.addWidget(self.sample_panel, 1)
-        sample_layout.addWidget(self.save_sample_button)
-        # the technician's name for acknowledgements is remembered beside settings.json
-        ini = (self.settings_path.parent if self.settings_path else config_dir()) / "window.ini"
-        self.window_settings = QSettings(str(ini), QSettings.Format.IniFormat)
-        # manual counts need the sample session to store them (#17 phase 2): entry off
-        self.alert_panel = AlertPanel(self.window_settings, manual_entry=False)
-        self.alert_panel.acknowledge_requested.connect(self.acknowledge)
-        self.alert_panel.review_unknown_requested.connect(self._review_unknown)
-        self.alert_panel.evidence_opened.connect(self._show_key)
-        self.charts = LiveCharts()
-        self.charts_dock = charts_dock(self.charts, self)
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.charts_dock)
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.alert_panel)
-        right.addWidget(sample_box)
-        right.setSizes([500, 450])
-
-        analysis = QSplitter(Qt.Orientation.Horizontal)
-        analysis.addWidget(left)
-        analysis.addWidget(right)
-        analysis.setSizes([860, 740])
-        analysis_page = QWidget()
-        page_layout = QVBoxLayout(analysis_page)
-        page_layout.setContentsMargins(4, 4, 4, 4)
-        page_layout.addWidget(self.banner)
-        page_layout.addWidget(analysis, 1)
-
-        self.bench_page = BenchPage(overrides=bench_overrides, out_root=bench_out)
-        self.tabs = QTabWidget()
-        self.tabs.addTab(analysis_page, "Analysis")
-        self.tabs.addTab(self.bench_page, "Benchmark")
-        self.setCentralWidget(self.tabs)
-
-        status = self.statusBar()
-        self.status_backend = QLabel("backend: —")
-        self.status_model = QLabel("model: loading…")
-        self.status_fps = QLabel("— organisms/s")
-        self.status_dropped = QLabel("dropped frames: —")
-        self.status_progress = QProgressBar()
-        self.status_progress.setMaximumWidth(220)
-        self.status_progress.setRange(0, 0)
-        self.status_progress.hide()
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop the analysis; organisms classified so far are kept")
-        self.cancel_button.clicked.connect(self.cancel_jobs)
-        self.cancel_button.hide()
-        for widget in (
-            self.status_backend,
-            self.status_model,
-            self.status_fps,
-            self.status_dropped,
-        ):
-            status.addPermanentWidget(widget)
-        status.addPermanentWidget(self.status_progress)
-        status.addPermanentWidget(self.cancel_button)
-
-    def _build_actions(self) -> None:
-        style = self.style()
-        toolbar = QToolBar("Main")
-        toolbar.setIconSize(QSize(20, 20))
-        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        toolbar.setObjectName("main-toolbar")
-        self.addToolBar(toolbar)
-        menu_file = self.menuBar().addMenu("&File")
-        menu_tools = self.menuBar().addMenu("&Tools")
-        menu_help = self.menuBar().addMenu("&Help")
-
-        def action(
-            text: str,
-            slot: Any,
-            icon: QStyle.StandardPixmap | None = None,
-            shortcut: Any = None,
-            menu: Any = menu_file,
-            bar: bool = True,
-        ) -> QAction:
-            act = QAction(style.standardIcon(icon) if icon is not None else QIcon(), text, self)
-            if shortcut is not None:
-                act.setShortcut(QKeySequence(shortcut))
-            act.triggered.connect(slot)
-            menu.addAction(act)
-            if bar:
-                toolbar.addAction(act)
-            return act
-
-        SP = QStyle.StandardPixmap
-        self.act_open_files = action(
-            "Open images…", self.open_files_dialog, SP.SP_FileIcon, QKeySequence.StandardKey.Open
-        )
-        self.act_open_folder = action(
-            "Open folder…", self.open_folder_dialog, SP.SP_DirIcon, "Ctrl+Shift+O"
-        )
-        self.act_open_bin = action(
-            "Open IFCB bin…", self.open_bin_dialog, SP.SP_DriveHDIcon, "Ctrl+B"
-        )
-        self.act_open_video = action(
-            "Open video…", self.open_video_dialog, SP.SP_MediaSeekForward, None, menu_file, False
-        )
-        toolbar.addSeparator()
-        self.act_camera = action("Live camera", self.toggle_camera, SP.SP_MediaPlay, "Ctrl+L")
-        self.act_camera.setCheckable(True)
-        self.act_cancel = action("Stop", self.cancel_jobs, SP.SP_MediaStop, "Esc")
-        self.act_clear = action(
-            "New sample", self.new_sample, SP.SP_FileDialogNewFolder, QKeySequence.StandardKey.New
-        )
-        menu_file.addSeparator()
-        self.act_export = action(
-            "Export corrections…", self.export_corrections, None, None, menu_file, False
-        )
-        menu_file.addSeparator()
-        action("Quit", self.close, None, QKeySequence.StandardKey.Quit, menu_file, False)
-        toolbar.addSeparator()
-        self.act_settings = action(
-            "Settings…", self.open_settings, SP.SP_FileDialogDetailedView, "Ctrl+,", menu_tools
-        )
-        menu_tools.addAction(self.charts_dock.toggleViewAction())
-        self.act_pause = action(
-            "Pause charts",
-            lambda checked: self.charts.pause_button.setChecked(checked),
-            None,
-            None,
-            menu_tools,
-            False,
-        )
-        self.act_pause.setCheckable(True)
-        self.act_about = action(
-            "About / doctor…", self.open_about, SP.SP_MessageBoxInformation, "F1", menu_help
-        )
-
-    # -- messages ------------------------------------------------------------------------
-
-    def report_error(self, message: str) -> None:
-        """A failure the user must see: status bar, message list, log; never a traceback."""
-        self._message(message, error=True)
-
-    def _message(self, message: str, error: bool = False) -> None:
-        self.messages.append(message)
-        if error:
-            log.warning("%s", message)
-        else:
-            log.info("%s", message)
-        self.log_list.add(message, error, datetime.now())
-        self.statusBar().showMessage(message, 15000 if error else 6000)
+        if not self._closing and self.database.exists():
+            self.samples.report_open_alerts()
 
     # -- model ---------------------------------------------------------------------------
 
@@ -395,17 +183,9 @@ class MainWindow(QMainWindow):
         self.backend_info = info
         self.no_model_reason = None
         self._loaded()
-        self.banner.dismiss("no-model")
-        self.colours.set_classes(info.classes)
-        thresholds = {c.name: c.threshold for c in info.card.classes} if info.card else {}
-        self.gallery.set_classes(info.classes, thresholds)
-        self.predictions_model.thresholds = thresholds
-        self.status_backend.setText(f"backend: {info.backend} {info.precision}")
-        self.status_model.setText(f"model: {info.model}")
-        self.status_model.setToolTip(
-            f"sha256 {info.model_sha256}\nclasses: {', '.join(info.classes)}"
-        )
+        self.show_model(info)
         self._message(f"model {info.model} loaded with {info.backend} in {info.load_seconds:.1f} s")
+        self.sample_session.set_model(info.card)
         self._force_refresh()
         self.backend_ready.emit(info)
 
@@ -415,9 +195,7 @@ class MainWindow(QMainWindow):
         self.backend_info = None
         self.no_model_reason = reason
         self._loaded()
-        self.status_backend.setText("backend: —")
-        self.status_model.setText("model: no model installed")
-        self.banner.post("no-model", no_model_text(reason), "error", dismissable=False)
+        self.show_no_model(reason)
         self._message(f"no model: {reason}", error=True)
         self.backend_ready.emit(None)
 
@@ -431,8 +209,10 @@ class MainWindow(QMainWindow):
             from phytoscope.core import hab
 
             self.rule_set = hab.load_rule_set(self.settings.rule_set)
+            self.sample_session.set_rule_set(self.rule_set)
         except Exception as exc:  # noqa: BLE001 - alerts off, the rest works
             self.rule_set = None
+            self.sample_session.set_rule_set(None)
             self.report_error(
                 f"HAB rule set {self.settings.rule_set!r} cannot be used: {describe_error(exc)}"
             )
@@ -442,59 +222,17 @@ class MainWindow(QMainWindow):
 
     # -- opening inputs ------------------------------------------------------------------
 
-    def open_files_dialog(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(
-            self,
-            "Open images",
-            "",
-            "Images and IFCB files (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.roi *.adc *.hdr);;All files (*)",
-        )
-        if files:
-            self.open_paths(files)
-
-    def open_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images or IFCB bins")
-        if folder:
-            self.open_paths([folder])
-
-    def open_bin_dialog(self) -> None:
-        file, _ = QFileDialog.getOpenFileName(
-            self, "Open an IFCB bin", "", "IFCB bins (*.roi *.adc *.hdr)"
-        )
-        if file:
-            self.open_paths([file])
-
-    def open_video_dialog(self) -> None:
-        from phytoscope.gui.video_dialog import ask_video
-
-        chosen = ask_video(self)
-        if chosen:
-            self.open_paths([chosen[0]], video=chosen[1])
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
-        paths = [
-            u.toLocalFile()
-            for u in event.mimeData().urls()
-            if isinstance(u, QUrl) and u.isLocalFile()
-        ]
-        if paths:
-            event.acceptProposedAction()
-            self.open_paths(paths)
-
     def open_paths(
         self, paths: list[str] | tuple[str, ...], video: VideoSampling | None = None
     ) -> int | None:
         """Queue files/folders/bins/videos for analysis; returns the job id (None if refused).
 
         ``video`` (a ``VideoSampling``) says which frames of video files to analyse."""
-        missing = [p for p in paths if not Path(p).exists()]
+        # an IFCB bin may be named by its stem (no suffix), as on the command line
+        missing = [p for p in paths if not Path(p).exists() and not looks_like_bin(p)]
         for p in missing:
             self.report_error(f"{p} does not exist")
-        paths = [str(p) for p in paths if Path(p).exists()]
+        paths = [str(p) for p in paths if p not in missing]
         if not paths:
             return None
         if self.backend_info is None and self.no_model_reason is not None:
@@ -543,49 +281,18 @@ class MainWindow(QMainWindow):
     # -- results from the inference thread -----------------------------------------------
 
     def _on_batch(self, batch: BatchResult) -> None:
-        for (source, frame), scale in zip(batch.frames, batch.frame_scales, strict=True):
-            self._frames[source] = (frame, scale)
-            self._frames.move_to_end(source)
-            while len(self._frames) > FRAME_CACHE:
-                self._frames.popitem(last=False)
         records = self.session.add(batch.predictions, batch.thumbnails, batch.origins, batch.whole)
-        for r in records:
-            self._by_frame.setdefault(_key(r), []).append(r)
         for s in batch.skipped:
             self.session.skipped.append((s.source, s.reason))
             self._message(f"skipped {s.source}: {s.reason}", error=True)
-        if batch.skipped:  # they change the numbers: a notice that stays until dismissed
-            self.banner.post("skipped", skipped_text(self.session.skipped))
-        if batch.store_error and not getattr(self, "_store_error_shown", False):
-            self._store_error_shown = True
-            self.report_error(
-                batch.store_error + " — the results stay in this window; free disk space"
-            )
-        if batch.bins:
-            self.session.bins.update(dict(batch.bins))
-            self.sample_panel.set_bins(self.session.bins)
+        if batch.analysis is not None:
+            self.sample_session.add(batch.analysis)
         self.charts.add_classified(len(batch.predictions))
-        if records:
-            latest = records[-1]
-            key = _key(latest)
-            if key != self.image_view.source:
-                self.show_record(latest)
-            else:  # more organisms of the frame on show
-                for r in records:
-                    if _key(r) == key:
-                        self.image_view.add_prediction(r.prediction)
+        self.frames.add(batch, records)
 
     def show_record(self, record: Record) -> None:
         """Show the image an organism is on (its frame, or itself) with its boxes."""
-        key = _key(record)
-        if key in self._frames:
-            frame, scale = self._frames[key]
-            predictions = [r.prediction for r in self._by_frame.get(key, ())[-500:]]
-            self.image_view.show_image(key, frame, scale, predictions)
-        elif record.thumbnail is not None:
-            self.image_view.show_image(
-                key, record.thumbnail, 1.0, [replace(record.prediction, box=None)]
-            )
+        self.frames.show(record)
 
     def _on_progress(self, p: Progress) -> None:
         self.fps = p.rate
@@ -601,11 +308,12 @@ class MainWindow(QMainWindow):
             self.act_camera.setChecked(False)
         if result.run_id is not None:
             self.session.run_ids.append(result.run_id)
+            self.sample_session.add_run(result.run_id)
         if not self._jobs and not self._loading:
             self._show_busy(False)
-        if result.error and result.predictions == 0 and not result.cancelled:
-            self._message(f"analysis stopped: {result.error}", error=True)
-        else:
+        if result.error:
+            self.report_error(f"analysis stopped: {result.error}")
+        if result.predictions or not result.error:
             what = "cancelled after" if result.cancelled else "done:"
             self._message(
                 f"{what} {result.predictions} organisms classified in {result.seconds:.1f} s"
@@ -613,12 +321,8 @@ class MainWindow(QMainWindow):
             )
         self._force_refresh()
         if result.predictions and not self._closing:
-            self.record_sample(manual=False)
+            self.samples.save(manual=False)  # only when the session's rule allows it
         self.analysis_finished.emit(result)
-
-    def _show_busy(self, busy: bool) -> None:
-        self.status_progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
 
     def cancel_jobs(self) -> None:
         if self._loading:
@@ -638,23 +342,20 @@ class MainWindow(QMainWindow):
             return
         self.session.clear()
         self.predictions_model.sync()
-        self._frames.clear()
-        self._by_frame.clear()
-        self._stored_alerts = {}
-        self._last_sample_id = None
-        self.image_view.clear()
-        self.banner.dismiss("skipped")
-        self.sample_panel.set_bins({})
+        self.frames.clear()
+        self.samples.new_sample()
         self._force_refresh()
 
     # -- panels --------------------------------------------------------------------------
 
     def _force_refresh(self) -> None:
         self._shown_version = -1
+        self.samples.refresh(force=True)
         self.refresh_panels()
 
     def refresh_panels(self) -> None:
-        """Counts, concentrations, alerts and gallery: redrawn at most 4 times a second."""
+        """Table, gallery, sample and alerts: redrawn at most 4 times a second."""
+        self.samples.refresh()
         if self.session.version == self._shown_version:
             return
         self._shown_version = self.session.version
@@ -663,51 +364,6 @@ class MainWindow(QMainWindow):
             self.predictions_table.scrollToBottom()
         if self.gallery.isVisible():  # thumbnails are built only for a gallery on show
             self.gallery.refresh()
-        card = self.backend_info.card if self.backend_info else None
-        volume = self.sample_panel.safe_volume()
-        bins_only = self._bins_only(volume)
-        counts = dict(self.session.bin_counts() if bins_only else self.session.counts)
-        concentrations: list[Any] = []
-        if card is not None and volume is not None:
-            from phytoscope.core.sample import concentrations as concentrations_of
-
-            concentrations = concentrations_of(counts, volume, card)
-        self.sample_panel.show_counts(counts, concentrations)
-        if bins_only:
-            others = len(self.session) - sum(counts.values())
-            self.sample_panel.total.setText(
-                f"{sum(counts.values())} organisms from IFCB bins counted; {others} from other images are "
-                "listed but not in cells/L (their volume is unknown: analyse them as a separate sample)"
-            )
-        if self.rule_set is None or card is None:
-            return
-        if volume is None:
-            self.alert_panel.show_message(
-                "HAB alerts: give the volume analysed (Sample panel) to compare with thresholds"
-            )
-            return
-        from phytoscope.core import hab
-        from phytoscope.core.sample import evidence_by_label
-
-        result = hab.assess(counts, volume, card, self.rule_set)
-        predictions = self.session.effective_predictions(bins_only)
-        evidence = evidence_by_label(predictions, per_label=20)
-        self.alert_panel.show_result(
-            result, self._stored_alerts, self._thumbnail_of, count_unknowns(predictions), evidence
-        )
-
-    def _review_unknown(self) -> None:
-        self.lower_tabs.setCurrentWidget(self.gallery)
-        self.gallery.show_group("unknown")
-
-    def _show_key(self, key: tuple[str, int]) -> None:
-        record = self.session.by_key.get(key)
-        if record is not None:
-            self.show_record(record)
-
-    def _bins_only(self, volume: Any) -> bool:
-        """An IFCB volume covers only the organisms of its bins, never other images."""
-        return volume is not None and volume.method == "ifcb" and self.session.mixed
 
     def _thumbnail_of(self, key: tuple[str, int]) -> np.ndarray | None:
         record = self.session.by_key.get(key)
@@ -722,127 +378,24 @@ class MainWindow(QMainWindow):
             self._store = Store(self.database)
         return self._store
 
-    def record_sample(self, manual: bool) -> int | None:
-        """Persist the sample, its counts and its alerts; alerts become acknowledgeable."""
-        card = self.backend_info.card if self.backend_info else None
-        if card is None or self.rule_set is None or not len(self.session):
-            return None
-        volume = self.sample_panel.safe_volume()
-        if volume is None:
-            if manual:
-                self.report_error("the sample is not saved: give the volume analysed first")
-            else:
-                self._message(
-                    "sample not saved yet: give the volume analysed, then click 'Save sample'"
-                )
-            return None
-        from phytoscope.core import hab
-        from phytoscope.types import Sample
-
-        kind = (
-            "ifcb"
-            if volume.method == "ifcb"
-            else (
-                "camera"
-                if any(s.startswith("camera:") for s in self.session.sources[:1])
-                else "files"
-            )
-        )
-        sample = Sample(
-            kind=kind,
-            sources=tuple(self.session.sources[:1000]),
-            volume=volume,
-            site=self.sample_panel.site.text().strip(),
-            sampled_at=self.sample_panel.sampled_at_iso(),
-            run_id=self.session.run_ids[-1] if self.session.run_ids else None,
-            model=card.label,
-            rule_set=self.rule_set.name,
-            notes=f"{sum(1 for r in self.session.records if r.corrected)} corrections",
-        )
-        try:
-            predictions = self.session.effective_predictions(self._bins_only(volume))
-            if self._bins_only(volume):
-                sample = replace(
-                    sample, sources=tuple(sorted({p.source for p in predictions}))[:1000]
-                )
-            result = hab.record_sample(self.store(), sample, predictions, card, self.rule_set)
-        except PhytoscopeError as exc:
-            self.report_error(
-                f"the sample could not be saved: {exc} — the results stay in this window"
-            )
-            return None
-        self._last_sample_id = result.sample.id
-        self._stored_alerts = {a.taxon: a for a in result.alerts}
-        self._message(f"sample {result.sample.id} saved with {len(result.alerts)} alert(s)")
-        self._force_refresh()
-        return result.sample.id
-
-    def acknowledge(self, alert: Alert, who: str, note: str = "") -> None:
-        try:
-            stored = self.store().acknowledge(alert.id, who, note)
-        except PhytoscopeError as exc:
-            self.report_error(f"acknowledgement not stored: {exc}")
-            return
-        self._stored_alerts[alert.taxon] = stored
-        self._message(f"{alert.taxon} alert acknowledged by {who}" + (f": {note}" if note else ""))
-        self._force_refresh()
+    def save_sample(self) -> int | None:
+        """Save the samples (Save sample); returns the id of the one on show, if saved."""
+        self.samples.save(manual=True)
+        draft = self.samples.draft
+        return draft.sample_id if draft is not None else None
 
     def correct(self, records: list[Record], label: str) -> None:
-        from phytoscope.storage.corrections import Correction, add_correction
-
-        card = self.backend_info.model if self.backend_info else ""
-        saved = 0
-        for record in records:
-            if record.label == label:
-                continue
-            p = record.prediction
-            try:
-                add_correction(
-                    self.store(),
-                    Correction(
-                        p.source,
-                        p.roi_index,
-                        p.label,
-                        p.confidence,
-                        label,
-                        card,
-                        self.session.run_ids[-1] if self.session.run_ids else None,
-                        self.sample_panel.technician.text().strip(),
-                    ),
-                    record.thumbnail,
-                )
-            except PhytoscopeError as exc:
-                self.report_error(f"correction not stored: {exc}")
-                break
-            self.session.correct(record, label)
+        model = self.backend_info.model if self.backend_info else ""
+        for record in self.samples.correct(records, label, self.session, model):
             self.predictions_model.refresh_row(record.number - 1)
-            saved += 1
-        if saved:
-            self._message(
-                f"{saved} organism(s) relabelled as {label}; counts and alerts updated "
-                "(click 'Save sample' to record the corrected sample)"
-            )
         self._force_refresh()
 
     def export_corrections(self, folder: str | None = None) -> dict[str, int] | None:
-        from phytoscope.storage.corrections import export_training_folder
-
         if not folder:
             folder = QFileDialog.getExistingDirectory(
                 self, "Export corrections as a training folder"
             )
-            if not folder:
-                return None
-        try:
-            written = export_training_folder(self.store(), Path(folder))
-        except PhytoscopeError as exc:
-            self.report_error(str(exc))
-            return None
-        total = sum(written.values())
-        self._message(
-            f"exported {total} corrected organism(s) into {len(written)} class folder(s) in {folder}"
-        )
-        return written
+        return self.samples.export_corrections(Path(folder)) if folder else None
 
     # -- telemetry -----------------------------------------------------------------------
 
@@ -883,7 +436,6 @@ class MainWindow(QMainWindow):
                 self.report_error("the new model is loaded after the running analysis ends")
             self.load_backend()
         if old.rule_set != new.rule_set:
-            self._stored_alerts = {}
             self._load_rule_set()
         if old.telemetry_hz != new.telemetry_hz:
             self.bridge.start_telemetry.emit(float(new.telemetry_hz))
@@ -897,13 +449,7 @@ class MainWindow(QMainWindow):
 
         def show(info: dict[str, Any]) -> None:
             if not self._closing:
-                card = self.backend_info.card if self.backend_info else None
-                engine = (
-                    f"{self.backend_info.backend} {self.backend_info.precision}"
-                    if self.backend_info
-                    else ""
-                )
-                self.about_dialog = AboutDialog(info, self, self.rule_set, card, engine)
+                self.about_dialog = AboutDialog(info, self)
                 self.about_dialog.show()
 
         self._calls = [c for c in self._calls if c.running]

@@ -1,4 +1,4 @@
-"""Sample panel (site, time, volume; counts and concentrations) and the HAB alert panel."""
+"""The HAB alert panel (the sample panel is in :mod:`.sample_panel`, re-exported here)."""
 
 from __future__ import annotations
 
@@ -6,195 +6,26 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QDateTime, QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QComboBox,
-    QDateTimeEdit,
-    QDoubleSpinBox,
-    QFormLayout,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QListView,
     QListWidget,
     QListWidgetItem,
     QPushButton,
-    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from phytoscope.errors import ConfigError
+from phytoscope.core.sample import format_per_l
+from phytoscope.gui.sample_panel import SamplePanel
 from phytoscope.gui.style import level_colour, text_colour_for, to_pixmap
-from phytoscope.storage.corrections import current_user
-from phytoscope.types import Alert, Volume
-
-VOLUME_IFCB, VOLUME_GIVEN, VOLUME_UTERMOHL = (
-    "IFCB bins (from their headers)",
-    "Volume I give",
-    "Utermöhl chamber",
-)
-
-
-def _spin(value: float, maximum: float, suffix: str, decimals: int = 3) -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
-    box.setRange(0.0, maximum)
-    box.setDecimals(decimals)
-    box.setValue(value)
-    box.setSuffix(suffix)
-    return box
-
-
-class SamplePanel(QWidget):
-    """Where and when the water was taken, how much was analysed; counts per class."""
-
-    changed = Signal()
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.site = QLineEdit()
-        self.site.setPlaceholderText("site name or code")
-        self.sampled_at = QDateTimeEdit(QDateTime.currentDateTime())
-        self.sampled_at.setCalendarPopup(True)
-        self.sampled_at.setDisplayFormat("yyyy-MM-dd HH:mm")
-        self.technician = QLineEdit(current_user())
-        self.method = QComboBox()
-        self.method.addItems([VOLUME_GIVEN, VOLUME_IFCB, VOLUME_UTERMOHL])
-        self.given_ml = _spin(0.0, 1e6, " mL")
-        self.given_ml.setSpecialValueText("not given")
-        self.settled_ml = _spin(10.0, 1e4, " mL settled", 1)
-        self.chamber_mm2 = _spin(530.9, 1e5, " mm² chamber", 1)
-        self.counted_mm2 = _spin(530.9, 1e5, " mm² counted", 1)
-        self.ifcb_label = QLabel("no IFCB bin read yet")
-        self.ifcb_label.setWordWrap(True)
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.given_ml)
-        self.stack.addWidget(self.ifcb_label)
-        uter = QWidget()
-        uter_layout = QHBoxLayout(uter)
-        uter_layout.setContentsMargins(0, 0, 0, 0)
-        for box in (self.settled_ml, self.chamber_mm2, self.counted_mm2):
-            uter_layout.addWidget(box)
-        self.stack.addWidget(uter)
-        self.method.currentIndexChanged.connect(self.stack.setCurrentIndex)
-        self.volume_note = QLabel()
-        self.volume_note.setWordWrap(True)
-        self.volume_note.setStyleSheet("color: #555")
-
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        row = QHBoxLayout()
-        row.addWidget(self.site, 2)
-        row.addWidget(QLabel("taken"))
-        row.addWidget(self.sampled_at, 1)
-        form.addRow("Site", row)
-        form.addRow("Technician", self.technician)
-        form.addRow("Volume", self.method)
-        form.addRow("", self.stack)
-        form.addRow("", self.volume_note)
-
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["Class", "Count", "Concentration", "95 % interval"])
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.verticalHeader().setDefaultSectionSize(20)
-        self.total = QLabel()
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(form)
-        layout.addWidget(self.table, 1)
-        layout.addWidget(self.total)
-        for box in (self.given_ml, self.settled_ml, self.chamber_mm2, self.counted_mm2):
-            box.valueChanged.connect(self.changed)
-        self.method.currentIndexChanged.connect(self.changed)
-        self._bins: dict[str, float] = {}
-
-    def set_bins(self, bins: dict[str, float]) -> None:
-        """IFCB bins read so far; switches the volume to them the first time."""
-        first = not self._bins and bins
-        self._bins = dict(bins)
-        if bins:
-            total = sum(bins.values())
-            self.ifcb_label.setText(f"{total:.4g} mL in {len(bins)} bin(s)")
-        if first:
-            self.method.setCurrentText(VOLUME_IFCB)
-
-    def volume(self) -> Volume | None:
-        """The sample's volume, or None when it is not known yet (counts only)."""
-        from phytoscope.core import sample
-
-        method = self.method.currentText()
-        if method == VOLUME_IFCB:
-            return sample.ifcb_volume(self._bins) if self._bins else None
-        if method == VOLUME_GIVEN:
-            return sample.given_volume(self.given_ml.value()) if self.given_ml.value() > 0 else None
-        return sample.utermohl_volume(
-            self.settled_ml.value(),
-            chamber_area_mm2=self.chamber_mm2.value(),
-            counted_area_mm2=self.counted_mm2.value(),
-        )
-
-    def safe_volume(self) -> Volume | None:
-        try:
-            volume = self.volume()
-        except ConfigError as exc:
-            self.volume_note.setText(f"<span style='color:#c92a2a'>{exc}</span>")
-            return None
-        if volume is None:
-            self.volume_note.setText("Give the volume analysed to turn counts into cells/L.")
-        else:
-            from phytoscope.core.sample import describe_volume
-
-            self.volume_note.setText(describe_volume(volume))
-        return volume
-
-    def sampled_at_iso(self) -> str:
-        return self.sampled_at.dateTime().toString(Qt.DateFormat.ISODate)
-
-    def show_counts(self, counts: dict[str, int], concentrations: list[Any]) -> None:
-        """Counts per class; concentrations (core.sample.Concentration) when a volume is known."""
-        by_taxon = {c.taxon: c for c in concentrations}
-        names = [c.taxon for c in concentrations] or []
-        for label in sorted(counts, key=lambda k: -counts[k]):
-            if label not in by_taxon:
-                names.append(label)
-        names.sort(key=lambda k: (-counts.get(k, 0), k))
-        self.table.setRowCount(len(names))
-        from phytoscope.core.sample import format_per_l
-
-        for row, name in enumerate(names):
-            c = by_taxon.get(name)
-            cells = [name, str(counts.get(name, 0))]
-            if c is None:
-                cells += ["—", ""]
-            elif c.detected:
-                cells += [
-                    f"{format_per_l(c.per_l)} {c.unit}",
-                    f"{format_per_l(c.low_per_l)} – {format_per_l(c.high_per_l)}",
-                ]
-            else:
-                cells += [
-                    f"ND (< {format_per_l(c.detection_limit_per_l)})",
-                    f"0 – {format_per_l(c.high_per_l)}",
-                ]
-            for column, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                if column == 0 and c is not None and c.flags:
-                    item.setToolTip("; ".join(c.flags))
-                if column in (1, 2, 3):
-                    item.setTextAlignment(
-                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-                    )
-                if counts.get(name, 0) == 0:
-                    item.setForeground(QBrush(QColor("#999999")))
-                self.table.setItem(row, column, item)
-        self.total.setText(f"{sum(counts.values())} organisms counted")
+from phytoscope.types import Alert
 
 
 class AlertPanel(QWidget):
@@ -233,6 +64,10 @@ class AlertPanel(QWidget):
         self.earlier.setWordWrap(True)
         self.earlier.setStyleSheet("color: #c92a2a")
         layout.addWidget(self.earlier)
+        self.unidentified = QLabel()
+        self.unidentified.setWordWrap(True)
+        self.unidentified.setStyleSheet("color: #5c3c00")
+        layout.insertWidget(1, self.unidentified)
         self._signature: Any = None
         self.levels_shown: dict[str, str] = {}
         """taxon -> level currently shown (read by tests and the status bar)"""
@@ -248,16 +83,22 @@ class AlertPanel(QWidget):
         evidence: dict[str, list[tuple[str, int]]],
     ) -> None:
         """Show a ``core.hab.HabResult``; ``alerts`` maps taxon -> stored Alert (acknowledgeable)."""
-        from phytoscope.core.sample import format_per_l
-
         rule_set = hab.rule_set
+        n = hab.unidentified
+        self.unidentified.setText(
+            f"Alerts come from identified organisms only: {n} organism{'s' if n != 1 else ''} "
+            "not identified, check by microscope"
+            if n
+            else ""
+        )
+        self.unidentified.setVisible(bool(n))
         signature = (
             rule_set.name,
             tuple(
                 (a.taxon, a.level, a.concentration.count, round(a.concentration.per_l, 3))
                 for a in hab.assessments
             ),
-            tuple((t, a.id, a.acknowledged_at) for t, a in sorted(alerts.items())),
+            tuple((t, a.id, a.acknowledged_at, a.reopened) for t, a in sorted(alerts.items())),
         )
         n_alerts = len(hab.alerts)
         self.title.setText(
@@ -349,7 +190,7 @@ class AlertPanel(QWidget):
         if not is_alert:
             return QLabel("")
         if alert is None or alert.id is None:
-            label = QLabel("recorded when\nthe analysis ends")
+            label = QLabel("recorded when\nthe sample is saved")
             label.setStyleSheet("color: #888; font-size: 8pt")
             return label
         if alert.acknowledged_at:
@@ -357,9 +198,14 @@ class AlertPanel(QWidget):
             label.setToolTip(f"by {alert.acknowledged_by} at {alert.acknowledged_at}")
             label.setStyleSheet("color: #2b8a3e; font-size: 8pt")
             return label
-        button = QPushButton("Acknowledge")
+        button = QPushButton("Acknowledge again" if alert.reopened else "Acknowledge")
         button.setToolTip(
-            "Record that you have seen this alert (your name and the time are stored)"
+            (f"Re-opened: {alert.reopened}\n" if alert.reopened else "")
+            + "Record that you have seen this alert at this concentration (your name and "
+            "the time are stored; a later change of the sample re-opens it)"
         )
         button.clicked.connect(lambda: self.acknowledge_requested.emit(alert))
         return button
+
+
+__all__ = ["AlertPanel", "SamplePanel"]

@@ -1,7 +1,9 @@
-"""What the window has classified so far: predictions, thumbnails, corrections (no Qt).
+"""What the window shows of its organisms: rows, thumbnails, corrected labels (no Qt).
 
-Lives on the GUI thread only. Widgets read it; the main window appends each
-:class:`~phytoscope.gui.jobs.BatchResult` to it.
+Lives on the GUI thread only. The table and the gallery read it; the main window appends
+each :class:`~phytoscope.gui.jobs.BatchResult` to it. Samples, counts for cells/L and
+alerts are not computed here: they are the core
+:class:`~phytoscope.core.session.SampleSession`'s, which receives the same batches.
 """
 
 from __future__ import annotations
@@ -47,7 +49,6 @@ class Session:
         self.records: list[Record] = []
         self.by_key: dict[tuple[str, int], Record] = {}
         self.counts: Counter[str] = Counter()
-        self.bins: dict[str, float] = {}
         self.sources: list[str] = []
         self._sources_seen: set[str] = set()
         self.skipped: list[tuple[str, str]] = []
@@ -64,6 +65,8 @@ class Session:
         origins: tuple[str | None, ...] = (),
         whole: tuple[bool, ...] = (),
     ) -> list[Record]:
+        """Append a batch; an organism already listed (the same input opened again) is
+        replaced in its row, as the core session replaces it, never listed twice."""
         added = []
         origins = origins or (None,) * len(predictions)
         whole = whole or tuple(p.box is None for p in predictions)
@@ -74,10 +77,18 @@ class Session:
                     self.thumbnails_dropped += 1
                 else:
                     self.thumbnail_bytes += thumb.nbytes
-            record = Record(len(self.records) + 1, p, thumb, origin=origin, whole=alone)
-            self.records.append(record)
+            old = self.by_key.get((p.source, p.roi_index))
+            if old is not None:
+                self.counts[old.label] -= 1
+                if self.counts[old.label] <= 0:
+                    del self.counts[old.label]
+                record = Record(old.number, p, thumb or old.thumbnail, old.corrected, origin, alone)
+                self.records[old.number - 1] = record
+            else:
+                record = Record(len(self.records) + 1, p, thumb, origin=origin, whole=alone)
+                self.records.append(record)
             self.by_key[record.key] = record
-            self.counts[p.label] += 1
+            self.counts[record.label] += 1
             if p.source not in self._sources_seen:
                 self._sources_seen.add(p.source)
                 self.sources.append(p.source)
@@ -93,29 +104,6 @@ class Session:
             del self.counts[old]
         self.counts[record.label] += 1
         self.version += 1
-
-    def effective_predictions(self, bins_only: bool = False) -> list[Prediction]:
-        """Predictions with corrections applied (what counts and alerts use); with
-        ``bins_only``, only organisms from IFCB bins (whose volume the headers give)."""
-        from dataclasses import replace
-
-        return [
-            replace(r.prediction, label=r.corrected, confidence=1.0)
-            if r.corrected
-            else r.prediction
-            for r in self.records
-            if not bins_only or r.origin is not None
-        ]
-
-    def bin_counts(self) -> Counter[str]:
-        """Counts of the organisms that came from IFCB bins."""
-        return Counter(r.label for r in self.records if r.origin is not None)
-
-    @property
-    def mixed(self) -> bool:
-        """Both IFCB-bin organisms and organisms from other images are in the session."""
-        origins = {r.origin is None for r in self.records}
-        return len(origins) == 2
 
     def labels(self) -> list[str]:
         return sorted(self.counts, key=lambda k: (-self.counts[k], k))

@@ -116,4 +116,50 @@ MIGRATIONS: list[str] = [
     ALTER TABLE predictions ADD COLUMN novelty REAL;
     ALTER TABLE predictions ADD COLUMN unknown_reason TEXT NOT NULL DEFAULT '';
     """,
+    # 5: one record per sample. A sample is updated in place (revision + 1, the earlier
+    #    state kept in sample_revisions) when corrections, more bins or a new volume change
+    #    it; it carries its flags (partial bins), warnings, organisms not identified, bins
+    #    and runs. An alert is updated with its sample (withdrawn when no longer reached); an
+    #    acknowledgement records the level and concentration it saw, so a later change
+    #    re-opens the alert (several acknowledgements per alert, hence a new table). Runs
+    #    record a key of their inputs, so an unfinished run can be resumed.
+    """
+    ALTER TABLE samples ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE samples ADD COLUMN updated_at TEXT;
+    ALTER TABLE samples ADD COLUMN flags TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE samples ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE samples ADD COLUMN unidentified INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE samples ADD COLUMN time_source TEXT NOT NULL DEFAULT '';
+    ALTER TABLE samples ADD COLUMN bins TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE samples ADD COLUMN run_ids TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE sample_revisions (
+        sample_id   INTEGER NOT NULL REFERENCES samples(id),
+        revision    INTEGER NOT NULL,
+        saved_at    TEXT NOT NULL,
+        reason      TEXT NOT NULL DEFAULT '',
+        record      TEXT NOT NULL,
+        PRIMARY KEY (sample_id, revision)
+    );
+    ALTER TABLE alerts ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE alerts ADD COLUMN updated_at TEXT;
+    ALTER TABLE alerts ADD COLUMN withdrawn_at TEXT;
+    CREATE TABLE alert_acks (
+        id                  INTEGER PRIMARY KEY,
+        alert_id            INTEGER NOT NULL REFERENCES alerts(id),
+        who                 TEXT NOT NULL,
+        at                  TEXT NOT NULL,
+        note                TEXT NOT NULL DEFAULT '',
+        level               TEXT NOT NULL,
+        concentration_per_l REAL NOT NULL,
+        count               INTEGER NOT NULL
+    );
+    CREATE INDEX alert_acks_alert ON alert_acks(alert_id);
+    INSERT INTO alert_acks(alert_id, who, at, note, level, concentration_per_l, count)
+        SELECT k.alert_id, k.who, k.at, k.note, a.level, a.concentration_per_l, a.count
+        FROM acknowledgements k JOIN alerts a ON a.id = k.alert_id;
+    DROP TABLE acknowledgements;
+    ALTER TABLE runs ADD COLUMN inputs_key TEXT;
+    CREATE INDEX runs_inputs ON runs(inputs_key);
+    CREATE INDEX predictions_roi ON predictions(run_id, source, roi_index)
+    """,
 ]

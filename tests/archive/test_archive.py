@@ -147,3 +147,23 @@ def test_ray_matches_classify(tree, tiny_model_dir, tmp_path):
         ray.shutdown()
     assert summary.runner == "ray" and not summary.failed
     _check_outputs(tmp_path / "out", tree, tiny_model_dir)
+
+
+def test_a_truncated_bin_is_flagged_and_scaled_in_the_archive_as_in_classify(
+    tiny_model_dir, tmp_path
+):
+    from phytoscope.core.archive import Unit, UnitProcessor
+    from tests.ifcb_bins import make_bin, ml_of
+
+    stem = make_bin(tmp_path / "bins", "D20220519T124533_IFCB134", rois=17, keep_rois=8)
+    processor = UnitProcessor(
+        ArchiveConfig(out_dir=str(tmp_path / "out"), model=str(tiny_model_dir))
+    )
+    try:
+        result = processor(Unit(key=stem.name, kind="bin", paths=(str(stem),)))
+    finally:
+        processor.close()
+    assert result.error is None and result.rois == 8
+    assert result.flags == ["partial"] and "8 of 17 ROIs" in result.warnings[0]
+    assert result.ml_analyzed == pytest.approx(ml_of() * 8 / 17)
+    assert result.sampled_at == "2022-05-19T12:45:33+00:00"

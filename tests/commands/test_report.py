@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 
 from phytoscope import cli
-from phytoscope.commands import report
-from phytoscope.commands.classify import ClassifyResult
 from phytoscope.core import reports
 from phytoscope.core.hab import load_rule_set, record_sample
 from phytoscope.core.sample import volume_from_meta
@@ -185,85 +183,6 @@ def test_list_acknowledge_and_missing_sample(tmp_path, ifcb_bin, capsys):
     assert cli.main(["report", "1", "--db", str(tmp_path / "none.sqlite")]) == 1
 
 
-def _classify_args(tmp_path, *extra):
-    card_path = CARD.save(tmp_path / "t.onnx.json")
-    parser = cli.build_parser()
-    return parser.parse_args(
-        ["classify", "x", "--model", str(card_path), "--db", str(tmp_path / "c.sqlite"), *extra]
-    )
-
-
-def test_classify_sample_options_store_a_sample_with_alerts(tmp_path, ifcb_bin):
-    rois = [r for r in iter_inputs([ifcb_bin]) if isinstance(r, Roi)]
-    result = ClassifyResult(model=CARD.label)
-    result.predictions = [
-        Prediction(r.source, r.index, "Dinophysis", 0.9, (("Dinophysis", 0.9),)) for r in rois
-    ]
-    result.meta = {(r.source, r.index): {"sample": BIN, **r.meta} for r in rois}
-    args = _classify_args(tmp_path, "--site", "Loch Creran", "--rules", "england_wales_fsa")
-    text = report.classify_hook(args, result)
-    assert text is not None
-    assert "sample 1 (ifcb" in text and "ALERTS (1)" in text and "RED Dinophysis" in text
-    assert "not monitored by this model: Alexandrium" in text
-    with Store(tmp_path / "c.sqlite") as store:
-        sample = store.sample(1)
-        assert sample.site == "Loch Creran" and sample.kind == "ifcb"
-        assert sample.sampled_at == "2022-05-22T00:30:51+00:00"  # from the bin's name
-        assert sample.volume.ml_analyzed == pytest.approx(_ml_by_hand())
-        # 2 Dinophysis in 2.98 mL = 671 cells/L
-        assert store.alerts(1)[0].concentration_per_l == pytest.approx(2000 / _ml_by_hand())
-    # no sample option: classify behaves as before
-    assert report.classify_hook(_classify_args(tmp_path), result) is None
-
-
-def test_microscope_volumes_on_the_command_line(tmp_path):
-    preds = [
-        Prediction(f"frame{i}.png", 0, "Dinophysis", 0.9, (("Dinophysis", 0.9),)) for i in range(12)
-    ]
-    result = ClassifyResult(model=CARD.label, predictions=preds)
-    args = _classify_args(
-        tmp_path, "--settled-ml", "10", "--chamber-area", "530.9", "--fields", "20", "--field-area", "0.5",
-        "--sample-ml", "100", "--preservative-ml", "1", "--rules", "denmark_fvst",
-    )  # fmt: skip
-    text = report.classify_hook(args, result)
-    assert "microscope" in text and "64,300 cells/L" in text  # 12 x 53.09 x 100 x 1.01
-    with Store(tmp_path / "c.sqlite") as store:
-        (alert,) = store.alerts(1)
-        assert alert.concentration_per_l == pytest.approx(12 * 53.09 * 100 * 1.01)
-        assert alert.rule_taxon == "Dinophysis acuta"
-
-
-def test_images_without_a_volume_are_a_clear_error(tmp_path):
-    preds = [Prediction("a.png", 0, "Dinophysis", 0.9, (("Dinophysis", 0.9),))]
-    result = ClassifyResult(model=CARD.label, predictions=preds)
-    from phytoscope.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="--sample-volume"):
-        report.classify_hook(_classify_args(tmp_path, "--site", "x"), result)
-
-
-def test_sampling_time_from_new_and_old_ifcb_bin_names():
-    assert report._bin_time(["D20220522T003051_IFCB134"]) == "2022-05-22T00:30:51+00:00"
-    # old names count days of the year: day 028 of 2012 is 28 January
-    assert report._bin_time(["IFCB5_2012_028_081515"]) == "2012-01-28T08:15:15+00:00"
-    assert report._bin_time(["IFCB5_2012_028_081515", "D20220522T003051_IFCB134"]).startswith(
-        "2012"
-    )
-    assert report._bin_time(["frame.png"]) is None
-
-
-def test_bins_mixed_with_images_need_an_explicit_volume(tmp_path):
-    from phytoscope.errors import ConfigError
-
-    args = _classify_args(tmp_path, "--site", "x")
-    with pytest.raises(ConfigError, match="mixes IFCB bins"):
-        report.sample_volume(args, [{"bin": "b", "ml_analyzed": 5.0}, {}])
-    assert (
-        report.sample_volume(_classify_args(tmp_path, "--sample-volume", "50"), [{}]).ml_analyzed
-        == 50
-    )
-
-
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "genus.onnx.json"
 
 
@@ -278,7 +197,8 @@ def test_classify_then_report_end_to_end_with_the_shipped_model(tmp_path, ifcb_b
     )  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out
-    assert "sample 1 (ifcb, 2.981 mL" in out and "report: phytoscope report 1" in out
+    assert "sample 1: ifcb, 2.981 mL" in out and "report: phytoscope report 1" in out
+    assert "sampled at 2022-05-22T00:30:51+00:00 (from the IFCB bin names)" in out
     with Store(db) as store:
         sample = store.sample(1)
         assert sample.run_id == 1 and sample.volume.ml_analyzed == pytest.approx(_ml_by_hand())
@@ -297,21 +217,6 @@ def test_classify_then_report_end_to_end_with_the_shipped_model(tmp_path, ifcb_b
     ]
     # every class of the shipped card, zeros included
     assert len(parsed.tables["concentrations"]) == 1 + ModelCard.load(SHIPPED).num_classes
-
-
-def test_the_card_of_a_run_is_found_from_the_model_option(tmp_path):
-    from phytoscope.errors import ModelError
-
-    CARD.save(tmp_path / "t.onnx.json")
-    other = ModelCard(**{**CARD.__dict__, "format": "keras", "file": "t.keras", "path": None})
-    other.save(tmp_path / "t.keras.json")
-    ns = cli.build_parser().parse_args(["classify", "x", "--model", str(tmp_path / "t.onnx")])
-    assert report._card_of_run(ns, CARD.label).format == "onnx"  # card beside the model file
-    ns = cli.build_parser().parse_args(["classify", "x", "--model", str(tmp_path)])
-    assert report._card_of_run(ns, other.label).format == "keras"  # exact label in a folder
-    assert report._card_of_run(ns, "test-card 0 tensorrt/fp16").name == "test-card"  # same model
-    with pytest.raises(ModelError, match="not found"):
-        report._card_of_run(ns, "another-model 2 onnx/fp32")
 
 
 def test_pdf_report_has_a_summary_page_and_an_evidence_page(tmp_path, ifcb_bin):

@@ -99,7 +99,9 @@ class FailingStore:
         self.store.add_skipped(run_id, skipped)
 
 
-def test_a_full_disk_stops_saving_but_not_classifying(tiny_model_dir, tmp_path):
+def test_a_full_disk_stops_the_analysis_as_it_stops_the_command(tiny_model_dir, tmp_path):
+    """One rule for both front ends (#16.7): a store that fails stops the run; what was
+    classified is still shown, and the message says which run and how many rows are safe."""
     store = FailingStore(tmp_path / "r.sqlite")
     run_id = store.store.start_run("onnxruntime", "tiny", "0" * 64)
     batches = []
@@ -115,14 +117,10 @@ def test_a_full_disk_stops_saving_but_not_classifying(tiny_model_dir, tmp_path):
             batch_size=2,
         )
     shown = sum(len(b.predictions) for b in batches)
-    from phytoscope.sources import iter_inputs
-    from phytoscope.types import Roi
-
-    expected = sum(isinstance(i, Roi) for i in iter_inputs([str(DATA / "ifcb")]))
-    assert result.predictions == shown == expected > 2  # every organism shown
-    assert result.error and "disk is full" in result.error
-    assert any(b.store_error for b in batches)
+    assert result.predictions == shown == 4  # the stored batch and the refused one
+    assert "disk is full" in result.error and f"run {run_id}: 2 rows stored" in result.error
     assert len(store.store.predictions(run_id)) == 2  # the first batch was kept on disk
+    assert all(b.analysis is not None for b in batches)  # the core batch reaches the window
     store.store.close()
 
 

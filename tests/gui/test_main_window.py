@@ -43,10 +43,13 @@ def test_images_and_an_ifcb_bin_are_classified_shown_stored_and_charted(qtbot, w
     with Store(window.database) as store:
         stored = store.predictions(window.session.run_ids[-1])
     assert len(stored) == len(rois)
-    # volume from the bin header; alert panel shows one row per monitored taxon
-    assert window.sample_panel.method.currentText().startswith("IFCB")
-    assert "from IFCB bins counted" in window.sample_panel.total.text()  # images: no volume
-    qtbot.waitUntil(lambda: len(window.alert_panel.card_of) == 3, timeout=5000)
+    # the bin and the other images are two samples: the bin's volume from its header, the
+    # images' volume not given (counts only); the alert panel shows the bin's sample
+    panel = window.sample_panel
+    assert panel.choice.count() == 2 and panel.choice.currentText().startswith("IFCB")
+    assert "mix IFCB bins and other images" in panel.warnings.text()
+    assert "analysed in 1 IFCB bin" in panel.volume_note.text()
+    qtbot.waitUntil(lambda: window.alert_panel.table.rowCount() == 3, timeout=5000)
     assert set(window.alert_panel.levels_shown) == {"Pseudo-nitzschia", "Dinophysis", "Alexandrium"}
     assert "Karenia mikimotoi" in window.alert_panel.not_monitored.text()
     # telemetry arrives on its thread; charts redraw from their timer
@@ -86,32 +89,47 @@ def test_correcting_labels_drives_counts_alerts_and_acknowledgement(qtbot, windo
     assert window.alert_panel.levels_shown["Alexandrium"] == "red"
     assert window.alert_panel.levels_shown["Dinophysis"] == "green"
 
-    # saving the sample stores the alert; acknowledging it records who, with a note
-    sample_id = window.record_sample(manual=True)
+    # saving the sample stores the alert; acknowledging it records who
+    window.sample_panel.technician.setText("A. Tester")
+    sample_id = window.save_sample()
     assert sample_id is not None
     window.refresh_panels()
-    card = window.alert_panel.card_of["Alexandrium"]
-    assert card.ack_button.text() == "Acknowledge" and card.ack_button.isEnabled()
-    card.ack_button.click()
-    card.form.name.setText("A. Tester")
-    card.form.note.setText("harvester told")
-    card.form.confirm.click()
+
+    def button():
+        rows = window.alert_panel.table.rowCount()
+        taxa = [window.alert_panel.table.item(r, 1).text().split("\n")[0] for r in range(rows)]
+        return window.alert_panel.table.cellWidget(taxa.index("Alexandrium"), 5)
+
+    assert button().text() == "Acknowledge"
+    button().click()
     with Store(window.database) as store:
         alerts = [a for a in store.alerts(sample_id) if a.taxon == "Alexandrium"]
         assert alerts[0].level == "red" and alerts[0].acknowledged_by == "A. Tester"
-        notes = store.db.execute("SELECT note FROM acknowledgements").fetchall()
-        assert [tuple(n) for n in notes] == [("harvester told",)]
         assert len(store.db.execute("SELECT * FROM corrections").fetchall()) == n
+    assert "acknowledged" in button().text()
 
-    # corrections export as a training folder of class sub-folders
+    # #16.6: a later correction changes the concentration: the same record is updated and
+    # the acknowledgement no longer covers the alert, which is open again
+    record = window.session.records[0]
+    window.correct([record], "Dinophysis")
+    assert window.save_sample() == sample_id
+    with Store(window.database) as store:
+        assert len(store.samples()) == 1 and store.sample(sample_id).revision == 2
+        (alert,) = [a for a in store.alerts(sample_id) if a.taxon == "Alexandrium"]
+        assert alert.open and "A. Tester" in alert.reopened and alert.count == n - 1
+    window.refresh_panels()
+    assert button().text() == "Acknowledge again"
+
+    # corrections export as a training folder of class sub-folders (the latest one wins)
     written = window.export_corrections(str(tmp_path / "training"))
-    assert written == {"Alexandrium": n}
-    assert len(list((tmp_path / "training" / "Alexandrium").glob("*.png"))) == n
+    assert written == {"Alexandrium": n - 1, "Dinophysis": 1}
+    assert len(list((tmp_path / "training" / "Alexandrium").glob("*.png"))) == n - 1
 
 
 def test_given_volume_for_image_files(qtbot, window):
     analyse(qtbot, window, [IMAGES / "pn_delicatissima_crop.jpg"])
-    assert "give the volume" in window.alert_panel.title.text().lower()
+    assert "no volume" in window.alert_panel.title.text().lower()
+    window.sample_panel.method.setCurrentText("Volume I give")
     window.sample_panel.given_ml.setValue(10.0)  # 1 organism in 10 mL = 100 cells/L
     window.refresh_panels()
     table = window.sample_panel.table
@@ -259,7 +277,9 @@ def test_unusable_database_is_a_message_and_results_stay_in_the_window(
     result = analyse(qtbot, window, [NEW_BIN])
     assert result.predictions == len(window.session) > 0
     assert any("results will not be saved" in m for m in window.messages)
-    assert any("could not be saved" in m for m in window.messages)  # the sample, at the end
+    window.sample_panel.site.setText("Loch Creran")
+    assert window.save_sample() is None
+    assert any("could not be saved" in m for m in window.messages)
     close_window(window)
 
 

@@ -39,4 +39,4 @@ def test_open_video_classifies_the_sampled_frames(qtbot, monkeypatch, window, tm
     assert frames == {0, 2}  # 2 frames/s recorded, 1 analysed per second
     assert all(r.prediction.box is not None for r in window.session.records)
     # the boxes are drawn on the frame itself, sought again in the file
-    assert frame_source(clip, 0) in window._frames
+    assert frame_source(clip, 0) in window.frames._frames
