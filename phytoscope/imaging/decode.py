@@ -217,6 +217,10 @@ def read_bytes(path: Path) -> bytes:
             return fh.read()
     except IsADirectoryError as exc:
         raise SourceError(f"{path}: is a folder, not an image file") from exc
+    except FileNotFoundError as exc:
+        raise SourceError(
+            f"{path}: no longer exists (moved or deleted after the run started?)"
+        ) from exc
     except PermissionError as exc:
         raise SourceError(
             f"{path}: permission denied (cannot read the file; ask its owner or change its permissions)"
