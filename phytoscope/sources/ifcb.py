@@ -230,6 +230,8 @@ class IfcbBin:
             if line == 1 and raw.strip() and all(_number(c) is None for c in row if c.strip()):
                 self.header_line = True  # column names, as some exports write: not a trigger
                 continue
+            if not raw.strip("\x00 \t\r"):
+                row = [""]  # blank, or NUL padding left by a copy cut short: no image
             try:
                 geometry = self._row_geometry(row)
             except ValueError as exc:
