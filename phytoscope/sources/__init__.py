@@ -246,15 +246,6 @@ def _read_entry(entry: Entry, segment: str) -> list[Roi | Skipped]:
     return _problem(entry)
 
 
-def _read_unit(kind: str, path: Path, segment: str) -> list[Roi | Skipped]:
-    """One ``(kind, path)`` of :func:`expand_paths` read (kept for callers of that API)."""
-    reasons = {
-        "missing": "no such file or folder",
-        "unsupported": f"not a supported image ({', '.join(IMAGE_SUFFIXES)}) or IFCB bin",
-    }
-    return _read_entry(Entry(kind, path, reasons.get(kind, kind)), segment)
-
-
 class InputStream:
     """The iterator :func:`iter_inputs` returns; it can also hand out independent units.
 

@@ -13,7 +13,15 @@ psutil, and records to a JSON file:
   and the growth between them per 1,000 images (a leak shows as a steady slope);
 * the peak RSS, the exit status, the wall time (a shared machine's figure, labelled so);
 * whether anything was lost or doubled: rows in the database vs rows in the CSV, every
-  input file accounted for (classified or reported as skipped), no (source, ROI) twice.
+  input file accounted for (classified or reported as skipped), no (source, ROI) twice;
+* the steady slope (median of RSS increments between samples, per 1,000 rows at the run's
+  mean rate), which leaves out the one-off steps when a large frame is decoded.
+
+With ``--mode both`` (the default) the same inputs are also run through the pipeline alone
+(``iter_inputs`` -> ``classify_items`` -> ``Store.add_predictions`` per batch, nothing kept
+in memory), so growth of the command's own in-memory results (``classify`` keeps every row
+for its output and summary at the end) can be told apart from growth in reading,
+classifying or storing.
 
 Usage::
 
@@ -84,9 +92,95 @@ def sample_rss(proc: subprocess.Popen, interval: float, samples: list) -> None:
         pass
 
 
+PIPELINE = """
+import sys
+from phytoscope import backends
+from phytoscope.core.classifier import Classifier
+from phytoscope.core.pipeline import classify_items, engine_options
+from phytoscope.sources import iter_inputs
+from phytoscope.storage import Store
+
+folder, db, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = Store(db)
+with backends.create("auto", "fp32", **engine_options()) as backend:
+    run = store.start_run(backend.name, backend.card.label, backend.card.sha256, {"soak": "pipeline"})
+    for predictions, skipped in classify_items(iter_inputs([folder]), Classifier(backend), batch_size=batch):
+        if predictions:
+            store.add_predictions(run, predictions)
+        if skipped:
+            store.add_skipped(run, skipped)
+    store.finish_run(run)
+store.close()
+"""
+
+
+def steady_slope(samples: list, rows: int, seconds: float) -> float:
+    """Median RSS increase per 1,000 rows between consecutive samples (MB)."""
+    steps = [
+        (b[1] - a[1]) / (b[0] - a[0])
+        for a, b in zip(samples, samples[1:], strict=False)
+        if b[0] > a[0]
+    ]
+    if not steps or rows == 0:
+        return 0.0
+    steps.sort()
+    per_second = steps[len(steps) // 2]
+    return per_second / 2**20 / (rows / seconds) * 1000
+
+
 def rss_at(samples: list, fraction: float, seconds: float) -> int:
     t = fraction * seconds
     return min(samples, key=lambda s: abs(s[0] - t))[1]
+
+
+def run_sampled(cmd: list[str], interval: float) -> tuple[int, str, list, float]:
+    """Run ``cmd`` from the checkout, sampling its RSS; (exit status, stderr, samples, s)."""
+    samples: list = []
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    sampler = threading.Thread(target=sample_rss, args=(proc, interval, samples))
+    sampler.start()
+    _, stderr = proc.communicate()
+    sampler.join()
+    return proc.returncode, stderr, samples, time.perf_counter() - started
+
+
+def stored_rows(db: Path) -> dict:
+    con = sqlite3.connect(db)
+    try:
+        (run_id,) = con.execute("SELECT max(id) FROM runs").fetchone()
+        one = lambda sql: con.execute(sql, (run_id,)).fetchone()[0]  # noqa: E731
+        return {
+            "database": one("SELECT count(*) FROM predictions WHERE run_id=?"),
+            "distinct_source_roi_in_database": one(
+                "SELECT count(*) FROM (SELECT DISTINCT source, roi_index FROM predictions WHERE run_id=?)"
+            ),
+            "skipped_reported": one("SELECT count(*) FROM skipped WHERE run_id=?"),
+            "run_finished": one("SELECT finished_at FROM runs WHERE id=?") is not None,
+            "sources": {
+                r[0]
+                for r in con.execute(
+                    "SELECT source FROM predictions WHERE run_id=? UNION SELECT source FROM skipped WHERE run_id=?",
+                    (run_id, run_id),
+                )
+            },
+        }
+    finally:
+        con.close()
+
+
+def memory(samples: list, rows: int, seconds: float) -> dict:
+    early, late = rss_at(samples, 0.2, seconds), rss_at(samples, 0.9, seconds)
+    return {
+        "at_20_percent": round(early / 2**20, 1),
+        "at_90_percent": round(late / 2**20, 1),
+        "peak": round(max(s[1] for s in samples) / 2**20, 1),
+        "growth_20_to_90_percent": round((late - early) / 2**20, 1),
+        "growth_per_1000_rows": round((late - early) / 2**20 / max(0.7 * rows / 1000, 1e-9), 2),
+        "steady_slope_per_1000_rows": round(steady_slope(samples, rows, seconds), 2),
+    }
 
 
 def main() -> int:
@@ -94,6 +188,7 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=10000)
     parser.add_argument("--interval", type=float, default=0.25)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--mode", choices=("classify", "pipeline", "both"), default="both")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
@@ -102,109 +197,94 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="phytoscope-soak-"))
     try:
         images, bins = build_inputs(data, work / "in", args.images)
-        db, out_csv = work / "results.sqlite", work / "out.csv"
-        cmd = [
-            sys.executable,
-            "-m",
-            "phytoscope",
-            "classify",
-            str(work / "in"),
-            "--db",
-            str(db),
-            "--format",
-            "csv",
-            "-o",
-            str(out_csv),
-            "--batch-size",
-            str(args.batch_size),
-            "--no-progress",
-        ]
-        samples: list = []
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        sampler = threading.Thread(target=sample_rss, args=(proc, args.interval, samples))
-        sampler.start()
-        stdout, stderr = proc.communicate()
-        sampler.join()
-        seconds = time.perf_counter() - started
-
-        with open(out_csv, newline="") as fh:
-            csv_rows = list(csv.DictReader(fh))
-        con = sqlite3.connect(db)
-        (run_id,) = con.execute("SELECT max(id) FROM runs").fetchone()
-        stored = con.execute(
-            "SELECT count(*) FROM predictions WHERE run_id=?", (run_id,)
-        ).fetchone()[0]
-        distinct = con.execute(
-            "SELECT count(*) FROM (SELECT DISTINCT source, roi_index FROM predictions WHERE run_id=?)",
-            (run_id,),
-        ).fetchone()[0]
-        skipped = [
-            r[0] for r in con.execute("SELECT source FROM skipped WHERE run_id=?", (run_id,))
-        ]
-        finished = con.execute("SELECT finished_at FROM runs WHERE id=?", (run_id,)).fetchone()[0]
-        sources = {
-            r[0]
-            for r in con.execute(
-                "SELECT DISTINCT source FROM predictions WHERE run_id=?", (run_id,)
-            )
-        }
-        con.close()
         inputs = {str(p) for p in (work / "in" / "images").iterdir()} | {
             str(p.with_suffix("")) for p in (work / "in").glob("*.roi")
         }
-        unaccounted = sorted(inputs - sources - {s.split("#")[0] for s in skipped})
-
-        early, late = rss_at(samples, 0.2, seconds), rss_at(samples, 0.9, seconds)
-        rows_between = 0.7 * len(csv_rows)
-        result = {
-            "what": "soak: phytoscope classify --db on real images, RSS sampled (psutil)",
+        result: dict = {
+            "what": "soak: real images classified with --db, RSS of the process sampled (psutil)",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": {
                 "platform": platform.platform(),
                 "cpus": os.cpu_count(),
                 "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+                "load_average_at_start": [round(x, 1) for x in os.getloadavg()],
                 "note": "shared machine: other engineers' jobs ran at the same time; wall time is not a speed figure",
             },
-            "command": " ".join(cmd[1:]).replace(str(work), "<tmp>"),
             "inputs": {"image_files": images, "ifcb_bins": bins, "source": str(data)},
-            "exit_status": proc.returncode,
-            "wall_s": round(seconds, 1),
-            "rows": {
-                "csv": len(csv_rows),
-                "database": stored,
-                "distinct_source_roi_in_database": distinct,
-                "skipped_reported": len(skipped),
-                "inputs_unaccounted_for": unaccounted[:20],
-                "run_finished": finished is not None,
-            },
-            "rss_mb": {
-                "at_20_percent": round(early / 2**20, 1),
-                "at_90_percent": round(late / 2**20, 1),
-                "peak": round(max(s[1] for s in samples) / 2**20, 1),
-                "growth_20_to_90_percent": round((late - early) / 2**20, 1),
-                "growth_per_1000_rows": round(
-                    (late - early) / 2**20 / max(rows_between / 1000, 1e-9), 2
-                ),
-            },
-            "rss_samples": [
-                [t, round(r / 2**20, 1)] for t, r in samples[:: max(1, len(samples) // 400)]
-            ],
-            "stderr_tail": stderr[-1500:],
         }
+        ok = True
+        if args.mode in ("classify", "both"):
+            db, out_csv = work / "classify.sqlite", work / "out.csv"
+            cmd = [
+                sys.executable,
+                "-m",
+                "phytoscope",
+                "classify",
+                str(work / "in"),
+                "--db",
+                str(db),
+                "--format",
+                "csv",
+                "-o",
+                str(out_csv),
+                "--batch-size",
+                str(args.batch_size),
+                "--no-progress",
+            ]
+            code, stderr, samples, seconds = run_sampled(cmd, args.interval)
+            with open(out_csv, newline="") as fh:
+                csv_rows = sum(1 for _ in csv.DictReader(fh))
+            rows = stored_rows(db)
+            lost = sorted(inputs - {s.split("#")[0] for s in rows.pop("sources")})
+            result["classify"] = {
+                "command": " ".join(cmd[1:]).replace(str(work), "<tmp>"),
+                "exit_status": code,
+                "wall_s": round(seconds, 1),
+                "rows": {"csv": csv_rows, **rows, "inputs_unaccounted_for": lost[:20]},
+                "rss_mb": memory(samples, csv_rows, seconds),
+                "rss_samples": [
+                    [t, round(r / 2**20, 1)] for t, r in samples[:: max(1, len(samples) // 400)]
+                ],
+                "stderr_tail": stderr[-1500:],
+            }
+            ok &= (
+                code == 0
+                and csv_rows == rows["database"] == rows["distinct_source_roi_in_database"]
+            )
+            ok &= not lost and rows["run_finished"]
+        if args.mode in ("pipeline", "both"):
+            db = work / "pipeline.sqlite"
+            cmd = [sys.executable, "-c", PIPELINE, str(work / "in"), str(db), str(args.batch_size)]
+            code, stderr, samples, seconds = run_sampled(cmd, args.interval)
+            rows = stored_rows(db)
+            lost = sorted(inputs - {s.split("#")[0] for s in rows.pop("sources")})
+            result["pipeline_only"] = {
+                "command": "iter_inputs -> classify_items -> Store.add_predictions per batch (nothing kept)",
+                "exit_status": code,
+                "wall_s": round(seconds, 1),
+                "rows": {**rows, "inputs_unaccounted_for": lost[:20]},
+                "rss_mb": memory(samples, rows["database"], seconds),
+                "rss_samples": [
+                    [t, round(r / 2**20, 1)] for t, r in samples[:: max(1, len(samples) // 400)]
+                ],
+                "stderr_tail": stderr[-1500:],
+            }
+            ok &= code == 0 and rows["database"] == rows["distinct_source_roi_in_database"]
+            ok &= not lost and rows["run_finished"]
+        result["nothing_lost_or_doubled"] = bool(ok)
         text = json.dumps(result, indent=2)
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(text + "\n")
-        print(
-            json.dumps(
-                {k: v for k, v in result.items() if k not in ("rss_samples", "stderr_tail")},
-                indent=2,
+        summary = {
+            k: (
+                {kk: vv for kk, vv in v.items() if kk not in ("rss_samples", "stderr_tail")}
+                if isinstance(v, dict)
+                else v
             )
-        )
-        ok = stored == len(csv_rows) == distinct and not unaccounted and finished is not None
+            for k, v in result.items()
+        }
+        print(json.dumps(summary, indent=2))
         return 0 if ok else 1
     finally:
         if not args.keep:
