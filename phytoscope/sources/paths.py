@@ -195,8 +195,10 @@ def _claim_bin(stem: Path, explicit: bool, origin: int, index: InputIndex) -> It
         return
     if not index.note_once(key, origin):
         return
-    if same:
-        reason = f"the same IFCB bin as {first.path}, named twice (also inside a folder named): read once"
+    if same and first.walked:
+        reason = f"the same IFCB bin as {first.path}, already read inside a folder named: read once"
+    elif same:
+        reason = f"the same IFCB bin as {first.path}, which was also named on its own: read once"
     else:
         reason = (
             f"the same IFCB bin {stem.name} as {first.path} (a copy in another folder): read once"
