@@ -34,6 +34,7 @@ COMMANDS = (
     "build-engine",
     "telemetry",
     "archive",
+    "ecotaxa-import",
     "info",
 )
 

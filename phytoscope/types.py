@@ -73,7 +73,9 @@ class Prediction:
     ``novelty`` is above the card's threshold: ``unknown_reason`` ``"novel"``) or when the top
     class's probability is below that class's confidence threshold (``"unsure"``);
     ``top_k`` still holds the raw ranking. ``novelty`` is ``None`` for a model without an
-    open-set score.
+    open-set score. ``scores`` is the full softmax vector over the card's classes (float32,
+    in card order) for exporters that need every class (IFCB Dashboard class scores); it
+    is ``None`` where a prediction was rebuilt from the store, which keeps only ``top_k``.
     """
 
     source: str
@@ -85,6 +87,7 @@ class Prediction:
     flags: tuple[str, ...] = ()
     novelty: float | None = None
     unknown_reason: str = ""
+    scores: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

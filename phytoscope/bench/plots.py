@@ -13,7 +13,11 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from phytoscope.bench.runner import process_share_samples
+from phytoscope.bench.results import BenchResult, Power, VariantResult
+from phytoscope.bench.stats import process_share_samples
+from phytoscope.bench.table import ESTIMATED_TIP
+
+Timelines = Mapping[str, tuple[Sequence[Any], dict[str, float]]]
 
 PHASE_COLOURS = {
     "load": "#fde0c5",
@@ -116,7 +120,11 @@ def bars_plot(
     labels: Sequence[str],
     series: Mapping[str, Sequence[float | None]],
     ylabel: str,
+    spread: Sequence[tuple[float, float] | None] = (),
+    hatched: bool = False,
 ) -> Path:
+    """Grouped bars; ``spread``: min-max whiskers on the first series (its rounds);
+    ``hatched``: the figures are estimates, drawn hatched and said so under the axis."""
     fig = Figure(figsize=(8, 4))
     ax = fig.subplots()
     n = max(1, len(series))
@@ -124,11 +132,18 @@ def bars_plot(
     for i, (name, values) in enumerate(series.items()):
         xs = [j + (i - (n - 1) / 2) * width for j in range(len(labels))]
         heights = [v if v is not None else 0.0 for v in values]
-        bars = ax.bar(xs, heights, width, label=name)
-        for bar, v in zip(bars, values, strict=True):
+        bars = ax.bar(xs, heights, width, label=name, hatch="//" if hatched else None)
+        if i == 0 and any(spread):
+            _whiskers(ax, xs, heights, spread)
+        tops = [
+            max(h, s[1]) if i == 0 and s is not None else h
+            for h, s in zip(heights, list(spread) or [None] * len(heights), strict=False)
+        ]
+        for bar, v, top in zip(bars, values, tops, strict=False):
+            # above the whisker, so the figure never sits on the spread line
             ax.annotate(
                 _label(v),
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                (bar.get_x() + bar.get_width() / 2, top),
                 ha="center",
                 va="bottom",
                 fontsize=7,
@@ -138,73 +153,110 @@ def bars_plot(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=7)
-    fig.tight_layout()
+    if any(spread):
+        fig.text(0.01, 0.01, "whiskers: min–max over the measured rounds", fontsize=7)
+    if hatched:
+        fig.text(0.99, 0.01, ESTIMATED_TIP.split(":")[0], fontsize=7, ha="right", color="#b71c1c")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     _save(fig, path)
     return path
 
 
-def write_plots(
-    results: dict[str, Any],
-    timelines: dict[str, tuple[Sequence[Any], dict[str, float]]],
-    out_dir: Path,
-) -> dict[str, str]:
-    """All plots; returns name -> file name (relative to ``out_dir``)."""
-    estimated = results.get("power", {}).get("kind") == "estimated"
-    idle_w = results.get("idle", {}).get("mean_power_w")
-    ok = [v for v in results["variants"] if v.get("status") == "ok"]
-    cpus = int(results.get("machine", {}).get("logical_cpus") or 1)
-    files: dict[str, str] = {}
-    for v in ok:
-        samples, phases = timelines.get(v["key"], ([], {}))
-        if samples:
-            name = f"timeline_{v['key']}.png"
-            rated = (v.get("power", {}).get("process_share") or {}).get("rated_w")
-            own = process_share_samples(samples, rated, cpus) if rated else []
-            timeline_plot(out_dir / name, v["label"], samples, phases, estimated, idle_w, own)
-            files[f"timeline_{v['key']}"] = name
-    if ok:
-        labels = [v["label"].replace(" (Keras)", "").replace("ONNX Runtime", "ORT") for v in ok]
-        bars_plot(
-            out_dir / "throughput.png",
-            "Throughput (images/s, median of rounds)",
-            labels,
-            {
-                "engine, best batch": [v.get("fps") for v in ok],
-                "engine, batch 1": [v.get("fps_batch1") for v in ok],
-                "end-to-end, best batch": [v.get("e2e_fps") for v in ok],
-            },
-            "images per second",
-        )
-        files["throughput"] = "throughput.png"
-        word = " (ESTIMATED)" if estimated else ""
-        energy = {
-            "engine, machine": [_mj(v, "energy_per_image_engine_j") for v in ok],
-            "engine, machine net of idle": [_mj(v, "energy_per_image_engine_net_j") for v in ok],
-            "engine, own CPU share": [
-                _mj(v, "process_share", "energy_per_image_engine_j") for v in ok
-            ],
-            "end-to-end, machine": [_mj(v, "energy_per_image_e2e_j") for v in ok],
-            "end-to-end, own CPU share": [
-                _mj(v, "process_share", "energy_per_image_e2e_j") for v in ok
-            ],
-        }
-        energy = {k: vals for k, vals in energy.items() if any(x is not None for x in vals)}
-        if any(x is not None for values in energy.values() for x in values):
-            bars_plot(
-                out_dir / "energy.png",
-                f"Energy per image{word}",
-                labels,
-                energy,
-                f"mJ per image{word}",
+def _whiskers(
+    ax: Any,
+    xs: Sequence[float],
+    heights: Sequence[float],
+    spread: Sequence[tuple[float, float] | None],
+) -> None:
+    for x, h, s in zip(xs, heights, spread, strict=False):
+        if s is not None:
+            ax.errorbar(
+                [x], [h], yerr=[[h - s[0]], [s[1] - h]], fmt="none", ecolor="#222", capsize=3, lw=1
             )
-            files["energy"] = "energy.png"
+
+
+def write_plots(result: BenchResult, timelines: Timelines, out_dir: Path) -> dict[str, str]:
+    """All plots; returns name -> file name (relative to ``out_dir``)."""
+    files: dict[str, str] = {}
+    for v in result.ran:
+        samples, phases = timelines.get(v.key, ([], {}))
+        if samples:
+            name = f"timeline_{v.key}.png"
+            share = v.power.process_share if v.power else None
+            cpus = result.machine.logical_cpus or 1
+            own = process_share_samples(samples, share.rated_w, cpus) if share else []
+            timeline_plot(
+                out_dir / name,
+                v.label,
+                samples,
+                phases,
+                result.estimated,
+                result.idle.mean_power_w,
+                own,
+            )
+            files[f"timeline_{v.key}"] = name
+    if result.ran:
+        files.update(bar_plots(result, out_dir))
     return files
 
 
-def _mj(v: dict[str, Any], *keys: str) -> float | None:
-    value: Any = v.get("power", {})
-    for key in keys:
-        value = value.get(key) if isinstance(value, dict) else None
+def _short_label(label: str) -> str:
+    return label.replace(" (Keras)", "").replace("ONNX Runtime", "ORT")
+
+
+def bar_plots(result: BenchResult, out_dir: Path) -> dict[str, str]:
+    """Throughput (with the rounds' min-max) and energy per image (hatched when estimated):
+    drawn from the results alone, so a re-rendered report gets them in today's style."""
+    ok = result.ran
+    labels = [_short_label(v.label) for v in ok]
+    files = {}
+    bars_plot(
+        out_dir / "throughput.png",
+        "Throughput (images/s, median of rounds)",
+        labels,
+        {
+            "engine, best batch": [v.fps for v in ok],
+            "engine, batch 1": [v.fps_batch1 for v in ok],
+            "end-to-end, best batch": [v.e2e_fps for v in ok],
+        },
+        "images per second",
+        spread=[_range(v) for v in ok],
+    )
+    files["throughput"] = "throughput.png"
+    word = " (ESTIMATED)" if result.estimated else ""
+    energy = {
+        "engine, machine": [_mj(v, "energy_per_image_engine_j") for v in ok],
+        "engine, machine net of idle": [_mj(v, "energy_per_image_engine_net_j") for v in ok],
+        "engine, own CPU share": [_mj(v, "energy_per_image_engine_j", share=True) for v in ok],
+        "end-to-end, machine": [_mj(v, "energy_per_image_e2e_j") for v in ok],
+        "end-to-end, own CPU share": [_mj(v, "energy_per_image_e2e_j", share=True) for v in ok],
+    }
+    energy = {k: vals for k, vals in energy.items() if any(x is not None for x in vals)}
+    if energy:
+        bars_plot(
+            out_dir / "energy.png",
+            f"Energy per image{word}",
+            labels,
+            energy,
+            f"mJ per image{word}",
+            hatched=result.estimated,
+        )
+        files["energy"] = "energy.png"
+    return files
+
+
+def _range(v: VariantResult) -> tuple[float, float] | None:
+    """min-max of the best batch's rounds (whiskers on the engine-only best-batch bar)."""
+    s = v.best.throughput_fps if v.best else None
+    if s is None or s.min is None or s.max is None:
+        return None
+    return s.min, s.max
+
+
+def _mj(v: VariantResult, name: str, share: bool = False) -> float | None:
+    power = v.power or Power()
+    figures = power.process_share if share else power
+    value = getattr(figures, name, None) if figures is not None else None
     return None if value is None else value * 1e3
 
 

@@ -1,6 +1,6 @@
 """One benchmark variant in a fresh process, so its memory figures are its own.
 
-The parent (:func:`phytoscope.bench.runner.run_benchmark`) starts::
+The parent (:func:`phytoscope.bench.child.run_variant`) starts::
 
     python -m phytoscope.bench.worker SPEC.json RESULT.json
 
@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from phytoscope.bench.stats import is_stable
 
 PREFIX = "@@bench "
 
@@ -55,8 +57,6 @@ def warm_until_stable(
 ) -> dict[str, Any]:
     """Call ``call()`` in windows of ``window`` calls until the median latency of a window is
     within ``tolerance`` (relative) of the previous window's, or ``cap_s`` seconds pass."""
-    from phytoscope.bench.runner import is_stable
-
     latencies: list[float] = []
     start = clock()
     while True:
@@ -85,9 +85,8 @@ def _rss_peak_bytes() -> int:
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
+    """Load the variant's model and run phases 2-4 on it; the figures the parent needs."""
     from phytoscope import backends
-    from phytoscope.core.classifier import softmax
-    from phytoscope.imaging.preprocess import preprocess_batch
 
     images: list[str] = [p for p, _ in spec["images"]]
     batch_sizes: list[int] = list(spec["batch_sizes"])
@@ -98,26 +97,46 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     backend = backends.create(spec["backend"], spec["precision"], model=spec["model"], **options)
     backend.load()
     out["runtime"] = backend.describe()
-    spec_in = backend.input_spec
 
-    # -- phase 2: engine extraction / first batch ----------------------------------------
     emit("phase", phase="first_batch")
+    tensors = _first_batch(backend, images, batch_sizes, out)
+    emit("phase", phase="warmup")
+    out["warmup"] = _warm_up(backend, tensors, batch_sizes, spec)
+    emit("phase", phase="measured")
+    out.update(_engine_rounds(backend, tensors, batch_sizes, spec))
+    emit("phase", phase="measured_e2e")
+    out.update(_end_to_end(backend, images, int(out["best_batch"])))
+    out["class_names"] = list(backend.card.class_names)
+    out["peak_rss_bytes"] = _rss_peak_bytes()
+    emit("phase", phase="end")
+    backend.close()
+    return out
+
+
+def _first_batch(
+    backend: Any, images: list[str], batch_sizes: list[int], out: dict[str, Any]
+) -> dict[int, np.ndarray]:
+    """Phase 2, engine extraction: the first real image decoded, pre-processed and
+    inferred; then the engine-only input tensors, real images cycled up to each batch."""
+    from phytoscope.imaging.preprocess import preprocess_batch
+
     t0 = time.perf_counter()
-    first = preprocess_batch([decode(images[0])], spec_in)
+    first = preprocess_batch([decode(images[0])], backend.input_spec)
     backend.infer(first)
     out["first_batch_ms"] = (time.perf_counter() - t0) * 1e3
-
-    # Engine-only input: real pre-processed images, cycled up to the largest batch.
     pool_n = min(len(images), max(batch_sizes))
-    pool = preprocess_batch([decode(p) for p in images[:pool_n]], spec_in)
-    tensors = {
+    pool = preprocess_batch([decode(p) for p in images[:pool_n]], backend.input_spec)
+    return {
         bs: np.ascontiguousarray(np.concatenate([pool] * (-(-bs // pool_n)))[:bs])
         for bs in batch_sizes
     }
 
-    # -- phase 3: warm-up until latency is stable ----------------------------------------
-    emit("phase", phase="warmup")
-    out["warmup"] = warm_until_stable(
+
+def _warm_up(
+    backend: Any, tensors: dict[int, np.ndarray], batch_sizes: list[int], spec: dict[str, Any]
+) -> dict[str, Any]:
+    """Phase 3: batch-1 calls until latency is stable, then a few at every batch size."""
+    warm = warm_until_stable(
         lambda: backend.infer(tensors[1] if 1 in tensors else tensors[batch_sizes[0]]),
         int(spec["warmup_window"]),
         float(spec["warmup_tolerance"]),
@@ -126,9 +145,13 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     for bs in batch_sizes:  # first call at a new shape may allocate or retrace
         for _ in range(2):
             backend.infer(tensors[bs])
+    return warm
 
-    # -- phase 4a: engine-only measured rounds -------------------------------------------
-    emit("phase", phase="measured")
+
+def _engine_rounds(
+    backend: Any, tensors: dict[int, np.ndarray], batch_sizes: list[int], spec: dict[str, Any]
+) -> dict[str, Any]:
+    """Phase 4a: every batch size in turn for ``round_s`` seconds, ``rounds`` times."""
     engine: dict[str, dict[str, Any]] = {
         str(bs): {"latencies_s": [], "round_fps": []} for bs in batch_sizes
     }
@@ -137,7 +160,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         for bs in batch_sizes:  # interleaved, so a slow drift touches every batch size alike
             record = engine[str(bs)]
             calls = 0
-            start = time.perf_counter()
+            start = t1 = time.perf_counter()
             while True:
                 t0 = time.perf_counter()
                 backend.infer(tensors[bs])
@@ -153,13 +176,13 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             record["round_fps"].append(calls * bs / (t1 - start))
             images_done += calls * bs
         emit("progress", message=f"round {r + 1}/{spec['rounds']}")
-    out["engine"] = engine
-    out["engine_images"] = images_done
     best = max(batch_sizes, key=lambda bs: float(np.median(engine[str(bs)]["round_fps"])))
-    out["best_batch"] = best
+    return {"engine": engine, "engine_images": images_done, "best_batch": best}
 
-    # -- phase 4b: end-to-end over the labelled images ----------------------------------
-    emit("phase", phase="measured_e2e")
+
+def _end_to_end(backend: Any, images: list[str], best: int) -> dict[str, Any]:
+    """Phase 4b: the labelled images decoded, pre-processed and classified, one pass at
+    batch 1 and one at the best batch; the probabilities of the batch-1 pass."""
     e2e: dict[str, Any] = {}
     probabilities: list[list[float]] = []
     e2e_images = 0
@@ -167,44 +190,45 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         if name == "best" and best == 1:
             e2e["best"] = e2e["batch1"]
             break
-        decode_s = prep_s = infer_s = 0.0
-        per_call: list[float] = []
-        probs: list[np.ndarray] = []
-        start = time.perf_counter()
-        for i in range(0, len(images), bs):
-            t0 = time.perf_counter()
-            pixels = [decode(p) for p in images[i : i + bs]]
-            t1 = time.perf_counter()
-            batch = preprocess_batch(pixels, spec_in)
-            t2 = time.perf_counter()
-            probs.append(softmax(backend.logits(batch).astype(np.float64)))
-            t3 = time.perf_counter()
-            decode_s, prep_s, infer_s = decode_s + t1 - t0, prep_s + t2 - t1, infer_s + t3 - t2
-            per_call.append(t3 - t0)
-        total = time.perf_counter() - start
+        e2e[name], probs = _one_pass(backend, images, bs)
         e2e_images += len(images)
-        e2e[name] = {
-            "batch_size": bs,
-            "images": len(images),
-            "seconds": total,
-            "fps": len(images) / total,
-            "latencies_s": per_call,
-            "share": {
-                "decode": decode_s / total,
-                "preprocess": prep_s / total,
-                "inference": infer_s / total,
-            },
-        }
         if name == "batch1" or not probabilities:
-            probabilities = np.concatenate(probs).tolist()
-    out["e2e"] = e2e
-    out["e2e_images"] = e2e_images
-    out["probabilities"] = probabilities
-    out["class_names"] = list(backend.card.class_names)
-    out["peak_rss_bytes"] = _rss_peak_bytes()
-    emit("phase", phase="end")
-    backend.close()
-    return out
+            probabilities = probs
+    return {"e2e": e2e, "e2e_images": e2e_images, "probabilities": probabilities}
+
+
+def _one_pass(backend: Any, images: list[str], bs: int) -> tuple[dict[str, Any], list]:
+    from phytoscope.core.classifier import softmax
+    from phytoscope.imaging.preprocess import preprocess_batch
+
+    decode_s = prep_s = infer_s = 0.0
+    per_call: list[float] = []
+    probs: list[np.ndarray] = []
+    start = time.perf_counter()
+    for i in range(0, len(images), bs):
+        t0 = time.perf_counter()
+        pixels = [decode(p) for p in images[i : i + bs]]
+        t1 = time.perf_counter()
+        batch = preprocess_batch(pixels, backend.input_spec)
+        t2 = time.perf_counter()
+        probs.append(softmax(backend.logits(batch).astype(np.float64)))
+        t3 = time.perf_counter()
+        decode_s, prep_s, infer_s = decode_s + t1 - t0, prep_s + t2 - t1, infer_s + t3 - t2
+        per_call.append(t3 - t0)
+    total = time.perf_counter() - start
+    record = {
+        "batch_size": bs,
+        "images": len(images),
+        "seconds": total,
+        "fps": len(images) / total,
+        "latencies_s": per_call,
+        "share": {
+            "decode": decode_s / total,
+            "preprocess": prep_s / total,
+            "inference": infer_s / total,
+        },
+    }
+    return record, np.concatenate(probs).tolist()
 
 
 def main(argv: list[str] | None = None) -> int:

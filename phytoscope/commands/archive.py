@@ -9,6 +9,8 @@ HELP = "re-classify an archive of IFCB bins / image folders to Parquet (Ray, res
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from phytoscope.commands.exports import writable_folder
+
     parser.add_argument("paths", nargs="+", help="folders, IFCB bins or image files")
     parser.add_argument("--out", required=True, help="output folder (re-running it resumes)")
     parser.add_argument(
@@ -38,12 +40,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="engine threads per worker (workers x threads should not exceed the cores)",
     )
+    parser.add_argument(
+        "--class-scores",
+        type=writable_folder,
+        metavar="DIR",
+        help="also write <bin>_class.h5 per IFCB bin (IFCB Dashboard class scores v3)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from phytoscope.core.archive import ArchiveConfig, UnitResult, run_archive
+    from phytoscope.commands.progressbar import terminal_progress
+    from phytoscope.core.archive import STAGE, ArchiveConfig, run_archive
     from phytoscope.errors import ExitCode
 
     config = ArchiveConfig(
@@ -54,32 +69,27 @@ def run(args: argparse.Namespace) -> int:
         rule_set=args.rules,
         batch_size=args.batch_size,
         threads_per_worker=args.threads_per_worker,
+        class_scores=str(Path(args.class_scores).resolve()) if args.class_scores else None,
     )
-    state = {"rois": 0}
-
-    def progress(result: UnitResult, done: int, total: int) -> None:
-        state["rois"] += result.rois
-        status = (
-            f"FAILED: {result.error}"
-            if result.error
-            else f"{result.rois} ROIs in {result.seconds:.1f} s"
+    with terminal_progress(args.progress, units={STAGE: "units"}) as progress:
+        summary = run_archive(
+            args.paths,
+            config,
+            runner=args.runner,
+            workers=args.workers,
+            address=args.address,
+            progress=progress,
         )
-        print(f"[{done}/{total}] {result.key}: {status}", file=sys.stderr)
-
-    summary = run_archive(
-        args.paths,
-        config,
-        runner=args.runner,
-        workers=args.workers,
-        address=args.address,
-        progress=progress,
-    )
+    for result in summary.failed:
+        print(f"failed: {result.key}: {result.error}", file=sys.stderr)
     print(
         f"{summary.planned} units: {summary.skipped_done} already done, {len(summary.results)} processed "
         f"({len(summary.failed)} failed) by {summary.workers} {summary.runner} worker(s); "
         f"{summary.rois} ROIs in {summary.seconds:.1f} s = {summary.rois_per_s:.1f} ROIs/s"
     )
     print(f"results: {summary.out_dir}/rois/bin=*/part-0.parquet, {summary.out_dir}/bins.csv")
+    if config.class_scores:
+        print(f"class scores: {config.class_scores}/<bin>_class.h5")
     if summary.failed:
         print(f"failures recorded in {summary.out_dir}/failures.jsonl", file=sys.stderr)
         return ExitCode.PARTIAL

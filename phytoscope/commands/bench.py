@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
+import shutil
 import sys
+import textwrap
 import time
 from pathlib import Path
+from typing import Any
+
+from phytoscope.bench.config import VARIANTS
 
 HELP = "benchmark every model form (TensorFlow, ONNX Runtime FP32/INT8, TensorRT) for speed, memory and energy"
 
@@ -24,8 +30,6 @@ def _csv_ints(text: str) -> tuple[int, ...]:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from phytoscope.bench.runner import VARIANTS
-
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -91,41 +95,41 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="print results.json to stdout at the end"
     )
     parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bars on stderr (default: when stderr is a terminal; otherwise one "
+        "line per phase)",
+    )
+    parser.add_argument(
         "--report-from",
         type=Path,
         metavar="DIR",
         help="rewrite the findings and report of a finished run in DIR from its results.json "
-        "(measures nothing)",
+        "(measures nothing; reads results of earlier phytoscope versions)",
     )
 
 
-def _progress(event: object) -> None:
-    from phytoscope.bench.runner import BenchProgress
+class _PhaseLines:
+    """Progress as one timestamped line per phase, for logs and pipes (no bars there)."""
 
-    assert isinstance(event, BenchProgress)
-    where = f"[{event.index + 1}/{event.total}] {event.variant}" if event.variant else "[bench]"
-    stamp = time.strftime("%H:%M:%S")
-    print(
-        f"{stamp} {where}: {event.phase}{' - ' + event.message if event.message else ''}",
-        file=sys.stderr,
-        flush=True,
-    )
+    def __init__(self) -> None:
+        self._last: tuple[str, int, str] | None = None
+
+    def __call__(self, event: Any) -> None:
+        key = (event.stage, event.done, event.message)
+        if key == self._last or (event.stage == "idle baseline" and 0 < event.done < event.total):
+            return
+        self._last = key
+        stamp = time.strftime("%H:%M:%S")
+        print(f"{stamp} [{event.stage}] {event.message}", file=sys.stderr, flush=True)
 
 
-def run(args: argparse.Namespace) -> int:
-    import json
-
-    from phytoscope.bench.runner import BenchConfig, machine_name, run_benchmark
+def _config(args: argparse.Namespace) -> Any:
+    from phytoscope.bench.config import BenchConfig
+    from phytoscope.bench.machine import machine_name
     from phytoscope.config import data_dir
-    from phytoscope.errors import ExitCode
 
-    if args.report_from is not None:
-        from phytoscope.bench.report import rerender
-
-        files = rerender(args.report_from)
-        print(f"report: {files['report_md']}")
-        return ExitCode.OK
-    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     overrides = {
         key: value
         for key, value in (
@@ -139,11 +143,11 @@ def run(args: argparse.Namespace) -> int:
         if value is not None
     }
     out = args.out or data_dir() / "bench" / f"{machine_name()}-{time.strftime('%Y%m%d-%H%M%S')}"
-    common = dict(
+    common: dict[str, Any] = dict(
         model=Path(args.model) if args.model else None,
         images=args.images,
         data_root=args.data_root,
-        variants=variants,
+        variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
         rate_hz=args.rate,
         threads=args.threads,
         cpu_tdp_w=args.cpu_tdp,
@@ -154,36 +158,57 @@ def run(args: argparse.Namespace) -> int:
         else "phytoscope bench",
     )
     if args.quick:
-        config = BenchConfig.quick_settings(out, **common, **overrides)
+        return BenchConfig.quick_settings(out, **common, **overrides)
+    return BenchConfig(out_dir=Path(out), **common, **overrides)
+
+
+def print_summary(result: Any) -> None:
+    """The warnings, the summary table (variants side by side) and what did not run."""
+    from phytoscope.bench.notes import notices
+    from phytoscope.bench.summary import summary_table
+    from phytoscope.bench.table import render_text
+
+    for notice in notices(result):
+        print(textwrap.fill(f"! {notice.title}{notice.text}", 100, subsequent_indent="  "))
+        print()
+    table = summary_table(result)
+    ran = [v.ok for v in result.variants]
+    if any(ran):
+        width = max(100, shutil.get_terminal_size((100, 24)).columns)
+        print(render_text(table.where(ran).transposed(), width=width))
+    for v in result.variants:
+        if not v.ok:
+            print(f"{v.label}: {v.status_text}: {v.reason}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from phytoscope.bench import stages
+    from phytoscope.bench.output import rerender
+    from phytoscope.bench.runner import run_benchmark
+    from phytoscope.commands.progressbar import terminal_progress
+    from phytoscope.errors import ExitCode
+    from phytoscope.progress import Progress
+
+    if args.report_from is not None:
+        _, files = rerender(args.report_from)
+        print(f"report: {files['report_md']}")
+        return ExitCode.OK
+    config = _config(args)
+    bars = sys.stderr.isatty() if args.progress is None else args.progress
+    if bars:
+        with terminal_progress(True, units=stages.UNITS) as progress:
+            report = run_benchmark(config, progress)
     else:
-        config = BenchConfig(out_dir=Path(out), **common, **overrides)
-    report = run_benchmark(config, progress=_progress)
-    results = report.results
+        report = run_benchmark(config, Progress(_PhaseLines()))
+    result = report.result
     if args.json:
-        print(json.dumps(results, indent=2, default=str))
+        print(json.dumps(result.to_dict(), indent=2))
     else:
-        for v in results["variants"]:
-            if v["status"] == "ok":
-                power = v["power"]
-                word = " (estimated)" if power.get("estimated") else ""
-                e = power.get("energy_per_image_engine_j")
-                own = (power.get("process_share") or {}).get("energy_per_image_engine_j")
-                energy = "-" if e is None else f"{1e3 * e:.1f}"
-                if own is not None:
-                    energy += f" (own CPU share {1e3 * own:.1f})"
-                print(
-                    f"{v['label']:<26} acc {100 * v['accuracy']['top1']:5.1f} %  "
-                    f"{v['fps']:7.1f} img/s (batch {v['best_batch']}), e2e {v['e2e_fps']:6.1f} img/s, "
-                    f"peak RSS {v['memory']['peak_rss_bytes'] / 2**20:5.0f} MiB, "
-                    f"{energy} mJ/img{word}"
-                )
-            else:
-                state = "not available here" if v["status"] == "unavailable" else "FAILED"
-                print(f"{v['label']:<26} {state}: {v.get('reason')}")
+        print_summary(result)
         print(f"report: {report.files.get('report_md')}")
     if report.failed:
         return ExitCode.PARTIAL
-    if not any(v["status"] == "ok" for v in results["variants"]):
+    if not result.ran:
         print("phytoscope: no variant could run here (see the reasons above)", file=sys.stderr)
         return ExitCode.UNAVAILABLE
     return ExitCode.OK

@@ -92,6 +92,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_sample_arguments(
         parser
     )  # --site/--rules/--sample-volume...: store a sample, raise HAB alerts
+    from phytoscope.commands.exports import add_export_arguments
+
+    add_export_arguments(parser)  # --class-scores, --ecotaxa, --every/--fps (video)
 
 
 # -- results -------------------------------------------------------------------------------
@@ -131,6 +134,7 @@ class ClassifyResult:
     samples: dict[str, SampleSummary] = field(default_factory=dict)
     backend: str = ""
     model: str = ""
+    card: Any = None
     run_id: int | None = None
     seconds: float = 0.0
 
@@ -146,7 +150,14 @@ def _sample_hook(args: argparse.Namespace, result: ClassifyResult) -> str | None
     return classify_hook(args, result)
 
 
-SUMMARY_HOOKS.append(_sample_hook)
+def _export_hook(args: argparse.Namespace, result: ClassifyResult) -> str | None:
+    from phytoscope.commands.exports import export_hook  # --class-scores, --ecotaxa
+
+    return export_hook(args, result)
+
+
+# files first: a sample that cannot be stored (no volume given) must not lose the exports
+SUMMARY_HOOKS.extend([_export_hook, _sample_hook])
 
 
 def summarise(result: ClassifyResult) -> dict[str, SampleSummary]:
@@ -186,6 +197,8 @@ def estimate_total(paths: list[str], segment: str) -> int | None:
                 total += len(IfcbBin(path))
             except Exception:  # noqa: BLE001 - it is reported as skipped during the run
                 total += 1
+        elif kind == "video":
+            return None  # its frames are segmented: any number of organisms
         else:
             total += 1
     return total
@@ -276,10 +289,16 @@ class TaggedInputs:
     units run in pool threads and only set dict items (atomic under the GIL).
     """
 
-    def __init__(self, paths: list[str], segment: str, meta: dict[tuple[str, int], dict[str, Any]]):
+    def __init__(
+        self,
+        paths: list[str],
+        segment: str,
+        meta: dict[tuple[str, int], dict[str, Any]],
+        video: Any = None,
+    ):
         from phytoscope.sources import iter_inputs
 
-        self.streams = [(path, iter_inputs([path], segment=segment)) for path in paths]
+        self.streams = [(path, iter_inputs([path], segment=segment, video=video)) for path in paths]
         self.meta = meta
 
     def _record(self, path: str, items: list) -> list:
@@ -339,7 +358,7 @@ def run(args: argparse.Namespace) -> int:
             )
             with backend:
                 card = backend.card
-                result.backend, result.model = backend.name, card.label
+                result.backend, result.model, result.card = backend.name, card.label, card
                 if store is not None:
                     result.run_id = store.start_run(
                         backend.name,
@@ -354,7 +373,9 @@ def run(args: argparse.Namespace) -> int:
                         },
                     )
                 total = estimate_total(args.paths, args.segment) if progress.callback else None
-                items = TaggedInputs(args.paths, args.segment, result.meta)
+                from phytoscope.commands.exports import video_sampling
+
+                items = TaggedInputs(args.paths, args.segment, result.meta, video_sampling(args))
                 for predictions, skipped in classify_items(
                     items,
                     Classifier(backend, top_k=args.top_k),

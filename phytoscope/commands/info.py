@@ -16,6 +16,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", help="model card, model file or folder (default: installed model)"
     )
+    parser.add_argument(
+        "--camera",
+        metavar="SPEC",
+        help="open this camera (0, /dev/video0 or a GStreamer pipeline) and read one frame",
+    )
 
 
 def _print_tree(value: Any, indent: int = 0) -> None:
@@ -39,7 +44,7 @@ def _print_tree(value: Any, indent: int = 0) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    info = collect(args.model)
+    info = collect(args.model, camera=args.camera)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
     else:

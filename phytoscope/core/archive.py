@@ -7,16 +7,23 @@ HAB logic as ``phytoscope classify`` and the desktop app), which writes
 
 - ``rois/bin=<unit>/part-0.parquet``: one row per ROI (bin, ROI id, genus, confidence,
   top-k), written to a temporary name and renamed, so a crash never leaves half a partition;
+- ``class_scores/<bin>_class.h5`` when asked (``ArchiveConfig.class_scores``): the IFCB
+  Dashboard's per-bin class scores (:mod:`phytoscope.core.formats.class_scores`);
 - ``units/<unit>.json``: the unit's summary (counts, ml_analyzed, concentrations with
   95 % intervals, alert levels of the chosen rule set), written last: its presence is what
-  "done" means, so a re-run skips finished units and redoes anything interrupted;
+  "done" means, so a re-run skips finished units and redoes anything interrupted (and a
+  finished bin whose class scores are asked for but missing);
 
 and :func:`run_archive` gathers the summaries into ``bins.parquet`` / ``bins.csv`` and the
 failed units into ``failures.jsonl``. A failed unit is recorded and never stops the run.
 
 Runners: Ray Data (a pool of actors, each loading the backend once; local by default or an
 existing cluster by address) when Ray is installed, else a local process pool with the same
-per-process initialisation. The runners only schedule; all the work is in UnitProcessor.
+per-process initialisation (:mod:`.archive_runners`). The runners only schedule; all the
+work is in UnitProcessor.
+Progress and cancellation go through the one contract, :class:`phytoscope.progress.Progress`
+(stage :data:`STAGE`, one step per unit), so ``phytoscope archive`` draws it with tqdm and
+the window could drive it alike.
 """
 
 from __future__ import annotations
@@ -29,14 +36,19 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from phytoscope.core.formats.class_scores import class_scores_path, write_class_scores
 from phytoscope.errors import BackendUnavailable, Cancelled, ConfigError
+from phytoscope.progress import Progress
 
 log = logging.getLogger(__name__)
+
+STAGE = "archive"
+"""The progress stage of :func:`run_archive`: units finished (done or failed) of those to do."""
 
 RAY_HINT = "pip install 'phytoscope[archive]' (Ray Data and pyarrow)"
 ARROW_HINT = "pip install pyarrow (or 'phytoscope[archive]')"
@@ -63,6 +75,8 @@ class ArchiveConfig:
     batch_size: int = 32
     segment: str = "auto"
     threads_per_worker: int = 1
+    class_scores: str | None = None
+    """folder for IFCB Dashboard class scores (``<bin>_class.h5``), or None for none"""
 
 
 @dataclass
@@ -153,6 +167,18 @@ def unit_summary_path(out_dir: Path, key: str) -> Path:
 def done_keys(out_dir: Path) -> set[str]:
     folder = out_dir / "units"
     return {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
+
+
+def _bin_id(unit: Unit) -> str:
+    return Path(unit.paths[0]).name
+
+
+def _needs_class_scores(unit: Unit, config: ArchiveConfig) -> bool:
+    return (
+        config.class_scores is not None
+        and unit.kind == "bin"
+        and not class_scores_path(config.class_scores, _bin_id(unit)).exists()
+    )
 
 
 def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
@@ -270,6 +296,14 @@ class UnitProcessor:
                 }
             )
         _write_parquet(rows, self.out_dir / "rois" / f"bin={unit.key}" / "part-0.parquet")
+        if self.config.class_scores is not None and unit.kind == "bin":
+            bin_id = _bin_id(unit)
+            write_class_scores(
+                class_scores_path(self.config.class_scores, bin_id),
+                bin_id,
+                predictions,
+                self.classifier.card,
+            )
         counts = count_labels(predictions)
         result.rois, result.skipped = len(predictions), len(skipped)
         result.counts = dict(sorted(counts.items()))
@@ -292,83 +326,6 @@ class UnitProcessor:
             result.levels = {a.taxon: a.describe_level() for a in assessment.assessments}
 
 
-# -- runners ---------------------------------------------------------------------------
-
-_WORKER: UnitProcessor | None = None
-
-
-def _pool_init(config: ArchiveConfig) -> None:
-    global _WORKER
-    _WORKER = UnitProcessor(config)
-
-
-def _pool_run(unit: Unit) -> UnitResult:
-    assert _WORKER is not None, "worker not initialised"
-    return _WORKER(unit)
-
-
-def _run_local(units: Sequence[Unit], config: ArchiveConfig, workers: int) -> Iterable[UnitResult]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    ctx = multiprocessing.get_context("spawn")  # no forked runtime state (ONNX Runtime threads)
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_pool_init, initargs=(config,)
-    ) as pool:
-        futures = [pool.submit(_pool_run, unit) for unit in units]
-        for future in as_completed(futures):
-            yield future.result()
-
-
-class _RayUnitActor:
-    """Ray Data callable class: constructed once per actor, then fed one unit per batch."""
-
-    def __init__(self, config: ArchiveConfig):
-        self.processor = UnitProcessor(config)
-
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        import numpy as np
-
-        out = []
-        for key, kind, paths in zip(batch["key"], batch["kind"], batch["paths"], strict=True):
-            unit = Unit(key=str(key), kind=str(kind), paths=tuple(json.loads(str(paths))))
-            out.append(json.dumps(asdict(self.processor(unit))))
-        return {"result": np.array(out, dtype=object)}
-
-
-def ray_available() -> str | None:
-    import importlib.util
-
-    if importlib.util.find_spec("ray") is None:
-        return f"Ray is not installed; {RAY_HINT}"
-    return None
-
-
-def _run_ray(
-    units: Sequence[Unit], config: ArchiveConfig, workers: int, address: str | None
-) -> Iterable[UnitResult]:
-    import ray
-
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    items = [{"key": u.key, "kind": u.kind, "paths": json.dumps(list(u.paths))} for u in units]
-    dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
-    results = dataset.map_batches(
-        _RayUnitActor,
-        fn_constructor_kwargs={"config": config},
-        batch_size=1,
-        concurrency=workers,
-        num_cpus=1,
-        batch_format="numpy",
-    )
-    for row in results.iter_rows():
-        yield UnitResult(**json.loads(row["result"]))
-
-
 def preflight(config: ArchiveConfig) -> None:
     """Check the model, backend and rule set here, before any worker starts.
 
@@ -388,8 +345,7 @@ def run_archive(
     runner: str = "auto",
     workers: int | None = None,
     address: str | None = None,
-    progress: Callable[[UnitResult, int, int], None] | None = None,
-    cancel: Any = None,
+    progress: Progress | None = None,
 ) -> ArchiveSummary:
     """Classify every unit not already done, then write the per-bin tables.
 
@@ -400,16 +356,21 @@ def run_archive(
     workers
         Worker processes / Ray actors (default: CPU count; with ``address``, 2).
     progress
-        ``progress(result, done, total)`` after each unit.
-    cancel
-        Event-like; checked between units (units already finished stay written).
+        The one progress/cancel contract: stage :data:`STAGE` after each unit (message: the
+        unit and whether it failed; metrics ``rois`` and ``failed`` so far). Its cancel is
+        checked between units: no further unit is started, units already handed to a
+        worker finish and are kept, the tables are written for the units finished, then
+        :class:`~phytoscope.errors.Cancelled` is raised (a re-run resumes).
     """
     preflight(config)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     units = plan_units(paths)
     finished = done_keys(out_dir)
-    todo = [u for u in units if u.key not in finished]
+    todo = [u for u in units if u.key not in finished or _needs_class_scores(u, config)]
+    # imported here: the runners import this module (UnitProcessor, the value types)
+    from phytoscope.core.archive_runners import ray_available, run_local, run_ray
+
     if runner == "auto":
         runner = "ray" if ray_available() is None else "local"
     if runner == "ray" and (reason := ray_available()):
@@ -419,20 +380,26 @@ def run_archive(
     workers = max(1, workers or (2 if address else (os.cpu_count() or 1)))
     started = time.perf_counter()
     results: list[UnitResult] = []
+    progress = Progress.of(progress)
+    rois = failed = 0
+    progress.update(STAGE, 0, len(todo), f"{len(units) - len(todo)} already done")
     if todo:
         stream = (
-            _run_ray(todo, config, workers, address)
+            run_ray(todo, config, workers, address)
             if runner == "ray"
-            else _run_local(todo, config, workers)
+            else run_local(todo, config, workers)
         )
         for result in stream:
             results.append(result)
             if result.error:
                 with open(out_dir / "failures.jsonl", "a", encoding="utf-8") as fh:
                     fh.write(json.dumps({"unit": result.key, "error": result.error}) + "\n")
-            if progress is not None:
-                progress(result, len(results), len(todo))
-            if cancel is not None and cancel.is_set():
+            rois += result.rois
+            failed += 1 if result.error else 0
+            note = f"{result.key} FAILED" if result.error else result.key
+            progress.update(STAGE, len(results), len(todo), note, rois=rois, failed=failed)
+            if progress.cancelled:
+                write_tables(out_dir)  # the finished units' rows are in the tables too
                 raise Cancelled(
                     f"stopped after {len(results)} of {len(todo)} units; re-run to resume"
                 )

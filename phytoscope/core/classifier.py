@@ -87,6 +87,8 @@ class Classifier:
         probabilities = softmax(outputs.logits.astype(np.float64))
         decisions = decide(probabilities, self.card, self.top_k, outputs.novelty)
         novelty = outputs.novelty
+        # one small float32 row per organism (20 classes: 80 bytes) keeps every class's score
+        scores = probabilities.astype(np.float32)
         return [
             Prediction(
                 source=roi.source,
@@ -98,6 +100,7 @@ class Classifier:
                 flags=roi.flags,
                 novelty=None if novelty is None else float(novelty[n]),
                 unknown_reason=reason,
+                scores=scores[n],
             )
             for n, (roi, (label, confidence, top, reason)) in enumerate(
                 zip(rois, decisions, strict=True)

@@ -17,6 +17,7 @@ SECTIONS: list[tuple[str, str]] = [
     # by other parts of phytoscope (telemetry sensors, TensorRT state) register here.
     ("telemetry", "phytoscope.telemetry:describe_sensors"),
     ("tensorrt", "phytoscope.backends.tensorrt:describe_environment"),
+    ("cameras", "phytoscope.sources.capture:describe_cameras"),
 ]
 
 
@@ -27,7 +28,9 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def collect(model: str | None = None) -> dict[str, Any]:
+def collect(model: str | None = None, camera: str | None = None) -> dict[str, Any]:
+    """Everything :data:`SECTIONS` report; ``camera`` (a camera setting) is also opened and
+    one frame read, so a technician can check a camera before a session."""
     from phytoscope import __version__, backends, config, modelcard
 
     info: dict[str, Any] = {
@@ -78,7 +81,13 @@ def collect(model: str | None = None) -> dict[str, Any]:
         ] or "no model installed"
     except Exception as exc:  # noqa: BLE001 - info must always print something
         info["models"] = f"error: {exc}"
+    if camera is not None:
+        from phytoscope.sources.capture import describe_cameras
+
+        info["cameras"] = describe_cameras(probe=camera)
     for title, target in SECTIONS:
+        if title in info:
+            continue
         module_name, _, func = target.partition(":")
         try:
             info[title] = getattr(importlib.import_module(module_name), func)()

@@ -21,7 +21,9 @@ whatever the instrument. Three ways to get that volume:
 Counts are Poisson, so each concentration carries the exact (Garwood) 95 % interval,
 ``[chi2(a/2; 2N) / 2, chi2(1 - a/2; 2N + 2) / 2]`` scaled like the count. The chi-square
 quantiles with even degrees of freedom are inverses of the regularised incomplete gamma
-function, computed here with the standard library (no SciPy). The detection limit, the
+function, taken from SciPy (``scipy.special.gammaincinv``, the field's standard,
+equivalent to ``scipy.stats.chi2.ppf(q, 2k) / 2`` without the distribution object's
+overhead per call). The detection limit, the
 concentration of a single organism, is reported with every zero: "not detected" in 5 mL
 and in 500 mL are very different statements.
 
@@ -38,6 +40,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from scipy.special import gammaincinv
+
 from phytoscope.errors import ConfigError
 from phytoscope.modelcard import UNKNOWN, ModelCard
 from phytoscope.types import Prediction, Volume
@@ -51,61 +55,6 @@ CONFIDENCE = 0.95
 # -- exact Poisson (Garwood) interval --------------------------------------------------
 
 
-def _regularised_lower_gamma(a: float, x: float) -> float:
-    """P(a, x), the regularised lower incomplete gamma function (Numerical Recipes 6.2).
-
-    A series below ``x < a + 1`` and Lentz's continued fraction for the complement above,
-    each converging fast in its own region, so counts of a few to a million stay exact.
-    """
-    if x <= 0.0:
-        return 0.0
-    log_prefactor = -x + a * math.log(x) - math.lgamma(a)
-    if x < a + 1.0:
-        term = total = 1.0 / a
-        ap = a
-        for _ in range(100_000):
-            ap += 1.0
-            term *= x / ap
-            total += term
-            if abs(term) < abs(total) * 1e-15:
-                break
-        return min(1.0, total * math.exp(log_prefactor))
-    tiny = 1e-300
-    b = x + 1.0 - a
-    c = 1.0 / tiny
-    d = 1.0 / b
-    h = d
-    for i in range(1, 100_000):
-        an = -i * (i - a)
-        b += 2.0
-        d = an * d + b
-        d = tiny if abs(d) < tiny else d
-        c = b + an / c
-        c = tiny if abs(c) < tiny else c
-        d = 1.0 / d
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-15:
-            break
-    return max(0.0, 1.0 - math.exp(log_prefactor) * h)
-
-
-def _solve_gamma(a: float, p: float) -> float:
-    """x with P(a, x) = p: half the chi-square quantile of 2a degrees of freedom."""
-    lo, hi = 0.0, a + 20.0 * math.sqrt(a) + 30.0
-    while _regularised_lower_gamma(a, hi) < p:
-        hi *= 2.0
-    for _ in range(200):  # bisection: P is monotonic in x, and 200 halvings reach double precision
-        mid = 0.5 * (lo + hi)
-        if _regularised_lower_gamma(a, mid) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-13 * hi:
-            break
-    return 0.5 * (lo + hi)
-
-
 def poisson_interval(count: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Exact (Garwood) two-sided interval for the mean of a Poisson count.
 
@@ -117,8 +66,9 @@ def poisson_interval(count: int, confidence: float = CONFIDENCE) -> tuple[float,
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be between 0 and 1, not {confidence}")
     alpha = 1.0 - confidence
-    low = 0.0 if count == 0 else _solve_gamma(float(count), alpha / 2.0)
-    high = _solve_gamma(float(count) + 1.0, 1.0 - alpha / 2.0)
+    # chi2(p; 2k) / 2 is the inverse of the regularised lower incomplete gamma P(k, x)
+    low = 0.0 if count == 0 else float(gammaincinv(count, alpha / 2.0))
+    high = float(gammaincinv(count + 1, 1.0 - alpha / 2.0))
     return low, high
 
 

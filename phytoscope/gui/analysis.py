@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from phytoscope.errors import Cancelled, PhytoscopeError, SourceError, StorageError
+from phytoscope.errors import Cancelled, PhytoscopeError, StorageError
 from phytoscope.gui.jobs import (
     FRAME_SIZE,
     THUMB_SIZE,
@@ -33,6 +33,7 @@ from phytoscope.gui.jobs import (
     shrink,
 )
 from phytoscope.progress import Progress as ProgressContract
+from phytoscope.sources.capture import frame_rois, mailbox_frames
 from phytoscope.types import Roi, Skipped
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,10 @@ def _load_frame(source: str) -> np.ndarray | None:
     """The full image a segmented ROI came from, for drawing its box (None if unreadable)."""
     try:
         from phytoscope.imaging.decode import read_image
+        from phytoscope.sources.video import read_frame, split_frame_source
 
+        if ref := split_frame_source(source):  # a video frame: sought again in the file
+            return read_frame(*ref)
         pages = read_image(source)  # type: ignore[arg-type]
         return pages[0] if pages else None
     except (PhytoscopeError, OSError, ValueError, ImportError):
@@ -267,7 +271,7 @@ def run_files(
 
     return classify_stream(
         job.job_id,
-        iter_inputs(list(job.paths)),
+        iter_inputs(list(job.paths), video=job.video),
         classifier,
         store,
         run_id,
@@ -287,31 +291,18 @@ def camera_rois(
     """ROIs of the newest camera frames, through the core segmentation, until cancelled or
     the camera stops; each frame becomes source ``camera:<frame number>`` and, when
     ``frames`` is given, is kept there (only the latest) for drawing its boxes."""
-    while not cancel.is_set():
-        frame = mailbox.take(timeout=0.2)
-        if frame is None:
-            if mailbox.closed:
-                return
-            continue
+    for frame in mailbox_frames(mailbox, cancel.is_set):
         source = f"camera:{frame.number}"
         if frames is not None:
             frames.clear()
             frames[source] = frame.image
-        try:
-            yield from segment(frame.image, source)
-        except SourceError as exc:
-            yield Skipped(source, str(exc))
+        yield from segment(frame.image, source)
 
 
 def frame_segmenter() -> Callable[[np.ndarray, str], list[Roi | Skipped]]:
-    """The core segmentation as ``(frame, source) -> ROIs`` (every camera frame is a whole
-    microscope field, so it is always segmented)."""
-    from phytoscope.sources import rois_from_image
-
-    def run(image: np.ndarray, source: str) -> list[Roi | Skipped]:
-        return list(rois_from_image(image, source, segment="always"))
-
-    return run
+    """The capture's segmentation as ``(frame, source) -> ROIs`` (the one recorded video
+    uses too: every camera frame is a whole microscope field, so it is always segmented)."""
+    return lambda image, source: frame_rois(image, source)
 
 
 __all__ = ["run_files", "classify_stream", "camera_rois", "CameraJob"]

@@ -1,68 +1,74 @@
 """Benchmark page: one click runs ``phytoscope bench`` (the same core function) in a worker
-thread, shows progress and the phase timeline live, then the results table and plots."""
+thread, shows its progress and phase timeline live, then the results.
+
+Before a run the page says what will be measured and how (phases, rounds, engine-only vs
+end-to-end) instead of empty plots; variants that cannot run here are disabled with their
+reason. After a run it shows the summary table the command line and the report print
+(:func:`phytoscope.bench.summary.summary_table`), the warnings the report gives (machine not
+idle, rounds that disagree, power estimated) in a banner, and charts whose bars carry the
+spread of the measured rounds; estimated energy is drawn hatched and titled as such.
+"""
 
 from __future__ import annotations
 
+import html
 import logging
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
+    QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
-    QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
+    QScrollArea,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from phytoscope.gui.workers import BenchWorker, Bridge, WorkerThread
+from phytoscope.bench import stages
+from phytoscope.bench.config import VARIANTS, BenchConfig
+from phytoscope.bench.notes import method, notices
+from phytoscope.bench.results import BenchResult, VariantResult
+from phytoscope.bench.runner import BenchReport, Planned, plan_variants, run_benchmark
+from phytoscope.bench.summary import summary_table
+from phytoscope.bench.table import ESTIMATED_TIP
+from phytoscope.gui.bench_charts import BarChart, FittedTable, Series, Timeline
+from phytoscope.gui.workers import BackgroundCall, BenchWorker, Bridge, WorkerThread
+from phytoscope.progress import CancelToken, Progress, ProgressEvent
 
 log = logging.getLogger(__name__)
 
-PHASE_COLOURS = {
-    "idle": "#adb5bd",
-    "load": "#4dabf7",
-    "first_batch": "#9775fa",
-    "warmup": "#ffa94d",
-    "measured": "#40c057",
-    "measured_e2e": "#12b886",
-    "end": "#868e96",
-}
-RESULT_COLUMNS = (
-    "Variant",
-    "Status",
-    "Top-1",
-    "FPS (best batch)",
-    "FPS batch 1",
-    "End-to-end FPS",
-    "Latency p50 / p95 / p99 (ms, batch 1)",
-    "Peak RSS",
-    "Power whole / inference (W)",
-    "FPS/W",
-    "J per image",
+BANNER_STYLE = (
+    "QLabel{background:#fff3bf;color:#212529;border:1px solid #f59f00;"
+    "border-left:6px solid #f59f00;padding:6px;}"
 )
+DEFAULT_CHOICE = ("tf_base", "ort_fp32", "ort_int8")
 
 
-def _fmt(value: Any, spec: str = ".3g", suffix: str = "") -> str:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return "—"
-    return f"{value:{spec}}{suffix}"
+def run_with_progress(config: BenchConfig, progress: Any, cancel: CancelToken) -> BenchReport:
+    """The worker's call: :func:`run_benchmark` with the worker's progress signal and its
+    cancel token as one :class:`Progress` (every event delivered: the timeline needs them)."""
+    return run_benchmark(config, Progress(progress, cancel))
+
+
+def _short(label: str) -> str:
+    return label.replace(" (Keras)", "").replace("ONNX Runtime", "ORT")
+
+
+def _range(spread: Any, low: str, high: str) -> tuple[float, float] | None:
+    a, b = getattr(spread, low), getattr(spread, high)
+    return None if a is None or b is None else (a, b)
 
 
 class BenchPage(QWidget):
@@ -78,30 +84,71 @@ class BenchPage(QWidget):
         out_root: Path | None = None,
     ):
         super().__init__(parent)
-        from phytoscope.bench import runner as bench
-
-        self._bench = bench
         self.overrides = dict(overrides or {})
         self.out_root = out_root
         self._thread: WorkerThread | None = None
         self._worker: BenchWorker | None = None
         self._bridge = Bridge()
+        self._plan_call: BackgroundCall | None = None
+        self.plan: dict[str, Planned] = {}
         self._t0 = 0.0
         self._events: list[tuple[float, str, str]] = []  # (t, variant, phase)
-        self.report: Any = None
+        self._finished_variants: set[str] = set()
+        self.report: BenchReport | None = None
         self.last_message = ""
 
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._build_choices())
+        layout.addLayout(self._build_buttons())
+        self.status = QLabel("Choose the variants and press Run benchmark.")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setTextFormat(Qt.TextFormat.RichText)
+        self.banner.setStyleSheet(BANNER_STYLE)
+        self.banner.hide()
+        layout.addWidget(self.banner)
+        self.stack = QStackedWidget()
+        self.method = QLabel()
+        self.method.setWordWrap(True)
+        self.method.setTextFormat(Qt.TextFormat.RichText)
+        self.method.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.stack.addWidget(self.method)
+        self.stack.addWidget(self._build_results())
+        layout.addWidget(self.stack, 1)
+        self.report_label = QLabel()
+        self.report_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.report_label.setOpenExternalLinks(True)
+        self.report_label.setWordWrap(True)
+        layout.addWidget(self.report_label)
+        self.update_method()
+
+    # -- building ------------------------------------------------------------------------
+
+    def _build_choices(self) -> QGroupBox:
         self.checks: dict[str, QCheckBox] = {}
         choose = QGroupBox("Variants")
         grid = QGridLayout(choose)
-        for i, (key, variant) in enumerate(bench.VARIANTS.items()):
+        for i, (key, variant) in enumerate(VARIANTS.items()):
             box = QCheckBox(variant.label)
-            box.setChecked(key in ("tf_base", "ort_fp32", "ort_int8"))
+            box.setChecked(key in DEFAULT_CHOICE)
+            box.setToolTip("checking whether it can run here…")
+            box.toggled.connect(self.update_method)
             self.checks[key] = box
             grid.addWidget(box, i // 3, i % 3)
-        self.quick = QCheckBox("Quick (fewer, shorter rounds; 100 images)")
+        self.unavailable = QLabel()
+        self.unavailable.setWordWrap(True)
+        self.unavailable.setStyleSheet("color:#495057")
+        self.unavailable.hide()
+        grid.addWidget(self.unavailable, 2, 0, 1, 3)
+        self.quick = QCheckBox("Quick: 3 rounds of 1 s per batch size (1, 16), 100 images")
         self.quick.setChecked(True)
-        grid.addWidget(self.quick, 2, 0, 1, 3)
+        self.quick.toggled.connect(self.update_method)
+        grid.addWidget(self.quick, 3, 0, 1, 3)
+        return choose
+
+    def _build_buttons(self) -> QHBoxLayout:
         self.run_button = QPushButton("Run benchmark")
         self.run_button.setDefault(True)
         self.run_button.clicked.connect(self.start)
@@ -110,76 +157,106 @@ class BenchPage(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.progress = QProgressBar()
         self.progress.setFormat("%v / %m variants")
-        self.status = QLabel(
-            "Each variant runs in a fresh process; the idle baseline is measured first."
-        )
-        self.status.setWordWrap(True)
+        self.progress.setRange(0, len(DEFAULT_CHOICE))
+        self.progress.setValue(0)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.progress, 1)
+        return buttons
 
-        self.timeline = pg.PlotWidget()
-        self.timeline.setBackground("w")
-        self.timeline.setTitle("Phase timeline (live)", size="9pt", color="#222")
-        self.timeline.setLabel("bottom", "seconds since start")
-        self.timeline.showGrid(x=True, alpha=0.25)
-        self.timeline.setMouseEnabled(x=False, y=False)
-        self.timeline.hideButtons()
-        self.timeline.setMinimumHeight(150)
-        self.legend = QLabel(
-            "Phases: "
-            + "  ".join(
-                f"<span style='background:{colour}'>&nbsp;&nbsp;&nbsp;</span> {phase.replace('_', ' ')}"
-                for phase, colour in PHASE_COLOURS.items()
-            )
-        )
-        self.legend.setTextFormat(Qt.TextFormat.RichText)
-
-        self.table = QTableWidget(0, len(RESULT_COLUMNS))
-        self.table.setHorizontalHeaderLabels(RESULT_COLUMNS)
-        self.table.verticalHeader().setVisible(False)
+    def _build_results(self) -> QScrollArea:
+        """Timeline, table and charts one under the other, each at a readable height; the
+        area scrolls on a small screen (1366×768) rather than squeezing them."""
+        self.timeline = Timeline()
+        self.timeline.setFixedHeight(160)
+        self.table = FittedTable()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setWordWrap(True)
-        self.fps_plot = self._bar_plot("Throughput (images/s, best batch)")
-        self.fpw_plot = self._bar_plot("FPS per watt")
-        self.report_label = QLabel()
-        self.report_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.report_label.setWordWrap(True)
+        self.throughput_chart = BarChart("Throughput (images/s)")
+        self.energy_chart = BarChart("Energy per image (mJ)")
+        charts = QWidget()
+        row = QHBoxLayout(charts)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.throughput_chart)
+        row.addWidget(self.energy_chart)
+        self.charts_placeholder = QLabel("The charts appear here when the run has finished.")
+        self.charts_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.charts = QStackedWidget()
+        self.charts.addWidget(self.charts_placeholder)
+        self.charts.addWidget(charts)
+        self.charts.setFixedHeight(320)
+        content = QWidget()
+        column = QVBoxLayout(content)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.timeline)
+        column.addWidget(self.table)
+        column.addWidget(self.charts)
+        column.addStretch(1)
+        self.results_area = QScrollArea()
+        self.results_area.setWidgetResizable(True)
+        self.results_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.results_area.setWidget(content)
+        return self.results_area
 
-        plots = QHBoxLayout()
-        plots.addWidget(self.fps_plot)
-        plots.addWidget(self.fpw_plot)
-        plots_box = QWidget()
-        plots_box.setLayout(plots)
-        timeline_box = QWidget()
-        timeline_layout = QVBoxLayout(timeline_box)
-        timeline_layout.setContentsMargins(0, 0, 0, 0)
-        timeline_layout.addWidget(self.timeline, 1)
-        timeline_layout.addWidget(self.legend)
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(timeline_box)
-        split.addWidget(self.table)
-        split.addWidget(plots_box)
-        split.setSizes([180, 220, 260])
+    # -- before a run --------------------------------------------------------------------
 
-        layout = QVBoxLayout(self)
-        layout.addWidget(choose)
-        layout.addLayout(buttons)
-        layout.addWidget(self.status)
-        layout.addWidget(split, 1)
-        layout.addWidget(self.report_label)
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if self._plan_call is None:
+            self.check_variants()
 
-    def _bar_plot(self, title: str) -> pg.PlotWidget:
-        plot = pg.PlotWidget()
-        plot.setBackground("w")
-        plot.setTitle(title, size="9pt", color="#222")
-        plot.setMouseEnabled(x=False, y=False)
-        plot.hideButtons()
-        plot.showGrid(y=True, alpha=0.25)
-        plot.setMinimumHeight(160)
-        return plot
+    def check_variants(self) -> None:
+        """Find which variants can run here, off the GUI thread (it may import runtimes
+        and probe the GPU); unavailable ones are then disabled with their reason."""
+        model = self.overrides.get("model")
+        self._plan_call = BackgroundCall(
+            lambda: plan_variants(Path(model) if model else None),
+            self._on_plan,
+            self._on_plan_failed,
+            name="phytoscope-bench-plan",
+        )
+
+    def _on_plan(self, plan: list[Planned]) -> None:
+        self.plan = {p.variant.key: p for p in plan}
+        for key, planned in self.plan.items():
+            box = self.checks[key]
+            box.blockSignals(True)
+            if planned.available:
+                box.setEnabled(True)
+                box.setText(planned.variant.label)
+                box.setToolTip(f"runs {planned.card.label}")
+            else:
+                reason = planned.reason or ""
+                box.setChecked(False)
+                box.setEnabled(False)
+                box.setText(f"{planned.variant.label} (not available here)")
+                box.setToolTip(reason)
+            box.blockSignals(False)
+        missing = [p for p in plan if not p.available]
+        self.unavailable.setText(
+            "Not available here: "
+            + "; ".join(
+                f"{p.variant.label}: {html.escape((p.reason or '').split(';')[0])}" for p in missing
+            )
+            + " (hover a variant for what to install)."
+        )
+        self.unavailable.setVisible(bool(missing))
+        self.update_method()
+
+    def _on_plan_failed(self, message: str) -> None:
+        self._set_status(f"could not check which variants run here: {message}", error=True)
+
+    def update_method(self) -> None:
+        """The method text for the current choice (shown until a run starts)."""
+        config = self.make_config(stamp=False)
+        if not self.running:
+            self.progress.setRange(0, max(1, len(config.variants)))
+        paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in method(config))
+        self.method.setText(
+            "<h3>What the benchmark measures</h3>"
+            + paragraphs
+            + f"<p>Results (report, CSV, JSON, plots) go to {html.escape(str(config.out_dir))}.</p>"
+        )
 
     # -- running -------------------------------------------------------------------------
 
@@ -190,19 +267,19 @@ class BenchPage(QWidget):
     def selected_variants(self) -> tuple[str, ...]:
         return tuple(k for k, box in self.checks.items() if box.isChecked())
 
-    def make_config(self) -> Any:
+    def make_config(self, stamp: bool = True) -> BenchConfig:
         from phytoscope.config import data_dir
 
         root = self.out_root or data_dir() / "bench"
-        out = root / datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = root / (datetime.now().strftime("%Y%m%d-%H%M%S") if stamp else "<time of the run>")
         options: dict[str, Any] = {
             "variants": self.selected_variants(),
             "command_line": "phytoscope gui (benchmark page)",
         }
         options.update(self.overrides)
         if self.quick.isChecked():
-            return self._bench.BenchConfig.quick_settings(out, **options)
-        return self._bench.BenchConfig(out_dir=out, **options)
+            return BenchConfig.quick_settings(out, **options)
+        return BenchConfig(out_dir=out, **options)
 
     def start(self) -> None:
         if self.running:
@@ -214,17 +291,19 @@ class BenchPage(QWidget):
             return
         self.report = None
         self._events = []
+        self._finished_variants = set()
         self._t0 = time.monotonic()
-        self.timeline.clear()
+        self.stack.setCurrentIndex(1)
+        self.charts.setCurrentIndex(0)
+        self.banner.hide()
+        self.report_label.clear()
         self.table.setRowCount(0)
-        self.fps_plot.clear()
-        self.fpw_plot.clear()
         self.progress.setRange(0, len(config.variants))
         self.progress.setValue(0)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self._set_status(f"starting: results go to {config.out_dir}")
-        self._worker = BenchWorker(self._bench.run_benchmark)
+        self._worker = BenchWorker(run_with_progress)
         self._worker.progress.connect(self._on_progress)
         self._worker.finished.connect(self._on_finished)
         self._worker.failed.connect(self._on_failed)
@@ -247,6 +326,8 @@ class BenchPage(QWidget):
         if self._thread is not None:
             self._thread.stop(self._bridge.stop_bench)
             self._thread = None
+        if self._plan_call is not None:
+            self._plan_call.join()
 
     def _join(self) -> None:
         if self._thread is not None:
@@ -258,79 +339,49 @@ class BenchPage(QWidget):
 
     def _set_status(self, text: str, error: bool = False) -> None:
         self.last_message = text
-        self.status.setText(f"<span style='color:#c92a2a'>{text}</span>" if error else text)
+        self.status.setText(
+            f"<span style='color:#c92a2a'>{html.escape(text)}</span>"
+            if error
+            else html.escape(text)
+        )
 
     # -- progress and results ------------------------------------------------------------
 
-    def _on_progress(self, p: Any) -> None:
+    def _on_progress(self, event: ProgressEvent) -> None:
+        step = stages.read(event)
+        if step is None:
+            return
         t = time.monotonic() - self._t0
-        variant = p.variant or ("idle" if p.phase == "idle" else "")
-        if p.phase in PHASE_COLOURS or p.phase in ("unavailable", "failed"):
-            self._events.append((t, variant, p.phase))
-        label = self._bench.VARIANTS[p.variant].label if p.variant in self._bench.VARIANTS else ""
-        title = self._bench.PHASE_TITLES.get(p.phase, p.phase.replace("_", " "))
-        self._set_status(
-            f"{label + ': ' if label else ''}{title}{' — ' + p.message if p.message else ''}",
-            error=p.phase == "failed",
-        )
-        done = p.index + (1 if p.phase in ("end", "unavailable", "failed") else 0)
-        self.progress.setValue(min(max(done, self.progress.value()), self.progress.maximum()))
-        self._draw_timeline(t)
+        variant = step.variant or ""
+        last = next((p for _, v, p in reversed(self._events) if v == variant), None)
+        if step.phase != last and step.phase not in ("report", "done"):
+            self._events.append((t, variant, step.phase))
+        label = VARIANTS[step.variant].label if step.variant in VARIANTS else event.stage
+        self._set_status(f"{label}: {step.message}", error=step.phase == "failed")
+        if step.finished and step.variant in VARIANTS:
+            self._finished_variants.add(step.variant)
+        self.progress.setValue(min(len(self._finished_variants), self.progress.maximum()))
+        self.timeline.draw(self._events, t)
 
-    def _draw_timeline(self, now: float) -> None:
-        """One row per variant; the run is sequential, so each phase lasts until the next
-        phase mark, whichever variant it belongs to."""
-        self.timeline.clear()
-        rows: list[str] = []
-        spans: list[tuple[str, str, float, float]] = []
-        current: tuple[str, str, float] | None = None
-        for t, variant, phase in self._events:
-            if variant not in rows:
-                rows.append(variant)
-            if current is not None:
-                spans.append((current[0], current[1], current[2], t))
-                current = None
-            if phase in PHASE_COLOURS and phase != "end":
-                current = (variant, phase, t)
-        if current is not None:
-            spans.append((current[0], current[1], current[2], now))
-        for variant, phase, t0, t1 in spans:
-            y = rows.index(variant)
-            self.timeline.addItem(
-                pg.BarGraphItem(
-                    x0=[t0],
-                    x1=[max(t1, t0 + 0.02)],
-                    y=[y],
-                    height=0.6,
-                    brush=PHASE_COLOURS.get(phase, "#ced4da"),
-                    pen=None,
-                )
-            )
-        axis = self.timeline.getAxis("left")
-        axis.setTicks([[(i, v) for i, v in enumerate(rows)]])
-        self.timeline.setYRange(-0.7, max(len(rows), 1) - 0.3, padding=0)
-        self.timeline.setXRange(0, max(now, 1.0), padding=0.02)
-
-    def _on_finished(self, report: Any) -> None:
+    def _on_finished(self, report: BenchReport) -> None:
         self._join()
         self.report = report
         self.progress.setValue(self.progress.maximum())
-        self._draw_timeline(time.monotonic() - self._t0)
-        self._show_results(report.results)
+        self.timeline.draw(self._events, time.monotonic() - self._t0)
+        result = report.result
+        self.show_result(result)
         failed = report.failed
-        unavailable = [
-            f"{v['key']} ({v.get('reason', '')})"
-            for v in report.results.get("variants", [])
-            if v.get("status") == "unavailable"
-        ]
         self._set_status(
-            f"done in {report.results.get('duration_s', 0):.0f} s"
-            + (f"; failed: {', '.join(failed)}" if failed else "")
-            + (f"; not available here: {'; '.join(unavailable)}" if unavailable else ""),
+            f"done in {result.duration_s:.0f} s"
+            + (f"; failed: {', '.join(failed)}" if failed else ""),
             error=bool(failed),
         )
+        page = report.files.get("report_html")
         self.report_label.setText(
-            f"Report: {report.out_dir} (results.json, summary.csv, timelines, plots)"
+            f"Report: <a href='{Path(page).as_uri()}'>{html.escape(str(page))}</a> "
+            f"(with results.json, summary.csv, timelines and plots in {html.escape(str(report.out_dir))})"
+            if page
+            else f"Report: {html.escape(str(report.out_dir))}"
         )
         self.finished.emit(report)
 
@@ -339,83 +390,90 @@ class BenchPage(QWidget):
         self._set_status(message, error=True)
         self.finished.emit(None)
 
-    def _show_results(self, results: dict[str, Any]) -> None:
-        variants = results.get("variants", [])
-        self.table.setRowCount(len(variants))
-        ok_rows = []
-        for row, v in enumerate(variants):
-            label = (
-                self._bench.VARIANTS[v["key"]].label
-                if v["key"] in self._bench.VARIANTS
-                else v["key"]
-            )
-            if v.get("status") != "ok":
-                status = (
-                    "not available here"
-                    if v.get("status") == "unavailable"
-                    else str(v.get("status"))
-                )
-                cells = [label, status] + [""] * (len(RESULT_COLUMNS) - 2)
-            else:
-                ok_rows.append((label, v))
-                power = v.get("power", {})
-                est = " (estimated)" if power.get("estimated") else ""
-                lat = (v.get("engine", {}).get("1") or {}).get("latency_ms", {})
-                mem = v.get("memory", {})
-                cells = [
-                    label,
-                    "ok",
-                    _fmt((v.get("accuracy") or {}).get("top1"), ".1%"),
-                    _fmt(v.get("fps"), ".1f") + f" (b{v.get('best_batch')})",
-                    _fmt(v.get("fps_batch1"), ".1f"),
-                    _fmt(v.get("e2e_fps"), ".1f"),
-                    " / ".join(_fmt(lat.get(k), ".2f") for k in ("p50", "p95", "p99")),
-                    _fmt((mem.get("peak_rss_bytes") or 0) / 2**20, ".0f", " MiB")
-                    + f" ({_fmt(mem.get('peak_rss_pct_ram'), '.1f')} %)",
-                    f"{_fmt(power.get('mean_w_whole_run'), '.1f')} / {_fmt(power.get('mean_w_inference'), '.1f')}{est}",
-                    _fmt(power.get("fps_per_w_inference"), ".2f") + est,
-                    _fmt(power.get("energy_per_image_e2e_j"), ".3g") + est,
-                ]
-            for column, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                if v.get("reason"):
-                    item.setToolTip(str(v["reason"]))
-                if v.get("status") == "failed":
-                    item.setForeground(QColor("#c92a2a"))
-                elif v.get("status") == "unavailable":
-                    item.setForeground(QColor("#868e96"))
-                self.table.setItem(row, column, item)
-        self.table.resizeRowsToContents()
-        self._bars(self.fps_plot, [(label, v.get("fps")) for label, v in ok_rows])
-        estimated = any((v.get("power") or {}).get("estimated") for _, v in ok_rows)
-        self.fpw_plot.setTitle(
-            "FPS per watt" + (" (power estimated, not measured)" if estimated else ""),
-            size="9pt",
-            color="#c92a2a" if estimated else "#222",
+    def show_result(self, result: BenchResult) -> None:
+        """Table, warnings and charts of a finished run (also for a loaded results.json)."""
+        self.stack.setCurrentIndex(1)
+        self.table.show_table(summary_table(result))
+        self.timeline.setVisible(bool(self._events))  # no empty plot for a loaded result
+        warnings = notices(result)
+        self.banner.setText(
+            "<br>".join(f"<b>{html.escape(n.title)}</b>{html.escape(n.text)}" for n in warnings)
         )
-        self._bars(
-            self.fpw_plot,
-            [(label, (v.get("power") or {}).get("fps_per_w_inference")) for label, v in ok_rows],
-        )
-
-    @staticmethod
-    def _bars(plot: pg.PlotWidget, values: list[tuple[str, float | None]]) -> None:
-        plot.clear()
-        present = [(k, float(v)) for k, v in values if v is not None]
-        if not present:
+        self.banner.setVisible(bool(warnings))
+        ran = result.ran
+        if not ran:
+            self.charts_placeholder.setText("No variant ran here: nothing to chart.")
+            self.charts.setCurrentIndex(0)
             return
-        x = np.arange(len(present))
-        heights = [v for _, v in present]
-        plot.addItem(pg.BarGraphItem(x=x, height=heights, width=0.5, brush="#1c7ed6"))
-        for i, v in enumerate(heights):
-            label = pg.TextItem(
-                f"{v:,.0f}" if v >= 100 else f"{v:.3g}", color="#222", anchor=(0.5, 1.0)
-            )
-            label.setPos(i, v)
-            plot.addItem(label)
-        plot.getAxis("bottom").setTicks([[(i, k) for i, (k, _) in enumerate(present)]])
-        plot.setXRange(-0.7, len(present) - 0.3, padding=0)
-        plot.setYRange(0, max(heights) * 1.18 or 1.0, padding=0)
+        self._show_throughput(ran, result.settings.rounds)
+        self._show_energy(ran, result.estimated)
+        self.charts.setCurrentIndex(1)
+
+    def _show_throughput(self, ran: list[VariantResult], rounds: int) -> None:
+        best = [v.best.throughput_fps if v.best else None for v in ran]
+        one = [v.engine[1].throughput_fps if 1 in v.engine else None for v in ran]
+        self.throughput_chart.set_title("Throughput (images/s; higher is faster)")
+        self.throughput_chart.show_bars(
+            [_short(v.label) for v in ran],
+            [
+                Series(
+                    "engine-only, best batch",
+                    "#1c7ed6",
+                    [v.fps for v in ran],
+                    [_range(s, "q1", "q3") if s else None for s in best],
+                    [_range(s, "min", "max") if s else None for s in best],
+                ),
+                Series(
+                    "engine-only, batch 1",
+                    "#74c0fc",
+                    [v.fps_batch1 for v in ran],
+                    [_range(s, "q1", "q3") if s else None for s in one],
+                    [_range(s, "min", "max") if s else None for s in one],
+                ),
+                Series("end-to-end, best batch (one pass)", "#f08c00", [v.e2e_fps for v in ran]),
+            ],
+            f"Bars: medians of {rounds} rounds; thick line: interquartile range; whiskers: "
+            "min–max. End-to-end (decode + pre-processing + inference) is one pass: no spread.",
+        )
+
+    def _show_energy(self, ran: list[VariantResult], estimated: bool) -> None:
+        share = all(v.power is not None and v.power.process_share for v in ran)
+
+        def mj(v: VariantResult, name: str) -> float | None:
+            figures = (v.power.process_share if share else v.power) if v.power else None
+            value = getattr(figures, name, None)
+            return None if value is None else value * 1e3
+
+        whose = "this process's CPU share" if share else "machine"
+        title = f"Energy per image (mJ, {whose}; lower is better)"
+        if estimated:
+            title = f"ESTIMATED energy per image (mJ, {whose}) — not a measurement"
+        self.energy_chart.set_title(title, warn=estimated)
+        note = (
+            "Hatched: " + ESTIMATED_TIP
+            if estimated
+            else "Measured by the power sensor, over each phase."
+        )
+        self.energy_chart.show_bars(
+            [_short(v.label) for v in ran],
+            [
+                Series(
+                    "engine-only",
+                    "#1c7ed6",
+                    [mj(v, "energy_per_image_engine_j") for v in ran],
+                    hatched=estimated,
+                ),
+                Series(
+                    "end-to-end",
+                    "#f08c00",
+                    [mj(v, "energy_per_image_e2e_j") for v in ran],
+                    hatched=estimated,
+                ),
+            ],
+            note,
+        )
+        if not self.energy_chart.series:
+            self.energy_chart.set_title("Energy per image: no power figure on this machine")
 
 
-RunnerFactory = Callable[..., Any]
+__all__ = ["BenchPage", "run_with_progress"]

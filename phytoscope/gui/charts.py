@@ -1,23 +1,39 @@
-"""Live charts of power, memory and throughput (pyqtgraph).
+"""Live charts of power, memory and throughput (pyqtgraph), made to live in a dock.
 
 Samples go into numpy ring buffers as they arrive; the plots are redrawn by a ~10 Hz timer
 on the GUI thread, never per sample, so a fast sensor cannot flood the event loop (the
 pattern of pyqtgraph's scrolling-plot examples). The x axis is seconds before now; a few
 minutes of history are kept. Pausing freezes the drawing while buffers keep filling, so
 nothing is lost when drawing resumes.
+
+The widget fits a collapsible dock (:func:`charts_dock`): the plots sit side by side when
+the dock is wide and stacked when it is tall; legends are written into the plot titles, so
+none covers a curve; and a one-line summary of the latest readings (:attr:`summary`) stays
+readable, and is emitted for the status bar, when the dock is closed.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer, Slot
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QResizeEvent
+from PySide6.QtWidgets import (
+    QBoxLayout,
+    QDockWidget,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from phytoscope.types import TelemetrySample
 
 HISTORY_S = 300.0
 REDRAW_MS = 100
+POWER_COLOUR, RSS_COLOUR, RAM_COLOUR, RATE_COLOUR = "#d9480f", "#1c7ed6", "#868e96", "#2b8a3e"
 
 
 class RingBuffer:
@@ -51,14 +67,18 @@ class LiveCharts(QWidget):
     """Power (W, "estimated" when it is), memory (RSS and system RAM, MiB) and throughput.
 
     Feed it with :meth:`add_sample` (telemetry) and :meth:`add_classified` (organisms done).
+    ``horizontal`` fixes the plots side by side (True) or stacked (False); None (default)
+    follows the widget's shape.
     """
+
+    summary_changed = Signal(str)
 
     def __init__(
         self,
         parent: QWidget | None = None,
         capacity: int = 36000,
         history_s: float = HISTORY_S,
-        horizontal: bool = False,
+        horizontal: bool | None = None,
     ):
         super().__init__(parent)
         self.history_s = history_s
@@ -73,60 +93,82 @@ class LiveCharts(QWidget):
         self.redraws = 0
         """how many times the plots were redrawn (tests check the timer drives them)"""
         self.paused = False
+        self.horizontal = horizontal
 
         self.title = QLabel("Power: waiting for the first reading…")
+        self.title.setWordWrap(True)
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.summary.setStyleSheet("color: #343a40")
         self.pause_button = QPushButton("Pause")
         self.pause_button.setCheckable(True)
         self.pause_button.setToolTip("Freeze the charts; readings are still recorded")
         self.pause_button.toggled.connect(self.set_paused)
+        # one line in a wide dock (each label wraps in a narrow one)
         head = QHBoxLayout()
         head.addWidget(self.title, 1)
-        head.addWidget(self.pause_button)
+        head.addWidget(self.summary, 1)
+        head.addWidget(self.pause_button, 0, Qt.AlignmentFlag.AlignTop)
 
-        self.power_plot = self._plot("Power", "W")
-        self.memory_plot = self._plot("Memory", "MiB")
-        self.throughput_plot = self._plot("Throughput", "organisms/s")
-        self.power_curve = self.power_plot.plot(pen=pg.mkPen("#d9480f", width=2))
-        self.rss_curve = self.memory_plot.plot(
-            pen=pg.mkPen("#1c7ed6", width=2), name="phytoscope RSS"
+        self.power_plot = self._plot("Power (W)")
+        self.memory_plot = self._plot(
+            "Memory (MiB): "
+            + _key(RSS_COLOUR, "phytoscope")
+            + " "
+            + _key(RAM_COLOUR, "system RAM used")
         )
-        self.ram_curve = self.memory_plot.plot(
-            pen=pg.mkPen("#868e96", width=1), name="system RAM used"
-        )
+        self.throughput_plot = self._plot("Organisms/s")
+        self.power_curve = self.power_plot.plot(pen=pg.mkPen(POWER_COLOUR, width=2))
+        self.rss_curve = self.memory_plot.plot(pen=pg.mkPen(RSS_COLOUR, width=2))
+        self.ram_curve = self.memory_plot.plot(pen=pg.mkPen(RAM_COLOUR, width=1))
         self.throughput_curve = self.throughput_plot.plot(
-            pen=pg.mkPen("#2b8a3e", width=2), fillLevel=0, brush=pg.mkBrush(43, 138, 62, 50)
+            pen=pg.mkPen(RATE_COLOUR, width=2), fillLevel=0, brush=pg.mkBrush(43, 138, 62, 50)
         )
-        legend = self.memory_plot.addLegend(offset=(-5, 5))
-        legend.setLabelTextSize("8pt")
-        legend.addItem(self.rss_curve, "phytoscope RSS")
-        legend.addItem(self.ram_curve, "system RAM used")
 
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.setSpacing(2)
         layout.addLayout(head)
-        plots = QHBoxLayout() if horizontal else QVBoxLayout()
+        self.plots = QBoxLayout(QBoxLayout.Direction.LeftToRight)
+        self.plots.setSpacing(2)
         for plot in (self.power_plot, self.memory_plot, self.throughput_plot):
-            plots.addWidget(plot, 1)
-        layout.addLayout(plots, 1)
+            self.plots.addWidget(plot, 1)
+        layout.addLayout(self.plots, 1)
+        self._arrange(self.width(), self.height())
 
         self.timer = QTimer(self)
         self.timer.setInterval(REDRAW_MS)
         self.timer.timeout.connect(self.redraw)
         self.timer.start()
 
-    def _plot(self, title: str, unit: str) -> pg.PlotWidget:
+    def _plot(self, title: str) -> pg.PlotWidget:
         plot = pg.PlotWidget()
         plot.setBackground("w")
-        plot.setTitle(title, size="9pt", color="#222")
-        plot.setLabel("left", unit)
-        plot.setLabel("bottom", "s")
+        plot.setTitle(title, size="8pt", color="#222")
+        plot.setLabel("bottom", "seconds ago", **{"font-size": "8pt"})
         plot.showGrid(x=True, y=True, alpha=0.25)
         plot.setXRange(-self.history_s, 0, padding=0)
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
-        plot.setMinimumHeight(90)
-        plot.setMinimumWidth(120)
+        plot.setMinimumHeight(60)
+        plot.setMinimumWidth(110)
+        plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         return plot
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        # a dock's first size: a strip of about a fifth of a 768-pixel screen
+        return QSize(900, 170)
+
+    def _arrange(self, width: int, height: int) -> None:
+        """Side by side when wide (a dock under the analysis), stacked when tall."""
+        wide = self.horizontal if self.horizontal is not None else width >= 1.6 * max(height, 1)
+        direction = QBoxLayout.Direction.LeftToRight if wide else QBoxLayout.Direction.TopToBottom
+        if self.plots.direction() != direction:
+            self.plots.setDirection(direction)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._arrange(event.size().width(), event.size().height())
 
     # -- input ---------------------------------------------------------------------------
 
@@ -156,14 +198,15 @@ class LiveCharts(QWidget):
 
     def _update_title(self) -> None:
         if self._estimated:
-            text = f"Power: <b>estimated</b> ({self._power_source}) — not a measurement"
+            source = self._power_source.removeprefix("estimated: ")  # said once is enough
+            text = f"Power: <b>estimated</b> ({source}) — not a measurement"
         else:
             text = f"Power: measured ({self._power_source})"
         self.title.setText(text)
         self.power_plot.setTitle(
-            "Power (estimated)" if self._estimated else "Power (measured)",
-            size="9pt",
-            color="#c92a2a" if self._estimated else "#222",
+            "Power (W, estimated)" if self._estimated else "Power (W, measured)",
+            size="8pt",
+            color="#a61e1e" if self._estimated else "#222",
         )
 
     @property
@@ -210,6 +253,43 @@ class LiveCharts(QWidget):
             if plot is not None:  # from zero: a flat 15 W must not look like noise
                 plot.setYRange(0, top * 1.15 if top > 0 else 1.0, padding=0)
         self.redraws += 1
+        self._update_summary()
+
+    def _update_summary(self) -> None:
+        parts = []
+        if len(self.power):
+            watts = self.power.view()[-1, 1]
+            parts.append(f"{watts:.1f} W" + (" (estimated)" if self._estimated else ""))
+        if len(self.memory):
+            rss = self.memory.view()[-1, 1]
+            parts.append(f"phytoscope {rss:,.0f} MiB")
+        if len(self.throughput):
+            parts.append(f"{self.throughput.view()[-1, 1]:.1f} organisms/s")
+        text = " · ".join(parts)
+        if text != self.summary.text():
+            self.summary.setText(text)
+            self.summary_changed.emit(text)
 
     def stop(self) -> None:
         self.timer.stop()
+
+
+def _key(colour: str, text: str) -> str:
+    """A legend entry written into a plot title: it can never cover a curve."""
+    return f"<span style='color:{colour}'>━━</span>&nbsp;{text}"
+
+
+def charts_dock(charts: LiveCharts, parent: QWidget | None = None) -> QDockWidget:
+    """``charts`` in a dock the window can put under or beside the analysis; closing it
+    (or its menu action, ``dock.toggleViewAction()``) hides it, one click brings it back."""
+    dock = QDockWidget("Power, memory and throughput", parent)
+    dock.setObjectName("charts-dock")  # saveState/restoreState remember where it was
+    dock.setWidget(charts)
+    dock.setFeatures(
+        QDockWidget.DockWidgetFeature.DockWidgetClosable
+        | QDockWidget.DockWidgetFeature.DockWidgetMovable
+        | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+    )
+    dock.toggleViewAction().setText("Power and memory charts")
+    dock.toggleViewAction().setToolTip("Show or hide the live power, memory and throughput charts")
+    return dock

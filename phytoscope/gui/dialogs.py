@@ -1,13 +1,12 @@
-"""Settings dialog (saved through :class:`phytoscope.config.Settings`) and About/doctor."""
+"""Settings dialog (saved through :class:`phytoscope.config.Settings`); About/doctor is
+:class:`phytoscope.gui.about.AboutDialog`, re-exported here where the window looks for it."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -18,7 +17,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPlainTextEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -26,7 +24,22 @@ from PySide6.QtWidgets import (
 )
 
 from phytoscope.config import BACKEND_CHOICES, PRECISION_CHOICES, Settings
+from phytoscope.core import hab
 from phytoscope.errors import ConfigError
+from phytoscope.gui.about import AboutDialog, unknown_rules
+
+__all__ = ["AboutDialog", "SettingsDialog", "rule_set_titles"]
+
+
+def rule_set_titles(names: list[str]) -> dict[str, str]:
+    """Code name -> the programme's own title (``resources/rules/rule_sets.csv``)."""
+    titles = {}
+    for name in names:
+        try:
+            titles[name] = hab.load_rule_set(name).title
+        except ConfigError:  # a broken overrides file: still selectable by its code
+            titles[name] = name
+    return titles
 
 
 class SettingsDialog(QDialog):
@@ -60,8 +73,11 @@ class SettingsDialog(QDialog):
         model_row.addWidget(self.model_dir, 1)
         model_row.addWidget(browse)
         self.rule_set = QComboBox()
-        self.rule_set.addItems(rule_sets or [settings.rule_set])
-        self.rule_set.setCurrentText(settings.rule_set)
+        self.rule_set.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        for code, title in rule_set_titles(rule_sets or [settings.rule_set]).items():
+            self.rule_set.addItem(title, code)
+            self.rule_set.setItemData(self.rule_set.count() - 1, code, Qt.ItemDataRole.ToolTipRole)
+        self.select_rule_set(settings.rule_set)
         self.camera = QLineEdit(settings.camera)
         self.camera.setToolTip(
             "A device number (0 = /dev/video0) or a GStreamer pipeline ending in appsink, e.g.\n"
@@ -107,12 +123,12 @@ class SettingsDialog(QDialog):
     def _thresholds_text(card: Any) -> str:
         if card is None:
             return "no model loaded"
-        parts = [f"{c.name} {c.threshold:.2f}" for c in card.classes if c.threshold > 0]
-        return (
-            ("below these confidences an organism is 'unknown': " + ", ".join(parts))
-            if parts
-            else "the model card sets no per-class threshold"
-        )
+        return "\n".join(value for _name, value in unknown_rules(card))
+
+    def select_rule_set(self, code: str) -> None:
+        index = self.rule_set.findData(code)
+        if index >= 0:
+            self.rule_set.setCurrentIndex(index)
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Model folder", self.model_dir.text())
@@ -125,7 +141,7 @@ class SettingsDialog(QDialog):
             backend=self.backend.currentText(),
             precision=self.precision.currentText(),
             model_dir=self.model_dir.text().strip(),
-            rule_set=self.rule_set.currentText(),
+            rule_set=str(self.rule_set.currentData() or self.rule_set.currentText()),
             camera=self.camera.text().strip(),
             telemetry_hz=float(self.telemetry_hz.value()),
             batch_size=int(self.batch_size.value()),
@@ -138,40 +154,3 @@ class SettingsDialog(QDialog):
             self.error.setText(str(exc))
             return
         super().accept()
-
-
-class AboutDialog(QDialog):
-    """``phytoscope info`` in a window: versions, backends, model, sensors (copyable)."""
-
-    def __init__(self, info: dict[str, Any], parent: QWidget | None = None):
-        super().__init__(parent)
-        from phytoscope import __version__
-
-        self.setWindowTitle("About phytoscope")
-        self.resize(720, 560)
-        head = QLabel(
-            f"<h3>phytoscope {__version__}</h3>"
-            "Harmful algal bloom analyser: plankton genus classification, cells/L and HAB alerts, "
-            "with performance-per-watt benchmarking. Paste the text below into a bug report."
-        )
-        head.setWordWrap(True)
-        self.text = QPlainTextEdit(json.dumps(info, indent=2, default=str))
-        self.text.setReadOnly(True)
-        font = QFont("monospace")
-        font.setStyleHint(QFont.StyleHint.Monospace)
-        self.text.setFont(font)
-        copy = QPushButton("Copy to clipboard")
-        copy.clicked.connect(self._copy)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.reject)
-        buttons.addButton(copy, QDialogButtonBox.ButtonRole.ActionRole)
-        layout = QVBoxLayout(self)
-        layout.addWidget(head)
-        layout.addWidget(self.text, 1)
-        layout.addWidget(buttons)
-        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
-
-    def _copy(self) -> None:
-        from PySide6.QtWidgets import QApplication
-
-        QApplication.clipboard().setText(self.text.toPlainText())

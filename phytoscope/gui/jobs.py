@@ -12,6 +12,7 @@ import numpy as np
 
 from phytoscope.modelcard import ModelCard
 from phytoscope.progress import CancelToken
+from phytoscope.sources.video import VideoSampling
 from phytoscope.types import Prediction, Skipped
 
 THUMB_SIZE = 128
@@ -86,6 +87,8 @@ class FilesJob:
     job_id: int
     paths: tuple[str, ...]
     cancel: CancelToken = field(default_factory=lambda: CancelToken(), compare=False)
+    video: VideoSampling | None = None
+    """which frames of video files to analyse (a ``VideoSampling``; None: every frame)"""
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QMainWindow,
     QProgressBar,
     QPushButton,
@@ -29,11 +27,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from phytoscope.config import Settings, default_database, resources_dir
+from phytoscope.config import Settings, config_dir, default_database, resources_dir
 from phytoscope.errors import PhytoscopeError
+from phytoscope.gui.alerts import AlertPanel
 from phytoscope.gui.analysis import frame_key
 from phytoscope.gui.bench_page import BenchPage
-from phytoscope.gui.charts import LiveCharts
+from phytoscope.gui.charts import LiveCharts, charts_dock
 from phytoscope.gui.imageview import ImageView
 from phytoscope.gui.jobs import (
     BackendInfo,
@@ -44,10 +43,12 @@ from phytoscope.gui.jobs import (
     JobFinished,
     Progress,
 )
-from phytoscope.gui.panels import AlertPanel, SamplePanel
+from phytoscope.gui.messages import Banner, MessageLog, TabBadge, no_model_text, skipped_text
+from phytoscope.gui.panels import SamplePanel
 from phytoscope.gui.predictions import Gallery, PredictionsModel, PredictionsTable
 from phytoscope.gui.session import Record, Session
 from phytoscope.gui.style import GenusColours
+from phytoscope.gui.wording import count_unknowns
 from phytoscope.gui.workers import (
     LOAD_CANCELLED,
     BackgroundCall,
@@ -57,6 +58,7 @@ from phytoscope.gui.workers import (
     WorkerThread,
     describe_error,
 )
+from phytoscope.sources.video import VideoSampling
 from phytoscope.types import Alert
 
 log = logging.getLogger(__name__)
@@ -190,12 +192,7 @@ class MainWindow(QMainWindow):
     # -- construction --------------------------------------------------------------------
 
     def _build_ui(self, bench_overrides: dict[str, Any] | None, bench_out: Path | None) -> None:
-        self.banner = QLabel()
-        self.banner.setWordWrap(True)
-        self.banner.setStyleSheet(
-            "background:#fff3bf; color:#5c3c00; padding:6px; border:1px solid #f59f00"
-        )
-        self.banner.hide()
+        self.banner = Banner()
 
         self.image_view = ImageView(self.colours)
         self.predictions_model = PredictionsModel(self.session, self.colours)
@@ -205,12 +202,13 @@ class MainWindow(QMainWindow):
         self.gallery.correction_requested.connect(self.correct)
         self.gallery.export_requested.connect(self.export_corrections)
         self.gallery.record_activated.connect(self.show_record)
-        self.log_list = QListWidget()
+        self.log_list = MessageLog()
         lower = QTabWidget()
         lower.addTab(self.predictions_table, "Predictions")
-        lower.addTab(self.gallery, "Gallery by genus (correct labels)")
+        lower.addTab(self.gallery, "Gallery (review and correct)")
         lower.addTab(self.log_list, "Messages")
         self.lower_tabs = lower
+        self.messages_badge = TabBadge(lower, self.log_list)
         lower.currentChanged.connect(
             lambda _i: self.gallery.refresh() if self.gallery.isVisible() else None
         )
@@ -231,14 +229,21 @@ class MainWindow(QMainWindow):
         sample_layout.setContentsMargins(0, 0, 0, 0)
         sample_layout.addWidget(self.sample_panel, 1)
         sample_layout.addWidget(self.save_sample_button)
-        self.alert_panel = AlertPanel()
+        # the technician's name for acknowledgements is remembered beside settings.json
+        ini = (self.settings_path.parent if self.settings_path else config_dir()) / "window.ini"
+        self.window_settings = QSettings(str(ini), QSettings.Format.IniFormat)
+        # manual counts need the sample session to store them (#17 phase 2): entry off
+        self.alert_panel = AlertPanel(self.window_settings, manual_entry=False)
         self.alert_panel.acknowledge_requested.connect(self.acknowledge)
-        self.charts = LiveCharts(horizontal=True)
+        self.alert_panel.review_unknown_requested.connect(self._review_unknown)
+        self.alert_panel.evidence_opened.connect(self._show_key)
+        self.charts = LiveCharts()
+        self.charts_dock = charts_dock(self.charts, self)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.charts_dock)
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.alert_panel)
         right.addWidget(sample_box)
-        right.addWidget(self.charts)
-        right.setSizes([250, 450, 250])
+        right.setSizes([500, 450])
 
         analysis = QSplitter(Qt.Orientation.Horizontal)
         analysis.addWidget(left)
@@ -317,6 +322,9 @@ class MainWindow(QMainWindow):
         self.act_open_bin = action(
             "Open IFCB bin…", self.open_bin_dialog, SP.SP_DriveHDIcon, "Ctrl+B"
         )
+        self.act_open_video = action(
+            "Open video…", self.open_video_dialog, SP.SP_MediaSeekForward, None, menu_file, False
+        )
         toolbar.addSeparator()
         self.act_camera = action("Live camera", self.toggle_camera, SP.SP_MediaPlay, "Ctrl+L")
         self.act_camera.setCheckable(True)
@@ -334,6 +342,7 @@ class MainWindow(QMainWindow):
         self.act_settings = action(
             "Settings…", self.open_settings, SP.SP_FileDialogDetailedView, "Ctrl+,", menu_tools
         )
+        menu_tools.addAction(self.charts_dock.toggleViewAction())
         self.act_pause = action(
             "Pause charts",
             lambda checked: self.charts.pause_button.setChecked(checked),
@@ -354,16 +363,12 @@ class MainWindow(QMainWindow):
         self._message(message, error=True)
 
     def _message(self, message: str, error: bool = False) -> None:
-        stamp = datetime.now().strftime("%H:%M:%S")
         self.messages.append(message)
-        item = QListWidgetItem(f"{stamp}  {message}")
         if error:
-            item.setForeground(Qt.GlobalColor.darkRed)
             log.warning("%s", message)
         else:
             log.info("%s", message)
-        self.log_list.addItem(item)
-        self.log_list.scrollToBottom()
+        self.log_list.add(message, error, datetime.now())
         self.statusBar().showMessage(message, 15000 if error else 6000)
 
     # -- model ---------------------------------------------------------------------------
@@ -390,9 +395,11 @@ class MainWindow(QMainWindow):
         self.backend_info = info
         self.no_model_reason = None
         self._loaded()
-        self.banner.hide()
+        self.banner.dismiss("no-model")
         self.colours.set_classes(info.classes)
-        self.gallery.set_classes(info.classes)
+        thresholds = {c.name: c.threshold for c in info.card.classes} if info.card else {}
+        self.gallery.set_classes(info.classes, thresholds)
+        self.predictions_model.thresholds = thresholds
         self.status_backend.setText(f"backend: {info.backend} {info.precision}")
         self.status_model.setText(f"model: {info.model}")
         self.status_model.setToolTip(
@@ -410,12 +417,7 @@ class MainWindow(QMainWindow):
         self._loaded()
         self.status_backend.setText("backend: —")
         self.status_model.setText("model: no model installed")
-        self.banner.setText(
-            "<b>No model installed</b> — images can be opened once a model is available. "
-            f"{reason}<br>Choose a model folder in <i>Tools → Settings</i>, or train one with "
-            "<code>phytoscope train</code>."
-        )
-        self.banner.show()
+        self.banner.post("no-model", no_model_text(reason), "error", dismissable=False)
         self._message(f"no model: {reason}", error=True)
         self.backend_ready.emit(None)
 
@@ -462,6 +464,13 @@ class MainWindow(QMainWindow):
         if file:
             self.open_paths([file])
 
+    def open_video_dialog(self) -> None:
+        from phytoscope.gui.video_dialog import ask_video
+
+        chosen = ask_video(self)
+        if chosen:
+            self.open_paths([chosen[0]], video=chosen[1])
+
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
@@ -476,8 +485,12 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.open_paths(paths)
 
-    def open_paths(self, paths: list[str] | tuple[str, ...]) -> int | None:
-        """Queue files/folders/bins for analysis; returns the job id (None if refused)."""
+    def open_paths(
+        self, paths: list[str] | tuple[str, ...], video: VideoSampling | None = None
+    ) -> int | None:
+        """Queue files/folders/bins/videos for analysis; returns the job id (None if refused).
+
+        ``video`` (a ``VideoSampling``) says which frames of video files to analyse."""
         missing = [p for p in paths if not Path(p).exists()]
         for p in missing:
             self.report_error(f"{p} does not exist")
@@ -488,7 +501,7 @@ class MainWindow(QMainWindow):
             self.report_error("cannot analyse: no model installed (see the yellow banner)")
             return None
         self._job_counter += 1
-        job = FilesJob(self._job_counter, tuple(paths))
+        job = FilesJob(self._job_counter, tuple(paths), video=video)
         self._jobs[job.job_id] = job
         self._message(f"analysing {', '.join(Path(p).name for p in paths)}")
         self._show_busy(True)
@@ -541,6 +554,8 @@ class MainWindow(QMainWindow):
         for s in batch.skipped:
             self.session.skipped.append((s.source, s.reason))
             self._message(f"skipped {s.source}: {s.reason}", error=True)
+        if batch.skipped:  # they change the numbers: a notice that stays until dismissed
+            self.banner.post("skipped", skipped_text(self.session.skipped))
         if batch.store_error and not getattr(self, "_store_error_shown", False):
             self._store_error_shown = True
             self.report_error(
@@ -628,6 +643,7 @@ class MainWindow(QMainWindow):
         self._stored_alerts = {}
         self._last_sample_id = None
         self.image_view.clear()
+        self.banner.dismiss("skipped")
         self.sample_panel.set_bins({})
         self._force_refresh()
 
@@ -674,10 +690,20 @@ class MainWindow(QMainWindow):
         from phytoscope.core.sample import evidence_by_label
 
         result = hab.assess(counts, volume, card, self.rule_set)
-        evidence = evidence_by_label(
-            self.session.effective_predictions(bins_only), per_label=AlertPanel.EVIDENCE
+        predictions = self.session.effective_predictions(bins_only)
+        evidence = evidence_by_label(predictions, per_label=20)
+        self.alert_panel.show_result(
+            result, self._stored_alerts, self._thumbnail_of, count_unknowns(predictions), evidence
         )
-        self.alert_panel.show_result(result, self._stored_alerts, self._thumbnail_of, evidence)
+
+    def _review_unknown(self) -> None:
+        self.lower_tabs.setCurrentWidget(self.gallery)
+        self.gallery.show_group("unknown")
+
+    def _show_key(self, key: tuple[str, int]) -> None:
+        record = self.session.by_key.get(key)
+        if record is not None:
+            self.show_record(record)
 
     def _bins_only(self, volume: Any) -> bool:
         """An IFCB volume covers only the organisms of its bins, never other images."""
@@ -751,20 +777,14 @@ class MainWindow(QMainWindow):
         self._force_refresh()
         return result.sample.id
 
-    def acknowledge(self, alert: Alert) -> None:
-        who = self.sample_panel.technician.text().strip()
-        if not who:
-            self.report_error(
-                "type your name in the Sample panel (Technician) to acknowledge an alert"
-            )
-            return
+    def acknowledge(self, alert: Alert, who: str, note: str = "") -> None:
         try:
-            stored = self.store().acknowledge(alert.id, who)
+            stored = self.store().acknowledge(alert.id, who, note)
         except PhytoscopeError as exc:
             self.report_error(f"acknowledgement not stored: {exc}")
             return
         self._stored_alerts[alert.taxon] = stored
-        self._message(f"{alert.taxon} alert acknowledged by {who}")
+        self._message(f"{alert.taxon} alert acknowledged by {who}" + (f": {note}" if note else ""))
         self._force_refresh()
 
     def correct(self, records: list[Record], label: str) -> None:
@@ -877,7 +897,13 @@ class MainWindow(QMainWindow):
 
         def show(info: dict[str, Any]) -> None:
             if not self._closing:
-                self.about_dialog = AboutDialog(info, self)
+                card = self.backend_info.card if self.backend_info else None
+                engine = (
+                    f"{self.backend_info.backend} {self.backend_info.precision}"
+                    if self.backend_info
+                    else ""
+                )
+                self.about_dialog = AboutDialog(info, self, self.rule_set, card, engine)
                 self.about_dialog.show()
 
         self._calls = [c for c in self._calls if c.running]

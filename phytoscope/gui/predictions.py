@@ -1,4 +1,4 @@
-"""The live list of predictions and the per-genus thumbnail gallery with label correction."""
+"""The live list of predictions and the review-first gallery with label correction."""
 
 from __future__ import annotations
 
@@ -7,31 +7,47 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QItemSelectionModel,
     QModelIndex,
     QPersistentModelIndex,
-    QSize,
     Qt,
     Signal,
 )
-from PySide6.QtGui import QBrush, QColor, QIcon
+from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QListView,
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSlider,
     QSplitter,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
-from phytoscope.gui.session import Record, Session
-from phytoscope.gui.style import GenusColours, to_pixmap
+from phytoscope.gui.flow import FlowLayout
+from phytoscope.gui.gallery import (
+    ALL,
+    DEFAULT_THUMB,
+    MAX_THUMB,
+    MIN_THUMB,
+    PAGE_SIZE,
+    UNKNOWN,
+    KeyLabeller,
+    SessionLike,
+    ThumbDelegate,
+    ThumbModel,
+    group_counts,
+    review_rank,
+    thumb_view,
+)
+from phytoscope.gui.style import GenusColours
+from phytoscope.gui.wording import confidence_percent
 
 COLUMNS = ("#", "Source", "ROI", "Genus", "Confidence", "Top 3", "Flags")
 
@@ -39,11 +55,14 @@ COLUMNS = ("#", "Source", "ROI", "Genus", "Confidence", "Top 3", "Flags")
 class PredictionsModel(QAbstractTableModel):
     """Rows are the session's records, appended in place as batches arrive."""
 
-    def __init__(self, session: Session, colours: GenusColours):
+    def __init__(self, session: SessionLike, colours: GenusColours):
         super().__init__()
         self.session = session
         self.colours = colours
         self._rows = 0
+        self.thresholds: dict[str, float] = {}
+        """class -> confidence threshold of the card: confidences are shown with the
+        decimals that keep them on the right side of it"""
 
     def rowCount(  # noqa: N802
         self,
@@ -84,15 +103,16 @@ class PredictionsModel(QAbstractTableModel):
                     f"{p.label} → {record.corrected} (corrected)" if record.corrected else p.label
                 )
             if column == 4:
-                return f"{p.confidence:.1%}"
+                top = p.top_k[0][0] if p.top_k else p.label
+                return confidence_percent(p.confidence, self.thresholds.get(top))
             if column == 5:
                 return ", ".join(f"{name} {prob:.0%}" for name, prob in p.top_k)
             if column == 6:
                 return ", ".join(p.flags)
         if role == Qt.ItemDataRole.ToolTipRole and column == 1:
             return p.source
-        if role == Qt.ItemDataRole.ForegroundRole and column == 3:
-            return QBrush(QColor(self.colours.hex(record.label)))
+        if role == Qt.ItemDataRole.DecorationRole and column == 3:
+            return swatch(self.colours.hex(record.label))  # colour text would be unreadable
         if role == Qt.ItemDataRole.BackgroundRole and column == 6 and p.flags:
             return QBrush(QColor("#fff3bf"))
         return None
@@ -138,135 +158,262 @@ class PredictionsTable(QTableView):
         self.record_activated.emit(model.session.records[index.row()])
 
 
+def swatch(colour: str, size: int = 12) -> QIcon:
+    pixmap = QPixmap(size, size)
+    pixmap.fill(QColor(colour))
+    return QIcon(pixmap)
+
+
 class Gallery(QWidget):
-    """Genera with counts on the left; their thumbnails on the right; relabel and export."""
+    """Groups (all, unknown, each genus) on the left; their organisms, most in need of
+    review first, page by page on the right; correct by keys or by *Apply*.
+
+    Reads the session's ``records`` and ``version`` only (:class:`.gallery.SessionLike`);
+    a correction is a request (:attr:`correction_requested`): the window stores it and
+    updates the session, then the gallery redraws from it.
+    """
 
     correction_requested = Signal(object, str)  # list[Record], new label
     export_requested = Signal()
     record_activated = Signal(object)
 
-    MAX_SHOWN = 600
-    """thumbnails shown per genus at once (the most confident first)"""
+    PAGE_SIZE = PAGE_SIZE
 
-    def __init__(self, session: Session, colours: GenusColours, parent: QWidget | None = None):
+    def __init__(self, session: SessionLike, colours: GenusColours, parent: QWidget | None = None):
         super().__init__(parent)
         self.session = session
         self.colours = colours
+        self.page = 0
         self._shown_version = -1
-        self._shown_label: str | None = None
+        self._group: str = ALL
+        self._records: list[Any] = []
         self.genera = QListWidget()
         self.genera.setMaximumWidth(230)
-        self.genera.currentTextChanged.connect(lambda _text: self._show_selected(force=True))
-        self.thumbs = QListWidget()
-        self.thumbs.setViewMode(QListView.ViewMode.IconMode)
-        self.thumbs.setIconSize(QSize(96, 96))
-        self.thumbs.setResizeMode(QListView.ResizeMode.Adjust)
-        self.thumbs.setMovement(QListView.Movement.Static)
-        self.thumbs.setSpacing(4)
-        self.thumbs.setUniformItemSizes(True)
-        self.thumbs.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.thumbs.itemClicked.connect(
-            lambda item: self.record_activated.emit(item.data(Qt.ItemDataRole.UserRole))
+        self.genera.setToolTip("Pick a group; 'All' and 'unknown' list what needs review first")
+        self.genera.currentItemChanged.connect(lambda *_: self._group_changed())
+        self.model = ThumbModel()
+        self.delegate = ThumbDelegate(self.model, colours, self)
+        self.thumbs = thumb_view(self.model, self.delegate)
+        self.thumbs.clicked.connect(
+            lambda index: self.record_activated.emit(index.data(Qt.ItemDataRole.UserRole))
         )
+        self.thumbs.setToolTip(
+            "1-9: that class · 0: unknown · letters: pick a class, Enter: apply · "
+            "arrows: move · Ctrl+A: select the page · PgUp/PgDn: turn pages"
+        )
+        self.keys = KeyLabeller(self)
+        self.thumbs.installEventFilter(self.keys)
+        self.keys.apply.connect(self.apply_label)
+        self.keys.picked.connect(self.target_picked)
+        self.keys.page.connect(lambda step: self.turn_page(step))
+
+        self.size_slider = QSlider(Qt.Orientation.Horizontal)
+        self.size_slider.setRange(MIN_THUMB, MAX_THUMB)
+        self.size_slider.setSingleStep(16)
+        self.size_slider.setPageStep(32)
+        self.size_slider.setValue(DEFAULT_THUMB)
+        self.size_slider.setMaximumWidth(160)
+        self.size_slider.setToolTip("Thumbnail size (64-256 pixels)")
+        self.size_slider.valueChanged.connect(self.set_thumb_size)
+        self.prev_page = QPushButton("◀")
+        self.next_page = QPushButton("▶")
+        for button, tip, step in (
+            (self.prev_page, "Previous page (PgUp)", -1),
+            (self.next_page, "Next page (PgDn)", 1),
+        ):
+            button.setToolTip(tip)
+            button.setMaximumWidth(36)
+            button.clicked.connect(lambda _checked=False, s=step: self.turn_page(s))
+        self.page_label = QLabel()
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #495057")
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Size"))
+        top.addWidget(self.size_slider)
+        top.addWidget(self.note, 1)
+        top.addWidget(self.prev_page)
+        top.addWidget(self.page_label)
+        top.addWidget(self.next_page)
+
         self.target = QComboBox()
-        self.target.setToolTip("The correct genus for the selected thumbnails")
-        self.relabel = QPushButton("Relabel selected")
-        self.relabel.setToolTip("Store the correction; counts, concentrations and alerts update")
-        self.relabel.clicked.connect(self._relabel)
+        self.target.setToolTip("The correct class for the selected organisms (or type its name)")
+        self.target.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.relabel = QPushButton("Apply to selected")
+        self.relabel.setToolTip(
+            "Store the correction (Enter); counts, concentrations and alerts update"
+        )
+        self.relabel.clicked.connect(lambda: self.apply_label(self.target.currentText()))
         self.export = QPushButton("Export corrections…")
         self.export.setToolTip(
             "Write every correction as a training folder (one sub-folder per class)"
         )
         self.export.clicked.connect(self.export_requested)
-        self.note = QLabel()
-        self.note.setStyleSheet("color: #666")
-        bar = QHBoxLayout()
+        self.key_help = QLabel()
+        self.key_help.setWordWrap(True)
+        self.key_help.setTextFormat(Qt.TextFormat.RichText)
+        self.key_help.setStyleSheet("color: #495057")
+        # wraps in a narrow pane instead of squeezing the class names
+        bar_box = QWidget()
+        bar = FlowLayout(bar_box, spacing=6)
         bar.addWidget(QLabel("Correct to:"))
-        bar.addWidget(self.target, 1)
+        bar.addWidget(self.target)
         bar.addWidget(self.relabel)
-        bar.addStretch(1)
         bar.addWidget(self.export)
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addLayout(top)
         right_layout.addWidget(self.thumbs, 1)
-        right_layout.addWidget(self.note)
-        right_layout.addLayout(bar)
+        right_layout.addWidget(bar_box)
+        right_layout.addWidget(self.key_help)
         split = QSplitter()
         split.addWidget(self.genera)
         split.addWidget(right)
         split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
+        self.set_classes(())
 
-    def set_classes(self, classes: tuple[str, ...]) -> None:
+    # -- classes -------------------------------------------------------------------------
+
+    def set_classes(
+        self, classes: tuple[str, ...], thresholds: dict[str, float] | None = None
+    ) -> None:
+        """The model's classes (targets of a correction) and their confidence thresholds."""
         self.target.blockSignals(True)
         self.target.clear()
-        self.target.addItems([*classes, "unknown"])
+        self.target.addItems([*classes, UNKNOWN])
         self.target.blockSignals(False)
-
-    def refresh(self) -> None:
-        """Update genus counts; rebuild the thumbnails only if the session changed."""
-        if self.session.version == self._shown_version:
-            return
-        current = (
-            self.genera.currentItem().data(Qt.ItemDataRole.UserRole)
-            if self.genera.currentItem()
-            else None
+        self.target.setMinimumWidth(self.target.sizeHint().width())  # the longest name fits
+        self.keys.classes = [*classes, UNKNOWN]
+        self.keys.target = self.target.currentText()
+        self.model.thresholds = dict(thresholds or {})
+        numbered = " · ".join(f"<b>{n}</b> {c}" for n, c in enumerate(classes[:9], start=1))
+        self.key_help.setText(
+            "Keys: "
+            + (numbered + " · " if numbered else "")
+            + "<b>0</b> unknown · type a name + <b>Enter</b>"
         )
-        self.genera.blockSignals(True)
-        self.genera.clear()
-        for label in self.session.labels():
-            item = QListWidgetItem(f"{label}  ({self.session.counts[label]})")
-            item.setData(Qt.ItemDataRole.UserRole, label)
-            item.setForeground(QBrush(QColor(self.colours.hex(label))))
-            self.genera.addItem(item)
-            if label == current:
-                self.genera.setCurrentItem(item)
-        if self.genera.currentItem() is None and self.genera.count():
-            self.genera.setCurrentRow(0)
-        self.genera.blockSignals(False)
-        self._show_selected(force=False)
-        self._shown_version = self.session.version
+
+    def target_picked(self, name: str) -> None:
+        self.target.setCurrentText(name)
+
+    # -- groups and pages ----------------------------------------------------------------
 
     def selected_label(self) -> str | None:
+        """The group on show: a label, or None for all organisms."""
+        return None if self._group == ALL else self._group
+
+    def refresh(self, force: bool = False) -> None:
+        """Redraw when the session changed (or ``force``), keeping group, page and selection."""
+        if not force and self.session.version == self._shown_version:
+            return
+        self._shown_version = self.session.version
+        counts = group_counts(self.session.records)
+        self.genera.blockSignals(True)
+        self.genera.clear()
+        groups: list[tuple[str, str]] = [
+            (ALL, f"All, least confident first  ({len(self.session.records)})")
+        ]
+        if counts.get(UNKNOWN):
+            groups.append((UNKNOWN, f"{UNKNOWN}  ({counts[UNKNOWN]}) — not identified"))
+        for label in sorted(counts, key=lambda k: (-counts[k], k)):
+            if label != UNKNOWN:
+                groups.append((label, f"{label}  ({counts[label]})"))
+        keys = [k for k, _ in groups]
+        if self._group not in keys:
+            self._group, self.page = ALL, 0
+        for key, text in groups:
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, key)
+            if key != ALL:  # a swatch: genus colours are too light for text on white
+                item.setIcon(swatch(self.colours.hex(key)))
+            self.genera.addItem(item)
+            if key == self._group:
+                self.genera.setCurrentItem(item)
+        self.genera.blockSignals(False)
+        self._show_page(keep=True)
+
+    def show_group(self, label: str | None) -> None:
+        """Open a group (a label, "unknown", or None for all organisms) at its first page."""
+        self.refresh()
+        key = ALL if label is None else label
+        for row in range(self.genera.count()):
+            if self.genera.item(row).data(Qt.ItemDataRole.UserRole) == key:
+                self.genera.setCurrentRow(row)
+                return
+
+    def _group_changed(self) -> None:
         item = self.genera.currentItem()
-        return item.data(Qt.ItemDataRole.UserRole) if item else None
+        self._group = item.data(Qt.ItemDataRole.UserRole) if item else ALL
+        self.page = 0
+        self._show_page(keep=False)
 
-    def _show_selected(self, force: bool) -> None:
-        label = self.selected_label()
-        if label is None:
-            self.thumbs.clear()
-            return
-        records = sorted(self.session.records_for(label), key=lambda r: -r.prediction.confidence)
-        # (record, thumbnail) pairs: only records that kept a thumbnail are shown
-        shown = [(r, r.thumbnail) for r in records if r.thumbnail is not None][: self.MAX_SHOWN]
-        keys = [r.key for r, _ in shown]
-        current = [
-            self.thumbs.item(i).data(Qt.ItemDataRole.UserRole).key
-            for i in range(self.thumbs.count())
-        ]
-        if not force and label == self._shown_label and keys == current:
-            return
-        self._shown_label = label
-        self.thumbs.clear()
-        for r, thumbnail in shown:
-            item = QListWidgetItem(QIcon(to_pixmap(thumbnail)), f"{r.prediction.confidence:.0%}")
-            item.setData(Qt.ItemDataRole.UserRole, r)
-            item.setToolTip(
-                f"{Path(r.prediction.source).name} #{r.prediction.roi_index}\n"
-                + ", ".join(f"{n} {p:.0%}" for n, p in r.prediction.top_k)
-                + (f"\ncorrected from {r.prediction.label}" if r.corrected else "")
-            )
-            self.thumbs.addItem(item)
-        hidden = len(records) - len(shown)
-        self.note.setText(f"{hidden} more not shown (most confident first)" if hidden > 0 else "")
+    @property
+    def pages(self) -> int:
+        return max(1, -(-len(self._records) // self.PAGE_SIZE))
 
-    def _relabel(self) -> None:
-        records: list[Record] = [
-            i.data(Qt.ItemDataRole.UserRole) for i in self.thumbs.selectedItems()
-        ]
-        label = self.target.currentText()
-        if records and label:
-            self.correction_requested.emit(records, label)
+    def turn_page(self, step: int) -> None:
+        page = min(max(self.page + step, 0), self.pages - 1)
+        if page != self.page:
+            self.page = page
+            self._show_page(keep=False)
+
+    def _show_page(self, keep: bool) -> None:
+        records = self.session.records
+        if self._group != ALL:
+            records = [r for r in records if r.label == self._group]
+        self._records = sorted(records, key=review_rank)
+        self.page = min(self.page, self.pages - 1)
+        start = self.page * self.PAGE_SIZE
+        selected = {r.key for r in self.selected_records()} if keep else set()
+        scroll = self.thumbs.verticalScrollBar().value() if keep else 0
+        self.model.set_page(self._records[start : start + self.PAGE_SIZE])
+        if selected:
+            selection = self.thumbs.selectionModel()
+            for row, r in enumerate(self.model.records):
+                if r.key in selected:
+                    selection.select(
+                        self.model.index(row), QItemSelectionModel.SelectionFlag.Select
+                    )
+        self.thumbs.verticalScrollBar().setValue(scroll)
+        self.page_label.setText(f"page {self.page + 1} of {self.pages}")
+        self.prev_page.setEnabled(self.page > 0)
+        self.next_page.setEnabled(self.page < self.pages - 1)
+        pictureless = sum(1 for r in self._records if r.thumbnail is None)
+        notes = [f"{len(self._records)} organisms, most in need of review first"]
+        if pictureless:
+            notes.append(f"{pictureless} without a picture kept (memory limit)")
+        self.note.setText("; ".join(notes))
+
+    def set_thumb_size(self, size: int) -> None:
+        self.model.set_size(int(size))
+        self.thumbs.setGridSize(self.delegate.cell())
+        self.thumbs.doItemsLayout()
+
+    # -- corrections ---------------------------------------------------------------------
+
+    def selected_records(self) -> list[Any]:
+        rows = sorted(i.row() for i in self.thumbs.selectionModel().selectedIndexes())
+        return [self.model.records[r] for r in rows if r < len(self.model.records)]
+
+    def apply_label(self, label: str) -> None:
+        """Correct the selected organisms (or the current one) to ``label``, then move on:
+        the selection goes to the organism now in the first corrected one's place."""
+        records = self.selected_records()
+        current = self.thumbs.currentIndex()
+        if not records and current.isValid():
+            records = [self.model.records[current.row()]]
+        if not records or not label:
+            return
+        first = min(self.model.records.index(r) for r in records)
+        self.correction_requested.emit(records, label)
+        self.refresh(force=True)
+        self.thumbs.clearSelection()
+        if self.model.rowCount():
+            index = self.model.index(min(first, self.model.rowCount() - 1))
+            self.thumbs.setCurrentIndex(index)
+            self.thumbs.scrollTo(index)

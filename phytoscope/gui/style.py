@@ -25,17 +25,24 @@ PALETTE = (
     "#756bb1",
     "#636363",
 )
-UNKNOWN_COLOUR = "#7f7f7f"
+UNKNOWN_COLOUR = "#868e96"
 
 LEVEL_COLOURS = {
-    "green": "#2f9e44",
-    "yellow": "#f0c419",
-    "orange": "#f08c00",
-    "red": "#e03131",
-    "amber": "#f59f00",
-    "blue": "#1c7ed6",
+    # traffic lights dark or light enough that black or white text reaches WCAG AA (4.5:1)
+    "green": "#237032",
+    "yellow": "#ffd43b",
+    "amber": "#fab005",
+    "orange": "#f76707",
+    "red": "#c92a2a",
+    "blue": "#1864ab",
     "black": "#212529",
 }
+ALERT_RAMP = ("yellow", "amber", "orange", "red")
+"""Colours for the alert levels of a rule set whose levels are not colour names, mildest
+first; a rule set with fewer levels takes them spread over the ramp (two: yellow, red)."""
+BLACK, WHITE = "#000000", "#ffffff"
+MIN_CONTRAST = 4.5
+"""WCAG 2 level AA for normal text."""
 
 
 class GenusColours:
@@ -57,26 +64,59 @@ class GenusColours:
         return self._map.get(label, UNKNOWN_COLOUR)
 
 
-def level_colour(level: str, levels: tuple[str, ...]) -> QColor:
-    """The rule set's colour for a level: its own name when it is a colour (Scotland's traffic
-    lights), otherwise green -> yellow -> orange -> red by severity."""
+def relative_luminance(colour: str) -> float:
+    """WCAG 2 relative luminance of an ``#rrggbb`` colour (0 black to 1 white)."""
+    value = colour.lstrip("#")
+    channels = [int(value[i : i + 2], 16) / 255.0 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast_ratio(a: str, b: str) -> float:
+    """WCAG 2 contrast ratio of two ``#rrggbb`` colours, from 1 (same) to 21."""
+    high, low = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def level_hex(level: str, levels: tuple[str, ...]) -> str:
+    """The rule set's colour for a level, as ``#rrggbb``.
+
+    A level named by a colour (Scotland's traffic lights) is that colour; otherwise the
+    lowest level is green and the others are spread over :data:`ALERT_RAMP` by severity,
+    so a one-level programme (England's "red") is red and Florida's four are four colours.
+    """
     name = level.lower()
     if name in LEVEL_COLOURS:
-        return QColor(LEVEL_COLOURS[name])
+        return LEVEL_COLOURS[name]
     try:
         severity = levels.index(level)
     except ValueError:
-        return QColor(UNKNOWN_COLOUR)
+        return UNKNOWN_COLOUR
     if severity == 0:
-        return QColor(LEVEL_COLOURS["green"])
-    ramp = ("yellow", "orange", "red")
-    top = len(levels) - 1
-    position = (severity - 1) / max(top - 1, 1) * (len(ramp) - 1) if top > 1 else len(ramp) - 1
-    return QColor(LEVEL_COLOURS[ramp[round(position)]])
+        return LEVEL_COLOURS["green"]
+    alerts = len(levels) - 1
+    if alerts <= 1:
+        return LEVEL_COLOURS["red"]
+    position = (severity - 1) * (len(ALERT_RAMP) - 1) / (alerts - 1)
+    return LEVEL_COLOURS[ALERT_RAMP[round(position)]]
+
+
+def level_colour(level: str, levels: tuple[str, ...]) -> QColor:
+    """:func:`level_hex` as a QColor."""
+    return QColor(level_hex(level, levels))
+
+
+def text_hex_for(background: str) -> str:
+    """Black or white, whichever contrasts more with ``background`` (never below 4.58:1,
+    the worst case of the better of the two)."""
+    return (
+        BLACK if contrast_ratio(background, BLACK) >= contrast_ratio(background, WHITE) else WHITE
+    )
 
 
 def text_colour_for(background: QColor) -> str:
-    return "#000000" if background.lightnessF() > 0.55 else "#ffffff"
+    """:func:`text_hex_for` of a QColor (its alpha ignored)."""
+    return text_hex_for(background.name())
 
 
 def to_qimage(image: np.ndarray) -> QImage:

@@ -23,8 +23,9 @@ from pathlib import Path
 
 from phytoscope.errors import SourceError
 from phytoscope.imaging.decode import IMAGE_SUFFIXES, decode_file
-from phytoscope.sources import ifcb
+from phytoscope.sources import ifcb, video
 from phytoscope.sources.paths import Entry, InputIndex, expand_paths, resolve_inputs
+from phytoscope.sources.video import VIDEO_SUFFIXES, VideoSampling
 from phytoscope.types import Roi, Skipped
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "SEGMENT_CHOICES",
     "TINY_SIDE",
+    "VIDEO_SUFFIXES",
+    "VideoSampling",
     "Entry",
     "InputIndex",
     "InputStream",
@@ -243,6 +246,8 @@ def _read_entry(entry: Entry, segment: str) -> list[Roi | Skipped]:
         return _guarded(lambda: _from_bin(entry.path), str(entry.path))
     if entry.kind == "image":
         return _guarded(lambda: _from_file(entry.path, segment), str(entry.path))
+    if entry.kind == "frame":
+        return _guarded(lambda: iter(video.frame_ref_rois(str(entry.path))), str(entry.path))
     return _problem(entry)
 
 
@@ -254,25 +259,31 @@ class InputStream:
     :func:`phytoscope.core.pipeline.classify_items` can decode several at once in a thread
     pool (OpenCV and tifffile release the GIL): on a 16-core machine one decoding thread
     feeds only about a third of what ONNX Runtime can classify. A unit never raises for a
-    problem of its input: it returns that input's ``Skipped``.
+    problem of its input: it returns that input's ``Skipped``. A video gives one unit per
+    sampled frame (read in turn, segmented in the unit).
     """
 
     def __init__(
         self,
         paths: Iterable[Path | str],
         segment: str = "auto",
+        video: VideoSampling | None = None,
         index: InputIndex | None = None,
     ):
         if segment not in SEGMENT_CHOICES:
             raise ValueError(f"segment must be one of {SEGMENT_CHOICES}, not {segment!r}")
         self.paths = list(paths)
         self.segment = segment
+        self.video = video
         self.index = index if index is not None else InputIndex()
         self._iterator: Iterator[Roi | Skipped] | None = None
 
     def units(self) -> Iterator[Unit]:
         for entry in resolve_inputs(self.paths, self.index):
-            yield functools.partial(_read_entry, entry, self.segment)
+            if entry.kind == "video":
+                yield from video.frame_units(entry.path, self.video)
+            else:
+                yield functools.partial(_read_entry, entry, self.segment)
 
     def _generate(self) -> Iterator[Roi | Skipped]:
         for unit in self.units():
@@ -288,17 +299,24 @@ class InputStream:
 
 
 def iter_inputs(
-    paths: Iterable[Path | str], segment: str = "auto", index: InputIndex | None = None
+    paths: Iterable[Path | str],
+    segment: str = "auto",
+    video: VideoSampling | None = None,
+    index: InputIndex | None = None,
 ) -> InputStream:
     """Every ROI of every input, in order; unusable inputs come out as :class:`Skipped`.
 
     Parameters
     ----------
     paths
-        Image files (PNG, JPEG, TIFF incl. 16-bit and multi-page, BMP), folders (walked
-        recursively, sorted), IFCB bins (any of ``.roi``/``.adc``/``.hdr`` or the stem).
+        Image files (PNG, JPEG, TIFF incl. 16-bit and multi-page, BMP), videos, folders
+        (walked recursively, sorted), IFCB bins (any of ``.roi``/``.adc``/``.hdr`` or the
+        stem), one frame of a video (``clip.mp4#frame=12``).
     segment
         ``"auto"`` (segment whole microscope frames), ``"always"`` or ``"never"``.
+    video
+        Which frames of video files (MP4, MOV, AVI, MKV) to classify (default: every
+        frame); video frames are always segmented.
     index
         Inputs already read in this run. A run that calls ``iter_inputs`` once per PATH
         argument passes the same :class:`InputIndex` to each call, so an input named twice
@@ -311,4 +329,4 @@ def iter_inputs(
         An iterator of :class:`Roi` / :class:`Skipped` (lazy: nothing is read before the
         first ``next``), which also offers ``units()`` for parallel decoding.
     """
-    return InputStream(paths, segment, index)
+    return InputStream(paths, segment, video, index)

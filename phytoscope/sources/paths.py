@@ -22,12 +22,12 @@ from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from phytoscope.imaging.decode import is_image_file
-from phytoscope.sources import ifcb
+from phytoscope.imaging.decode import IMAGE_SUFFIXES, is_image_file
+from phytoscope.sources import ifcb, video
 
 log = logging.getLogger(__name__)
 
-USABLE = ("image", "bin")
+USABLE = ("image", "bin", "video", "frame")
 """Entry kinds that are read; every other kind is reported as skipped."""
 
 _DENIED = "permission denied ({what}; ask its owner or change its permissions)"
@@ -37,7 +37,8 @@ _DENIED = "permission denied ({what}; ask its owner or change its permissions)"
 class Entry:
     """One input after resolution.
 
-    ``kind`` is ``"image"`` or ``"bin"`` (to read), or why it is not read: ``"missing"``,
+    ``kind`` is ``"image"``, ``"bin"``, ``"video"`` or ``"frame"`` (one frame of a video,
+    ``clip.mp4#frame=12``) to read, or why it is not read: ``"missing"``,
     ``"unsupported"``, ``"unreadable"`` (a folder that cannot be listed, a file that
     cannot be inspected), ``"link"`` (broken or looping symbolic link), ``"special"``
     (not a regular file: a named pipe or device), ``"duplicate"`` (``same_as`` names the
@@ -148,12 +149,14 @@ def _one_file(
     if suffix in ifcb.SUFFIXES:
         yield from _claim_bin(ifcb.bin_stem(path), explicit, origin, index)
         return
-    if not is_image_file(path):
+    kind = "image" if is_image_file(path) else "video" if video.is_video_file(path) else None
+    if kind is None:
         if explicit:
             yield Entry(
                 "unsupported",
                 path,
-                "not a supported image (.png, .jpg, .jpeg, .bmp, .tif, .tiff) or IFCB bin",
+                f"not a supported image ({', '.join(IMAGE_SUFFIXES)}), video "
+                f"({', '.join(video.VIDEO_SUFFIXES)}) or IFCB bin",
             )
         return
     if not stat.S_ISREG(st.st_mode):
@@ -164,7 +167,7 @@ def _one_file(
     key = ("file", st.st_dev, st.st_ino)
     first = index.claim(key, _Claim(path, origin, not explicit))
     if first is None:
-        yield Entry("image", path)
+        yield Entry(kind, path)
     elif index.note_once(key, origin):
         if path == first.path:
             how = "named twice"
@@ -243,6 +246,7 @@ def _walk(top: Path, origin: int, index: InputIndex) -> Iterator[Entry]:
             if problem is not None and (
                 problem.kind == "unreadable"
                 or is_image_file(path)
+                or video.is_video_file(path)
                 or path.suffix.lower() in ifcb.SUFFIXES
                 or not path.suffix
             ):
@@ -287,6 +291,8 @@ def resolve_inputs(paths: Iterable[Path | str], index: InputIndex | None = None)
             problem = _link_problem(path, exc)
             if problem is not None:
                 yield problem
+            elif video.split_frame_source(str(path)):
+                yield Entry("frame", path)  # "clip.mp4#frame=12": one frame of a video
             elif ifcb.looks_like_bin(path) and (
                 path.suffix.lower() in ifcb.SUFFIXES or not path.suffix
             ):

@@ -90,6 +90,54 @@ def test_failed_bin_is_recorded_and_does_not_stop_the_run(tree, tiny_model_dir, 
     assert len(summary.results) == summary.planned  # the other units were processed
 
 
+def test_progress_cancel_and_class_scores_through_the_one_contract(tree, tiny_model_dir, tmp_path):
+    import h5py
+
+    from phytoscope.core.archive import STAGE
+    from phytoscope.errors import Cancelled
+    from phytoscope.progress import CancelToken, Progress
+
+    out, scores = tmp_path / "out", tmp_path / "scores"
+    config = ArchiveConfig(out_dir=str(out), model=str(tiny_model_dir), class_scores=str(scores))
+    events = []
+    token = CancelToken()
+
+    def stop_after_first(event):
+        events.append(event)
+        if event.done == 1:
+            token.cancel()  # the user presses Ctrl-C while the second unit runs
+
+    with pytest.raises(Cancelled, match="stopped after 1 of 3 units; re-run to resume"):
+        run_archive(
+            [tree], config, runner="local", workers=1, progress=Progress(stop_after_first, token)
+        )
+    assert [(e.stage, e.done, e.total) for e in events] == [(STAGE, 0, 3), (STAGE, 1, 3)]
+    assert (out / "bins.csv").exists()  # the finished unit is in the tables already
+    events.clear()
+    summary = run_archive(
+        [tree], config, runner="local", workers=1, progress=Progress(events.append)
+    )
+    # units already handed to a worker when the cancel came finish and are kept: a re-run
+    # does only what is left
+    assert summary.skipped_done >= 1 and summary.skipped_done + len(summary.results) == 3
+    assert not summary.failed and events[-1].done == events[-1].total
+    for stem in ("D20220522T003051_IFCB134", "IFCB5_2012_028_081515"):
+        with h5py.File(scores / f"{stem}_class.h5", "r") as f:
+            rows = [
+                r
+                for part in (out / "rois").glob(f"bin={stem}/part-0.parquet")
+                for r in pq.read_table(part).to_pylist()
+            ]
+            assert sorted(int(n) for n in f["roi_numbers"][:]) == sorted(
+                r["roi_index"] for r in rows
+            )
+    # scores asked for later on a finished archive: the bins are done again, the rest skipped
+    (scores / "IFCB5_2012_028_081515_class.h5").unlink()
+    again = run_archive([tree], config, runner="local", workers=1)
+    assert [r.key for r in again.results] == ["IFCB5_2012_028_081515"]
+    assert (scores / "IFCB5_2012_028_081515_class.h5").exists()
+
+
 def test_ray_matches_classify(tree, tiny_model_dir, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray not installed (pip install 'phytoscope[archive]')")
     config = ArchiveConfig(out_dir=str(tmp_path / "out"), model=str(tiny_model_dir))

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import csv
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from phytoscope import backends
-from phytoscope.bench.runner import PHASES, BenchConfig, run_benchmark
+from phytoscope.bench import stages
+from phytoscope.bench.config import PHASES, BenchConfig
+from phytoscope.bench.runner import plan_variants, run_benchmark
 from phytoscope.errors import Cancelled
+from phytoscope.progress import CancelToken, Progress
 
 TINY = dict(
     batch_sizes=(1, 4),
@@ -52,45 +54,54 @@ def _config(tmp_path, model, images, **overrides):
 def test_full_run_on_the_tiny_model_writes_every_output(tmp_path, tiny_model_dir, labelled_images):
     events = []
     report = run_benchmark(
-        _config(tmp_path, tiny_model_dir, labelled_images), progress=events.append
+        _config(tmp_path, tiny_model_dir, labelled_images), Progress(events.append)
     )
-    res = report.results
-    status = {v["key"]: v["status"] for v in res["variants"]}
+    res = report.result
+    status = {v.key: v.status for v in res.variants}
     assert status["tf_base"] == "ok" and status["ort_fp32"] == "ok"
     # no INT8 model beside the tiny one: not available here, with the reason, not a failure
     assert status["ort_int8"] == "unavailable"
-    assert "int8" in report.variant("ort_int8")["reason"]
+    assert "int8" in (report.variant("ort_int8").reason or "")
     if backends.availability()["tensorrt"] is not None:
         assert {status[k] for k in ("trt_fp32", "trt_fp16", "trt_int8")} == {"unavailable"}
     assert report.failed == []
 
     ort = report.variant("ort_fp32")
-    assert ort["accuracy"]["n"] == 9
-    assert 0 <= ort["accuracy"]["top1"] <= 1
+    assert ort.accuracy is not None and ort.accuracy.n == 9
+    assert 0 <= ort.accuracy.top1 <= 1
     # the same network through two engines: the same answers
-    assert ort["agreement"]["top1_agreement"] == 1.0
-    assert ort["agreement"]["max_prob_diff"] < 1e-4
-    assert set(ort["engine"]) == {"1", "4"} and ort["best_batch"] in (1, 4)
-    for e in ort["engine"].values():
-        lat = e["latency_ms"]
-        assert lat["n"] >= 2 * 2 and lat["p50"] <= lat["p95"] <= lat["p99"]
-        assert e["throughput_fps"]["n"] == 2
-    assert ort["e2e"]["batch1"]["images"] == 9
-    assert set(ort["phases_s"]) >= {
-        "load",
-        "first_batch",
-        "warmup",
-        "measured",
-        "measured_e2e",
-        "whole_run",
-    }
-    assert ort["other_load"]["n"] > 0 and ort["other_load"]["cpu_percent_of_a_core_median"] >= 0
-    assert ort["memory"]["peak_rss_bytes"] > 0 and 0 < ort["memory"]["peak_rss_pct_ram"] < 100
+    assert ort.agreement is not None and ort.agreement.top1_agreement == 1.0
+    assert (ort.agreement.max_prob_diff or 0) < 1e-4
+    assert set(ort.engine) == {1, 4} and ort.best_batch in (1, 4)
+    for e in ort.engine.values():
+        lat = e.latency_ms
+        assert lat.n >= 2 * 2 and lat.p50 <= lat.p95 <= lat.p99
+        assert e.throughput_fps.n == 2  # the spread of the rounds is kept
+        assert e.throughput_fps.min <= e.throughput_fps.median <= e.throughput_fps.max
+    assert ort.e2e["batch1"].images == 9
+    phases = ort.phases_s
+    assert None not in (
+        phases.load,
+        phases.first_batch,
+        phases.warmup,
+        phases.measured,
+        phases.measured_e2e,
+        phases.whole_run,
+    )
+    assert ort.other_load is not None and ort.other_load.n > 0
+    assert (ort.other_load.cpu_percent_of_a_core_median or 0) >= 0
+    assert ort.memory is not None and ort.memory.peak_rss_bytes > 0
+    assert 0 < ort.memory.peak_rss_pct_ram < 100
 
-    # progress carries the phase changes of each variant, in the study's order
-    ort_phases = [e.phase for e in events if e.variant == "ort_fp32"]
-    assert [p for p in PHASES[:-1] if p in ort_phases] == list(PHASES[:-1])
-    assert events[-1].phase == "done"
+    # progress: one stage per variant whose units are the study's phases, in order
+    steps = [stages.read(e) for e in events]
+    ort_phases = [s.phase for s in steps if s and s.variant == "ort_fp32"]
+    assert [p for p in PHASES if p in ort_phases] == list(PHASES)
+    ort_events = [e for e in events if e.stage == "ONNX Runtime FP32"]
+    assert ort_events[-1].done == ort_events[-1].total == 5
+    assert [e.done for e in ort_events] == sorted(e.done for e in ort_events)
+    assert events[0].stage == stages.IDLE and events[-1].stage == stages.REPORT
+    assert steps[-1] is not None and steps[-1].phase == "done"
 
     out = report.out_dir
     for name in (
@@ -105,6 +116,7 @@ def test_full_run_on_the_tiny_model_writes_every_output(tmp_path, tiny_model_dir
         assert (out / name).is_file(), name
     saved = json.loads((out / "results.json").read_text())
     assert saved["variants"][0]["key"] == "tf_base"  # the base runs first
+    assert saved["schema"] == 1
     with open(out / "timeline_ort_fp32.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert {r["phase"] for r in rows} >= {"load", "measured"}
@@ -117,19 +129,23 @@ def test_full_run_on_the_tiny_model_writes_every_output(tmp_path, tiny_model_dir
         "Accuracy unchanged after optimisation",
         "not available here",
         "Command line",
+        "## Summary",
     ):
-        assert text in md and text.replace("'", "&#x27;") in html
+        assert text in md and text.replace("'", "&#x27;").replace("## ", "") in html
     assert "ONNX Runtime INT8" in md
 
     # power: where it is estimated, every file that shows it says so
     if saved["power"]["kind"] == "estimated":
         assert "ESTIMATED" in md and "(estimated)" in md
         assert all(r["estimated"] == "1" for r in rows if r["power_w"])
-        assert ort["power"]["estimated"] is True
+        assert ort.power is not None and ort.power.estimated is True
         with open(out / "summary.csv", newline="") as fh:
             summary = {r["key"]: r for r in csv.DictReader(fh)}
         assert summary["ort_fp32"]["power_estimated"] == "1"
-    if saved["plots"]["written"]:
+        assert float(summary["ort_fp32"]["fps_engine_best_min"]) <= float(
+            summary["ort_fp32"]["fps_engine_best"]
+        )
+    if res.plots.written:
         assert (out / "timeline_ort_fp32.png").is_file() and (out / "throughput.png").is_file()
     else:
         assert "plots need matplotlib" in md
@@ -151,25 +167,40 @@ def test_a_missing_runtime_is_reported_unavailable_not_a_failure(
     )
     report = run_benchmark(cfg)
     tf = report.variant("tf_base")
-    assert tf["status"] == "unavailable" and "TensorFlow is not installed" in tf["reason"]
+    assert tf.status == "unavailable" and "TensorFlow is not installed" in (tf.reason or "")
     ort = report.variant("ort_fp32")
-    assert ort["status"] == "ok" and "agreement" not in ort
-    findings = {f["claim"]: f["verdict"] for f in report.results["findings"]}
+    assert ort.status == "ok" and ort.agreement is None
+    findings = {f.claim: f.verdict for f in report.result.findings}
     assert findings["Optimised ≈ 2× base throughput"] == "not testable here"
     md = (report.out_dir / "report.md").read_text()
     assert "TensorFlow is not installed" in md and "not available here" in md
 
 
 def test_cancel_stops_the_running_variant(tmp_path, tiny_model_dir, labelled_images):
-    cancel = threading.Event()
+    cancel = CancelToken()
 
     def progress(event):
-        if event.phase == "load":
-            cancel.set()
+        step = stages.read(event)
+        if step is not None and step.phase == "load":
+            cancel.cancel()
 
     cfg = _config(tmp_path, tiny_model_dir, labelled_images, variants=("ort_fp32",), idle_s=0.1)
     with pytest.raises(Cancelled):
-        run_benchmark(cfg, progress=progress, cancel=cancel)
+        run_benchmark(cfg, Progress(progress, cancel))
+
+
+def test_cancel_during_the_idle_baseline(tmp_path, tiny_model_dir, labelled_images):
+    cancel = CancelToken()
+    cancel.cancel()
+    cfg = _config(tmp_path, tiny_model_dir, labelled_images, variants=("ort_fp32",), idle_s=30)
+    with pytest.raises(Cancelled, match="idle baseline"):
+        run_benchmark(cfg, Progress(cancel=cancel))
+
+
+def test_plan_says_why_a_variant_cannot_run(tiny_model_dir):
+    plan = {p.variant.key: p for p in plan_variants(tiny_model_dir)}
+    assert plan["ort_fp32"].available and plan["ort_fp32"].reason is None
+    assert not plan["ort_int8"].available and "int8" in (plan["ort_int8"].reason or "")
 
 
 def test_cli_bench_prints_a_summary_and_writes_the_report(
@@ -207,7 +238,10 @@ def test_cli_bench_prints_a_summary_and_writes_the_report(
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert "ONNX Runtime FP32" in printed.out and "img/s" in printed.out
-    assert "TensorRT FP16" in printed.out
+    assert "spread over rounds" in printed.out and "end-to-end" in printed.out
+    assert "TensorRT FP16: not available here" in printed.out
+    # not a terminal: one line per phase on stderr instead of bars
+    assert "[ONNX Runtime FP32] 3 warm-up" in printed.err
     results = json.loads((out / "results.json").read_text())
     assert results["settings"]["batch_sizes"] == [1, 2]
     assert results["notes"] == ["test run"]

@@ -9,18 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from phytoscope.bench.runner import (
-    BenchConfig,
+from phytoscope.bench.config import BenchConfig
+from phytoscope.bench.findings import study_table
+from phytoscope.bench.labelled import (
     LabelledSet,
-    agreement,
+    labelled_from_card,
+    labelled_from_folder,
+    stratified_subset,
+)
+from phytoscope.bench.metrics import agreement
+from phytoscope.bench.stats import (
     energy_per_image,
     fps_per_watt,
     is_stable,
-    labelled_from_card,
-    labelled_from_folder,
     process_share_samples,
-    stratified_subset,
-    study_table,
     summarize,
 )
 from phytoscope.errors import ConfigError
@@ -31,27 +33,27 @@ from phytoscope.types import TelemetrySample
 def test_percentiles_and_iqr_of_1_to_100():
     # numpy's linear interpolation: position (n-1)q -> 1 + 99q
     s = summarize(list(range(1, 101)))
-    assert s["n"] == 100
-    assert s["p50"] == pytest.approx(50.5)
-    assert s["median"] == pytest.approx(50.5)
-    assert s["p95"] == pytest.approx(95.05)
-    assert s["p99"] == pytest.approx(99.01)
-    assert s["q1"] == pytest.approx(25.75)
-    assert s["q3"] == pytest.approx(75.25)
-    assert s["iqr"] == pytest.approx(49.5)
-    assert s["mean"] == pytest.approx(50.5)
-    assert (s["min"], s["max"]) == (1.0, 100.0)
+    assert s.n == 100
+    assert s.p50 == pytest.approx(50.5)
+    assert s.median == pytest.approx(50.5)
+    assert s.p95 == pytest.approx(95.05)
+    assert s.p99 == pytest.approx(99.01)
+    assert s.q1 == pytest.approx(25.75)
+    assert s.q3 == pytest.approx(75.25)
+    assert s.iqr == pytest.approx(49.5)
+    assert s.mean == pytest.approx(50.5)
+    assert (s.min, s.max) == (1.0, 100.0)
 
 
 def test_summary_of_a_small_sample_and_of_nothing():
     s = summarize([4.0, 1.0, 3.0, 2.0])  # sorted 1 2 3 4
-    assert s["median"] == pytest.approx(2.5)
-    assert s["q1"] == pytest.approx(1.75)
-    assert s["q3"] == pytest.approx(3.25)
-    assert s["iqr"] == pytest.approx(1.5)
-    assert s["p95"] == pytest.approx(3.85)
+    assert s.median == pytest.approx(2.5)
+    assert s.q1 == pytest.approx(1.75)
+    assert s.q3 == pytest.approx(3.25)
+    assert s.iqr == pytest.approx(1.5)
+    assert s.p95 == pytest.approx(3.85)
     empty = summarize([])
-    assert empty["n"] == 0 and empty["median"] is None and empty["iqr"] is None
+    assert empty.n == 0 and empty.median is None and empty.iqr is None
 
 
 def test_warm_up_is_stable_when_two_windows_agree():
@@ -122,13 +124,13 @@ def test_agreement_lists_the_images_that_flip():
     other = np.array([[0.8, 0.2], [0.45, 0.55], [0.2, 0.8]])
     labelled = LabelledSet((("a.png", "A"), ("b.png", "A"), ("c.png", "B")), "test")
     a = agreement(base, other, ["A", "B"], labelled)
-    assert a["top1_agreement"] == pytest.approx(2 / 3)
-    assert a["max_prob_diff"] == pytest.approx(0.15)
-    assert a["flips"] == 1
-    flip = a["flipped_images"][0]
-    assert (flip["image"], flip["base"], flip["this"]) == ("b.png", "A", "B")
-    assert flip["base_p"] == pytest.approx(0.6) and flip["this_p"] == pytest.approx(0.55)
-    assert agreement(base, other[:2], ["A", "B"], labelled)["comparable"] is False
+    assert a.top1_agreement == pytest.approx(2 / 3)
+    assert a.max_prob_diff == pytest.approx(0.15)
+    assert a.flips == 1
+    flip = a.flipped_images[0]
+    assert (flip.image, flip.base, flip.this) == ("b.png", "A", "B")
+    assert flip.base_p == pytest.approx(0.6) and flip.this_p == pytest.approx(0.55)
+    assert agreement(base, other[:2], ["A", "B"], labelled).comparable is False
 
 
 def test_stratified_subset_keeps_every_class_and_is_seeded():
@@ -216,9 +218,9 @@ def test_config_validation_and_quick_settings(tmp_path):
 
 def test_study_table_is_read_from_resources():
     study = study_table()
-    assert "10.1145/3555776.3577742" in study["source"]
-    assert study["variants"]["tf_base"]["fps"] == 41
-    assert study["variants"]["trt_fp16"]["fps_per_w_total"] == 26.01
+    assert "10.1145/3555776.3577742" in study.source
+    assert study.variants["tf_base"].fps == 41
+    assert study.variants["trt_fp16"].fps_per_w_total == 26.01
 
 
 class _FakeClock:
@@ -257,7 +259,7 @@ def test_warm_up_stops_at_its_cap_when_latency_never_settles():
 
 
 def test_other_load_is_machine_cpu_minus_the_process():
-    from phytoscope.bench.runner import other_load
+    from phytoscope.bench.stats import other_load
 
     def sample(t, machine, proc):
         return TelemetrySample(
@@ -282,7 +284,7 @@ def test_other_load_is_machine_cpu_minus_the_process():
         sample(9, 100.0, 0.0),
     ]
     out = other_load(samples, (0.0, 3.0), logical_cpus=2)
-    assert out["n"] == 3
-    assert out["cpu_percent_of_a_core_median"] == pytest.approx(50.0)  # 50, 0, 150
-    assert out["cpu_percent_of_a_core_p95"] == pytest.approx(140.0)
-    assert other_load([], None, 2)["cpu_percent_of_a_core_median"] is None
+    assert out.n == 3
+    assert out.cpu_percent_of_a_core_median == pytest.approx(50.0)  # 50, 0, 150
+    assert out.cpu_percent_of_a_core_p95 == pytest.approx(140.0)
+    assert other_load([], None, 2).cpu_percent_of_a_core_median is None

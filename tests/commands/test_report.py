@@ -14,6 +14,7 @@ import pytest
 from phytoscope import cli
 from phytoscope.commands import report
 from phytoscope.commands.classify import ClassifyResult
+from phytoscope.core import reports
 from phytoscope.core.hab import load_rule_set, record_sample
 from phytoscope.core.sample import volume_from_meta
 from phytoscope.modelcard import ClassInfo, ModelCard
@@ -49,7 +50,7 @@ def _ml_by_hand() -> float:
     return 0.25 * (715.6575 - 0.15215060763888888) / 60
 
 
-def _stored_sample(tmp_path, ifcb_bin, rules="scotland_habreports"):
+def _stored_sample(tmp_path, ifcb_bin, rules="scotland_habreports", site="Gullmarsfjord"):
     """A real bin's two ROIs classified (by hand) as Dinophysis and Pseudo-nitzschia, stored."""
     rois = [r for r in iter_inputs([ifcb_bin]) if isinstance(r, Roi)]
     labels = ["Dinophysis", "Pseudo-nitzschia"]
@@ -58,7 +59,7 @@ def _stored_sample(tmp_path, ifcb_bin, rules="scotland_habreports"):
         for r, label in zip(rois, labels, strict=True)
     ]
     volume = volume_from_meta(r.meta for r in rois)
-    sample = Sample(kind="ifcb", sources=(str(ifcb_bin),), volume=volume, site="Gullmarsfjord")
+    sample = Sample(kind="ifcb", sources=(str(ifcb_bin),), volume=volume, site=site)
     db = tmp_path / "r.sqlite"
     with Store(db) as store:
         result = record_sample(store, sample, preds, CARD, load_rule_set(rules), clock=CLOCK)
@@ -150,8 +151,20 @@ def test_thumbnails_of_vanished_sources_say_so(tmp_path, ifcb_bin):
     for f in ifcb_bin.parent.iterdir():
         f.unlink()
     with Store(db) as store:
-        page = report.html_report(store, result.sample.id)
+        page = reports.html_report(store, result.sample.id)
     assert "not readable" in page and "data:image/png" not in page
+
+
+def test_the_html_template_escapes_what_the_store_holds(tmp_path, ifcb_bin):
+    hostile = '<script>alert("x")</script> & Co'
+    db, result = _stored_sample(tmp_path, ifcb_bin, site=hostile)
+    with Store(db) as store:
+        page = reports.html_report(store, result.sample.id)
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Co" in page
+    parsed = _Tables()
+    parsed.feed(page)
+    assert parsed.tables["alerts"][0][:3] == ["Alert", "Taxon", "Level"]  # markup intact
 
 
 def test_list_acknowledge_and_missing_sample(tmp_path, ifcb_bin, capsys):
@@ -271,7 +284,7 @@ def test_classify_then_report_end_to_end_with_the_shipped_model(tmp_path, ifcb_b
         assert sample.run_id == 1 and sample.volume.ml_analyzed == pytest.approx(_ml_by_hand())
         counts = store.sample_counts(1)
         assert sum(n for n, _ in counts.values()) == 2  # the bin's two ROIs, whatever their class
-        for c in report.stored_concentrations(store, 1):
+        for c in reports.stored_concentrations(store, 1):
             assert c.per_l == pytest.approx(c.count * 1000 / _ml_by_hand())
     assert cli.main(["report", "1", "--db", str(db), "--out", str(tmp_path / "rep")]) == 0
     parsed = _Tables()

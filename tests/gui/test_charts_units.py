@@ -76,3 +76,66 @@ def test_binding_refcount_bug_is_neutralised():
 
     if sys.version_info < (3, 12) and none_refcount_leak_per_call() > 0.5:
         assert sys.getrefcount(None) > 2**39 and sys.getrefcount(True) > 2**39
+
+
+def test_legends_live_in_the_titles_so_no_curve_is_covered(qtbot):
+    charts = LiveCharts()
+    qtbot.addWidget(charts)
+    assert charts.memory_plot.plotItem.legend is None  # no box drawn over the plot area
+    title = charts.memory_plot.plotItem.titleLabel.text
+    assert "phytoscope" in title and "system RAM used" in title
+    charts.stop()
+
+
+def test_plots_sit_side_by_side_when_wide_and_stack_when_tall(qtbot):
+    from PySide6.QtWidgets import QBoxLayout
+
+    charts = LiveCharts()
+    qtbot.addWidget(charts)
+    charts.show()
+    charts.resize(1200, 200)  # a dock under the analysis
+    qtbot.waitUntil(lambda: charts.plots.direction() == QBoxLayout.Direction.LeftToRight)
+    charts.resize(330, 700)  # a dock beside it
+    qtbot.waitUntil(lambda: charts.plots.direction() == QBoxLayout.Direction.TopToBottom)
+    # small enough for a laptop dock: a quarter of a 768-pixel screen holds it
+    assert charts.minimumSizeHint().height() <= 192
+    charts.stop()
+
+
+def test_summary_of_the_latest_readings_for_a_closed_dock(qtbot):
+    charts = LiveCharts()
+    qtbot.addWidget(charts)
+    charts.timer.stop()
+    for i in range(3):
+        charts.add_classified(3)
+        charts.add_sample(sample(float(i)))
+    with qtbot.waitSignal(charts.summary_changed) as changed:
+        charts.redraw()
+    assert changed.args[0] == "7.0 W (estimated) · phytoscope 200 MiB · 3.0 organisms/s"
+    assert charts.summary.text() == changed.args[0]
+    charts.stop()
+
+
+def test_charts_dock_is_one_click_away(qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLabel, QMainWindow
+
+    from phytoscope.gui.charts import charts_dock
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    window.setCentralWidget(QLabel("analysis"))
+    charts = LiveCharts()
+    dock = charts_dock(charts, window)
+    window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+    window.resize(1366, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    assert dock.isVisible() and dock.objectName() == "charts-dock"
+    action = dock.toggleViewAction()
+    assert action.text() == "Power and memory charts"
+    action.trigger()
+    assert not dock.isVisible()
+    action.trigger()  # one click brings it back
+    assert dock.isVisible() and dock.widget() is charts
+    charts.stop()

@@ -46,7 +46,7 @@ def test_images_and_an_ifcb_bin_are_classified_shown_stored_and_charted(qtbot, w
     # volume from the bin header; alert panel shows one row per monitored taxon
     assert window.sample_panel.method.currentText().startswith("IFCB")
     assert "from IFCB bins counted" in window.sample_panel.total.text()  # images: no volume
-    qtbot.waitUntil(lambda: window.alert_panel.table.rowCount() == 3, timeout=5000)
+    qtbot.waitUntil(lambda: len(window.alert_panel.card_of) == 3, timeout=5000)
     assert set(window.alert_panel.levels_shown) == {"Pseudo-nitzschia", "Dinophysis", "Alexandrium"}
     assert "Karenia mikimotoi" in window.alert_panel.not_monitored.text()
     # telemetry arrives on its thread; charts redraw from their timer
@@ -86,21 +86,21 @@ def test_correcting_labels_drives_counts_alerts_and_acknowledgement(qtbot, windo
     assert window.alert_panel.levels_shown["Alexandrium"] == "red"
     assert window.alert_panel.levels_shown["Dinophysis"] == "green"
 
-    # saving the sample stores the alert; acknowledging it records who
-    window.sample_panel.technician.setText("A. Tester")
+    # saving the sample stores the alert; acknowledging it records who, with a note
     sample_id = window.record_sample(manual=True)
     assert sample_id is not None
     window.refresh_panels()
-    row = [
-        window.alert_panel.table.item(r, 1).text().split("\n")[0]
-        for r in range(window.alert_panel.table.rowCount())
-    ].index("Alexandrium")
-    button = window.alert_panel.table.cellWidget(row, 5)
-    assert button.text() == "Acknowledge"
-    button.click()
+    card = window.alert_panel.card_of["Alexandrium"]
+    assert card.ack_button.text() == "Acknowledge" and card.ack_button.isEnabled()
+    card.ack_button.click()
+    card.form.name.setText("A. Tester")
+    card.form.note.setText("harvester told")
+    card.form.confirm.click()
     with Store(window.database) as store:
         alerts = [a for a in store.alerts(sample_id) if a.taxon == "Alexandrium"]
         assert alerts[0].level == "red" and alerts[0].acknowledged_by == "A. Tester"
+        notes = store.db.execute("SELECT note FROM acknowledgements").fetchall()
+        assert [tuple(n) for n in notes] == [("harvester told",)]
         assert len(store.db.execute("SELECT * FROM corrections").fetchall()) == n
 
     # corrections export as a training folder of class sub-folders
@@ -169,8 +169,8 @@ def test_settings_are_saved_and_reload_the_backend(qtbot, window, tmp_path):
 def test_about_dialog_shows_phytoscope_info(qtbot, window):
     window.open_about()
     qtbot.waitUntil(lambda: getattr(window, "about_dialog", None) is not None, timeout=60000)
-    text = window.about_dialog.text.toPlainText()
-    assert '"backends"' in text and '"onnxruntime": "available"' in text
+    text = window.about_dialog.plain_text()  # a readable page now, not JSON (issue #17)
+    assert "Inference engines" in text and "onnxruntime: available" in text
     window.about_dialog.close()
 
 
@@ -216,7 +216,7 @@ def test_settings_dialog_validates_and_returns_settings(qtbot, window):
         window.settings, ["scotland_habreports", "france_rephy"], window.backend_info.card, window
     )
     qtbot.addWidget(dialog)
-    dialog.rule_set.setCurrentText("france_rephy")
+    dialog.select_rule_set("france_rephy")  # shown by its title, chosen by its code
     dialog.camera.setText("nvarguscamerasrc ! appsink")
     dialog.telemetry_hz.setValue(5.0)
     dialog.accept()

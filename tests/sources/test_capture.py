@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from phytoscope.errors import SourceError
-from phytoscope.gui.camera import (
+from phytoscope.sources.capture import (
     CameraCapture,
     Frame,
     LatestFrameMailbox,
@@ -112,3 +112,62 @@ def test_a_missing_camera_is_a_clear_error():
     # no camera exists on the test machine; index 99 is never present anywhere
     with pytest.raises(SourceError, match=r"cannot open camera 99 \(/dev/video99\)"):
         open_camera("99")
+
+
+class FileDevice(FakeDevice):
+    """A file: ``frames`` frames, then the end; ``grab()`` skips one without decoding it."""
+
+    def __init__(self, frames: int):
+        super().__init__(frames)
+        self.grabbed = 0
+
+    def grab(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        self.grabbed += 1
+        return True
+
+
+def test_a_file_ends_at_its_first_failed_read_and_skipped_frames_are_not_decoded():
+    from phytoscope.sources.capture import read_frames
+
+    device = FileDevice(frames=7)
+    frames = list(
+        read_frames(device, live=False, clock=lambda n: n / 10, keep=lambda n: n % 3 == 0)
+    )
+    assert [f.number for f in frames] == [0, 3, 6]  # index in the file, from 0
+    assert [f.t for f in frames] == [0.0, 0.3, 0.6]
+    assert device.reads == 3 and device.grabbed == 4  # frames 1, 2, 4, 5 only grabbed; the end
+    assert frames[0].image[0, 0].tolist() == [0, 0, 255]
+
+
+def test_a_live_camera_is_retried_then_reported_gone():
+    from phytoscope.sources.capture import CAMERA_GONE, read_frames
+
+    device = FakeDevice(frames=2)
+    got = []
+    with pytest.raises(SourceError, match="stopped delivering frames"):
+        for frame in read_frames(device, live=True, max_failures=3):
+            got.append(frame.number)
+    assert got == [1, 2] and device.reads == 5 and CAMERA_GONE
+
+
+def test_info_lists_cameras_from_sysfs_and_probes_one(tmp_path):
+    from phytoscope.sources.capture import describe_cameras
+
+    for n, name in ((0, "USB 2.0 Camera"), (1, "USB 2.0 Camera: metadata")):
+        folder = tmp_path / "class" / "video4linux" / f"video{n}"
+        folder.mkdir(parents=True)
+        (folder / "name").write_text(name + "\n")
+    info = describe_cameras(sys_root=tmp_path)
+    assert info["devices"] == [
+        "/dev/video0: USB 2.0 Camera",
+        "/dev/video1: USB 2.0 Camera: metadata",
+    ]
+    assert "FFMPEG" in info["opencv_file_backends"] and "probe" not in info
+    assert describe_cameras(sys_root=tmp_path / "none")["devices"].startswith("none")
+    probe = describe_cameras(probe="99", sys_root=tmp_path)["probe"]
+    assert probe["camera"] == "99" and probe["result"].startswith(
+        "cannot open: cannot open camera 99"
+    )
