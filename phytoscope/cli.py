@@ -80,7 +80,18 @@ def with_default_command(argv: Sequence[str]) -> list[str]:
     return [*argv[:lead], "gui", *argv[lead:]]
 
 
+def _printable_streams() -> None:
+    """File names that are not valid UTF-8 (possible on Linux) print with ``\\xNN``
+    escapes instead of stopping the command with UnicodeEncodeError half-way through its
+    output (stdout is strict outside the C locale)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", "") == "strict":
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _printable_streams()
     parser = build_parser()
     args = parser.parse_args(with_default_command(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(

@@ -46,10 +46,23 @@ class Roi:
 
 @dataclass(frozen=True)
 class Skipped:
-    """An input that could not be used; the run goes on and reports it."""
+    """An input (or part of one) that could not be used; the run goes on and reports it.
+
+    ``kind`` says what was lost, so a front end can weigh it: ``"error"`` the input or ROI
+    gave nothing; ``"partial"`` only ``read`` of ``expected`` ROIs or pages were read (a
+    truncated IFCB bin or TIFF, a malformed ADC row): its ROIs carry the ``partial`` flag
+    and a volume-based concentration must be scaled or the input excluded;
+    ``"duplicate"`` the same file or IFCB bin was named twice and was read once;
+    ``"empty"`` the input is readable but holds no image. ``line`` is the 1-based line of
+    a text file (the ADC) that was at fault, when there is one.
+    """
 
     source: str
     reason: str
+    kind: str = "error"
+    read: int | None = None
+    expected: int | None = None
+    line: int | None = None
 
 
 @dataclass(frozen=True)

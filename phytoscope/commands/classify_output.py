@@ -196,12 +196,16 @@ class OutputTarget:
             render(sys.stdout)
             return
         if self._direct:
-            with open(self.path, "w", newline="", encoding="utf-8") as fh:
+            with open(
+                self.path, "w", newline="", encoding="utf-8", errors="backslashreplace"
+            ) as fh:
                 render(fh)
             return
         assert self._tmp is not None
         try:
-            with open(self._tmp, "w", newline="", encoding="utf-8") as fh:
+            with open(
+                self._tmp, "w", newline="", encoding="utf-8", errors="backslashreplace"
+            ) as fh:
                 render(fh)
             os.replace(self._tmp, self.path)
         except OSError as exc:

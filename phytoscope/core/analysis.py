@@ -32,6 +32,7 @@ from phytoscope.errors import ConfigError, SourceError, StorageError
 from phytoscope.progress import Progress
 from phytoscope.sources import ifcb as ifcb_source
 from phytoscope.sources import iter_inputs
+from phytoscope.sources.paths import InputIndex
 from phytoscope.sources.video import VideoSampling
 from phytoscope.types import Prediction, Roi, Skipped
 
@@ -139,6 +140,11 @@ class _Tagger:
         for item in items:
             if isinstance(item, Skipped):
                 base = item.source.split("#")[0]
+                if item.kind == "duplicate":
+                    # the sources read the input once, from its first naming; the repeat
+                    # is said on its own and must not taint (or stand for) the bin
+                    kept.append(item)
+                    continue
                 with self.lock:
                     bin_id = self.by_source.get(base)
                     if bin_id is None and ifcb_source.is_bin_name(Path(base).name):
@@ -231,7 +237,12 @@ class Analysis:
             raise ValueError("give either paths or items")
         streams: list[tuple[str, Iterable[Roi | Skipped]]]
         if paths is not None:
-            streams = [(str(p), iter_inputs([p], segment=segment, video=video)) for p in paths]
+            # one index for the whole run: an input named twice (a bin by its stem and by its
+            # folder, a symbolic link beside its target) is read once, and the repeat said
+            index = InputIndex()
+            streams = [
+                (str(p), iter_inputs([p], segment=segment, video=video, index=index)) for p in paths
+            ]
         else:
             streams = [("", items or ())]
         self.classifier = classifier
@@ -323,12 +334,21 @@ class Analysis:
 def inputs_key(paths: Sequence[str | Path], segment: str, model_sha256: str, backend: str) -> str:
     """What makes two runs "the same": resolved inputs, segmentation, model and engine."""
     doc = {
-        "paths": [str(Path(p).resolve()) for p in paths],
+        "paths": [_resolved(p) for p in paths],
         "segment": segment,
         "model": model_sha256,
         "backend": backend,
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def _resolved(path: str | Path) -> str:
+    """The absolute path, links followed where they can be (a link loop is reported by the
+    sources as that input's problem; here it keys the run as it was typed)."""
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        return str(Path(path).absolute())
 
 
 @dataclass

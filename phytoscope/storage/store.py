@@ -3,8 +3,10 @@
 Each batch of predictions is committed as it arrives, so a crash or power cut mid-run
 loses at most the batch in flight; WAL lets the GUI read while a worker writes.
 A connection belongs to the thread that opened it (sqlite3's rule): each worker opens its
-own :class:`Store` on the same file. Samples, alerts and acknowledgements are in
-:mod:`phytoscope.storage.samples` (a mixin of :class:`Store`).
+own :class:`Store` on the same file. Whose file it is, how it is created when several
+runs start at once, and how failures are reported: :mod:`phytoscope.storage.database`.
+Samples, alerts and acknowledgements are in :mod:`phytoscope.storage.samples` (a mixin of
+:class:`Store`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from phytoscope.errors import StorageError
-from phytoscope.storage.migrations import MIGRATIONS
+from phytoscope.storage import database
 from phytoscope.storage.samples import SampleRecords
 from phytoscope.types import Prediction, Skipped
 
@@ -27,53 +28,65 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _text(value: str) -> str:
+    """Text SQLite can store: a file name that is not valid UTF-8 (surrogate escapes on
+    POSIX) is kept with its odd bytes written as ``\\xNN`` instead of failing the batch."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 class Store(SampleRecords):
-    def __init__(self, path: Path | str):
+    """The results database.
+
+    Parameters
+    ----------
+    path
+        The SQLite file (created with its folder if missing), or ``":memory:"``.
+    timeout
+        Seconds a write waits while another program writes the same file.
+
+    Raises
+    ------
+    StorageError
+        The file is another program's database or not a database, is read-only and needs
+        creating, was written by a newer phytoscope, or cannot be opened.
+    """
+
+    def __init__(self, path: Path | str, timeout: float = database.BUSY_TIMEOUT_S):
         self.path = Path(path)
+        self.timeout = timeout
+        self.db, self.read_only = database.connect(path, timeout)
         try:
-            if str(path) != ":memory:":
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            # autocommit mode: transactions are explicit (see transaction())
-            self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
-            self.migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StorageError(f"cannot open results database {path}: {exc}") from exc
-        except OSError as exc:
-            raise StorageError(f"cannot create results database {path}: {exc}") from exc
+            self._version = database.prepare(self.db, path, self.read_only)
+        except sqlite3.Error as exc:
+            self.db.close()
+            raise database.describe(exc, path, "opening") from exc
+        except BaseException:
+            self.db.close()
+            raise
 
     @property
     def schema_version(self) -> int:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def migrate(self) -> None:
-        current = self.schema_version
-        if current > len(MIGRATIONS):
-            raise StorageError(
-                f"{self.path} was written by a newer phytoscope (schema {current}); upgrade phytoscope"
-            )
-        for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
-            with self.transaction():
-                for statement in filter(str.strip, script.split(";")):
-                    self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {number}")
+        """Bring the schema up to date (done on open; safe to call again)."""
+        self._version = database.prepare(self.db, self.path, self.read_only)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Commit on success, roll back on error, and turn disk errors into StorageError."""
-        try:
-            self.db.execute("BEGIN")
-            yield self.db
-            self.db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self.db.execute("ROLLBACK")
-            raise StorageError(f"results database {self.path}: {exc}") from exc
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+        """Commit on success, roll back on error, and turn SQLite errors into StorageError.
+
+        What earlier transactions committed stays: a failure (disk full, locked, read-only)
+        loses only the work of this one.
+        """
+        with database.write_transaction(self.db, self.path, waited=self.timeout) as db:
+            yield db
 
     def close(self) -> None:
         self.db.close()
@@ -104,7 +117,7 @@ class Store(SampleRecords):
         rows = [
             (
                 run_id,
-                p.source,
+                _text(p.source),
                 p.roi_index,
                 *(p.box if p.box else (None, None, None, None)),
                 p.label,
@@ -127,7 +140,7 @@ class Store(SampleRecords):
         with self.transaction() as db:
             db.executemany(
                 "INSERT INTO skipped(run_id, source, reason) VALUES (?,?,?)",
-                [(run_id, s.source, s.reason) for s in skipped],
+                [(run_id, _text(s.source), _text(s.reason)) for s in skipped],
             )
 
     def predictions(self, run_id: int) -> list[Prediction]:

@@ -3,17 +3,23 @@
 Tier 6 of the test plan. The package is built from this checkout's tracked files by
 ``packaging/build_deb.sh`` (wheels cached under ``~/.cache/phytoscope-build/wheels``, so only
 the first run downloads them). The tests run on a clean checkout (CI's clean clone) or with
-PHYTOSCOPE_TEST_DEB=1 and skip on a working tree with uncommitted changes. Building needs
-dpkg-deb, lintian and PyPI (or a filled cache); installing needs root and really installs
-/opt/phytoscope and /usr/bin/phytoscope on this machine, then purges them; it skips when a
-phytoscope package is already installed, so it never replaces one that someone uses. The
-installed command runs inside a network namespace (``unshare --net``) where the kernel
-allows one, so "offline" is enforced, not assumed.
+PHYTOSCOPE_TEST_DEB=1 and skip on a working tree with uncommitted changes.
+
+The test command never changes the machine it runs on. lintian is used when it is
+installed and the check skips (saying so) when it is not; nothing is apt-installed on the
+host. The package is installed, run, reinstalled, removed and purged inside a throw-away
+root (tests/packaging/throwaway.py: an overlay of ``/`` in a private mount namespace, as
+root), never on the host: missing system dependencies are apt-installed *into that
+copy*, and the last test checks that the host's package list (``dpkg-query -W``) and
+/opt, /usr/bin are as they were before the module ran. Where no throw-away root can be
+made (not root, or a container without mount namespaces) the install tests skip with the
+reason; PHYTOSCOPE_REQUIRE_DEB_INSTALL=1 (for a CI job that must run them) turns that skip
+into a failure. The installed command runs inside a network namespace (``unshare --net``)
+where the kernel allows one, so "offline" is enforced, not assumed.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -25,6 +31,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.packaging import throwaway
+from tests.packaging.throwaway import ThrowawayRoot, host_packages
 
 pytestmark = [pytest.mark.deb, pytest.mark.slow]
 
@@ -132,14 +141,12 @@ def contents(deb: Path) -> list[str]:
 
 
 def lintian(deb: Path) -> None:
-    if shutil.which("lintian") is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        # CI runs as root on a stock image: fetch the checker like any other test tool.
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        if run(["apt-get", "install", "-y", "-qq", "lintian"], env=env, check=False).returncode:
-            run(["apt-get", "update", "-qq"], env=env, check=False)
-            run(["apt-get", "install", "-y", "-qq", "lintian"], env=env, check=False)
+    """lintian when installed; never installed by the test (that would change the machine)."""
     if shutil.which("lintian") is None:
-        pytest.skip("lintian not found (apt-get install lintian)")
+        pytest.skip(
+            "lintian is not installed, so the package is not linted here (apt-get install "
+            "lintian; the test never installs it itself)"
+        )
     proc = run(
         ["lintian", "--fail-on", "error,warning", "--tag-display-limit", "0", str(deb)], check=False
     )
@@ -262,49 +269,53 @@ def test_host_package_wheels_install_offline_for_each_python(host_tree):
         assert not [n for n in zf.namelist() if ".data/" in n], "data files in the phytoscope wheel"
 
 
-# -- install, run offline, reinstall, remove, purge (root) ---------------------------------
+# -- install, run offline, reinstall, remove, purge: in a throw-away root -------------------
 
 
-def offline_prefix() -> list[str]:
+HOST_PATHS = (PREFIX, LAUNCHER, Path("/usr/share/applications/phytoscope.desktop"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def host_before():
+    """The host's package set and phytoscope paths before this module installed anything."""
+    return host_packages(), {p: p.exists() for p in HOST_PATHS}
+
+
+def offline_prefix(root: ThrowawayRoot) -> list[str]:
     """``unshare --net`` where the kernel lets us: the command then has no network at all."""
-    if (
-        shutil.which("unshare")
-        and subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode == 0
-    ):
+    if root.run(["unshare", "--net", "true"]).returncode == 0:
         return ["unshare", "--net"]
     return []
 
 
-def installed(package: str) -> bool:
-    proc = subprocess.run(
-        ["dpkg-query", "-W", "-f=${db:Status-Status}", package], capture_output=True, text=True
-    )
-    return proc.returncode == 0 and proc.stdout.strip() == "installed"
+def in_root(root: ThrowawayRoot, cmd: list[str], *, check=True, env=None, timeout=900):
+    proc = root.run([str(c) for c in cmd], env=env, timeout=timeout)
+    if check and proc.returncode != 0:
+        pytest.fail(
+            f"(in the throw-away root) {' '.join(map(str, cmd))} exited {proc.returncode}\n"
+            f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
+    return proc
 
 
-def known(package: str) -> bool:
-    """dpkg still has a record (installed, half-installed or config-files)."""
-    proc = subprocess.run(
-        ["dpkg-query", "-W", "-f=${db:Status-Status}", package], capture_output=True, text=True
-    )
-    return proc.returncode == 0 and proc.stdout.strip() not in ("", "not-installed")
+def status(root: ThrowawayRoot, package: str) -> str:
+    proc = root.run(["dpkg-query", "-W", "-f=${db:Status-Status}", package])
+    return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
-def ensure_depends(deb: Path) -> None:
-    """Install missing system dependencies with apt (not our package: that goes through dpkg)."""
+def ensure_depends(root: ThrowawayRoot, deb: Path) -> None:
+    """Install missing system dependencies with apt, into the throw-away root only."""
     missing = []
     for clause in field(deb, "Depends").split(","):
         alternatives = [alt.split()[0] for alt in clause.split("|")]
-        if not any(installed(a) for a in alternatives):
+        if not any(status(root, a) == "installed" for a in alternatives):
             missing.append(alternatives)
     if not missing:
         return
-    if shutil.which("apt-get") is None:
-        pytest.skip(f"missing system packages {missing} and no apt-get to install them")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive"}
     names = []
     for alternatives in missing:
-        policy = run(["apt-cache", "policy", *alternatives], check=False).stdout
+        policy = in_root(root, ["apt-cache", "policy", *alternatives], check=False).stdout
         candidates = [
             a
             for a in alternatives
@@ -313,59 +324,57 @@ def ensure_depends(deb: Path) -> None:
             )
         ]
         names.append(candidates[0] if candidates else alternatives[0])
-    proc = run(
-        ["apt-get", "install", "-y", "--no-install-recommends", *names], env=env, check=False
-    )
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *names]
+    proc = in_root(root, install, env=env, check=False)
     if proc.returncode != 0:
-        run(["apt-get", "update", "-qq"], env=env, check=False)
-        proc = run(
-            ["apt-get", "install", "-y", "--no-install-recommends", *names], env=env, check=False
-        )
+        in_root(root, ["apt-get", "update", "-qq"], env=env, check=False)
+        proc = in_root(root, install, env=env, check=False)
     if proc.returncode != 0:
         pytest.skip(
-            f"system packages {names} are missing and apt-get cannot install them: {proc.stderr[-500:]}"
+            f"system packages {names} are missing and apt-get cannot install them (into the "
+            f"throw-away root): {proc.stderr[-500:]}"
         )
 
 
-def phytoscope_paths() -> set[str]:
+def phytoscope_paths(root: ThrowawayRoot) -> set[str]:
     """Every path outside home folders whose name mentions phytoscope (what purge must remove)."""
     found = set()
     for top in ("/opt", "/usr/bin", "/usr/share", "/usr/lib", "/etc", "/var/lib/dpkg/info"):
-        for root, dirs, files in os.walk(top):
+        base = root.path(top)
+        for folder, dirs, files in os.walk(base):
             for name in dirs + files:
                 if "phytoscope" in name:
-                    found.add(os.path.join(root, name))
+                    found.add("/" + str(Path(folder, name).relative_to(root.path("/"))))
             dirs[:] = [d for d in dirs if "phytoscope" not in d]
     return found
 
 
 @pytest.fixture(scope="module")
-def installed_deb(host_deb, tmp_path_factory):
-    """dpkg -i the package offline; afterwards purge it whatever happened."""
-    if os.geteuid() != 0:
-        pytest.skip("installing the .deb needs root (CI runs make test as root)")
-    for tool in ("dpkg", "dpkg-query"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not found")
-    lock = open("/tmp/phytoscope-deb-test.lock", "w")  # noqa: SIM115 - held for the module
-    fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs on one machine must not share dpkg state
-    try:
-        if known("phytoscope"):
-            pytest.skip(
-                "a phytoscope package is already installed here; the test would replace it "
-                "(sudo dpkg --purge phytoscope to let it run)"
-            )
-        if PREFIX.exists():
-            pytest.skip(f"{PREFIX} exists without a package; the test would overwrite it")
-        ensure_depends(host_deb)
-        home = tmp_path_factory.mktemp("home")
-        user_data = home / ".local/share/phytoscope"
-        user_data.mkdir(parents=True)
-        (user_data / "keep.txt").write_text("user data: never removed by the package\n")
+def installed_deb(host_deb, host_before, tmp_path_factory):
+    """dpkg -i the package offline inside a throw-away root; the root goes afterwards."""
+    why = throwaway.unavailable()
+    if why:
+        if os.environ.get("PHYTOSCOPE_REQUIRE_DEB_INSTALL") == "1":
+            pytest.fail(f"PHYTOSCOPE_REQUIRE_DEB_INSTALL=1 but {why}")
+        pytest.skip(f"the .deb is only ever installed into a throw-away root, and {why}")
+    # made before the root: files the host creates later may not show through the overlay
+    home = tmp_path_factory.mktemp("home")
+    user_data = home / ".local/share/phytoscope"
+    user_data.mkdir(parents=True)
+    (user_data / "keep.txt").write_text("user data: never removed by the package\n")
+    with ThrowawayRoot(tmp_path_factory.mktemp("root")) as root:
+        for tool in ("dpkg", "dpkg-query"):
+            if in_root(root, ["sh", "-c", f"command -v {tool}"], check=False).returncode:
+                pytest.skip(f"{tool} not found")
+        if status(root, "phytoscope"):  # the host has one: remove it from the copy only
+            in_root(root, ["dpkg", "--purge", "phytoscope"])
+        in_root(root, ["rm", "-rf", str(PREFIX)])
+        ensure_depends(root, host_deb)
         state = {
-            "home": home,
-            "before": phytoscope_paths(),
-            "offline": offline_prefix(),
+            "root": root,
+            "home": root.path(home),  # where the test reads what ran in the root wrote
+            "before": phytoscope_paths(root),
+            "offline": offline_prefix(root),
             "env": {
                 "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
                 "HOME": str(home),
@@ -374,43 +383,50 @@ def installed_deb(host_deb, tmp_path_factory):
             },
         }
         # PIP_NO_INDEX is also set inside the postinst; here the whole dpkg run has no network.
-        proc = run([*state["offline"], "dpkg", "-i", str(host_deb)])
+        proc = in_root(root, [*state["offline"], "dpkg", "-i", str(host_deb)])
         state["install_log"] = proc.stdout + proc.stderr
         yield state
-    finally:
-        if known("phytoscope"):
-            subprocess.run(["dpkg", "--purge", "phytoscope"], capture_output=True)
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        lock.close()
 
 
 def phytoscope(state, *args, check=True) -> subprocess.CompletedProcess:
-    return run(
-        [*state["offline"], str(LAUNCHER), *args], env=state["env"], check=check, timeout=600
+    return in_root(
+        state["root"],
+        [*state["offline"], str(LAUNCHER), *args],
+        env=state["env"],
+        check=check,
+        timeout=600,
     )
 
 
-def test_install_creates_the_venv_offline(installed_deb):
+def test_install_creates_the_venv_offline(installed_deb, host_before):
+    root = installed_deb["root"]
+    for path, existed in host_before[1].items():  # installed in the copy, not on the host
+        assert existed or not path.exists(), f"{path} appeared on the host"
     assert "creating /opt/phytoscope/venv" in installed_deb["install_log"]
-    cfg = (PREFIX / "venv/pyvenv.cfg").read_text()
+    cfg = root.path(PREFIX / "venv/pyvenv.cfg").read_text()
     assert re.search(r"include-system-site-packages\s*=\s*true", cfg), cfg  # JetPack's TensorRT
-    assert (PREFIX / "venv/bin/phytoscope").is_file() and os.access(LAUNCHER, os.X_OK)
-    assert installed("phytoscope")
-    assert "venv" not in run(["dpkg", "-L", "phytoscope"]).stdout, "the venv must not be dpkg-owned"
+    assert root.path(PREFIX / "venv/bin/phytoscope").is_file()
+    assert os.access(root.path(LAUNCHER), os.X_OK)
+    assert status(root, "phytoscope") == "installed"
+    listed = in_root(root, ["dpkg", "-L", "phytoscope"]).stdout
+    assert "venv" not in listed, "the venv must not be dpkg-owned"
 
 
 def test_installed_info(installed_deb):
     info = json.loads(phytoscope(installed_deb, "info", "--json").stdout)
     version = re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
     assert info["phytoscope"] == version
-    system_python = run(
-        ["/usr/bin/python3", "-c", "import platform; print(platform.python_version())"]
+    system_python = in_root(
+        installed_deb["root"],
+        ["/usr/bin/python3", "-c", "import platform; print(platform.python_version())"],
     ).stdout
     assert info["python"] == system_python.strip()
     assert info["backends"]["onnxruntime"] == "available"
     assert info["paths"]["models"] == "/opt/phytoscope/models"
     assert info["paths"]["resources"] == "/opt/phytoscope/resources"
-    assert info["paths"]["data"] == str(installed_deb["home"] / ".local/share/phytoscope")
+    assert info["paths"]["data"] == str(
+        Path(installed_deb["env"]["HOME"]) / ".local/share/phytoscope"
+    )
     for package in (
         "numpy",
         "onnxruntime",
@@ -425,23 +441,25 @@ def test_installed_info(installed_deb):
 
 def test_installed_qt_loads(installed_deb):
     """The Depends cover what Qt's platform plugins link against; Qt starts offscreen."""
-    venv_python = PREFIX / "venv/bin/python"
+    root = installed_deb["root"]
     code = "from PySide6.QtWidgets import QApplication; import pyqtgraph; app = QApplication([]); print('ok')"
-    assert (
-        run(
-            [*installed_deb["offline"], str(venv_python), "-c", code], env=installed_deb["env"]
-        ).stdout.strip()
-        == "ok"
+    venv_python = str(PREFIX / "venv/bin/python")
+    out = in_root(
+        root, [*installed_deb["offline"], venv_python, "-c", code], env=installed_deb["env"]
     )
+    assert out.stdout.strip() == "ok"
     plugins = list(
-        (PREFIX / "venv").glob("lib/python3*/site-packages/PySide6/Qt/plugins/platforms/libq*.so")
+        root.path(PREFIX / "venv").glob(
+            "lib/python3*/site-packages/PySide6/Qt/plugins/platforms/libq*.so"
+        )
     )
     assert plugins
     for plugin in plugins:
         if plugin.name in ("libqxcb.so", "libqwayland.so", "libqoffscreen.so"):
+            inside = "/" + str(plugin.relative_to(root.path("/")))
             unresolved = [
                 line
-                for line in run(["ldd", str(plugin)]).stdout.splitlines()
+                for line in in_root(root, ["ldd", inside]).stdout.splitlines()
                 if "not found" in line
             ]
             assert not unresolved, f"{plugin.name}: {unresolved} (add the package to Depends)"
@@ -464,7 +482,7 @@ def test_installed_classify_offline(installed_deb):
     doc = json.loads(proc.stdout)
     images = [
         p
-        for p in sample_images().rglob("*")
+        for p in installed_deb["root"].path(sample_images()).rglob("*")
         if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff")
     ]
     assert len(doc["predictions"]) >= len(images) - len(doc["skipped"]) > 0
@@ -477,20 +495,22 @@ def test_installed_classify_offline(installed_deb):
 
 
 def test_reinstall_rebuilds_the_venv(installed_deb, host_deb):
-    marker = PREFIX / "venv/stale-file"
+    root = installed_deb["root"]
+    marker = root.path(PREFIX / "venv/stale-file")
     marker.write_text("from the previous venv")
-    run([*installed_deb["offline"], "dpkg", "-i", str(host_deb)])
+    in_root(root, [*installed_deb["offline"], "dpkg", "-i", str(host_deb)])
     assert not marker.exists(), "the prerm/postinst must replace the venv on upgrade or reinstall"
     assert phytoscope(installed_deb, "--version").stdout.strip().startswith("phytoscope ")
 
 
 def test_remove_and_purge_leave_only_user_data(installed_deb):
-    run(["dpkg", "--remove", "phytoscope"])
-    assert not PREFIX.exists(), sorted(map(str, PREFIX.rglob("*")))[:20]
-    assert not LAUNCHER.exists()
-    run(["dpkg", "--purge", "phytoscope"])
-    assert not known("phytoscope")
-    left = phytoscope_paths() - installed_deb["before"]
+    root = installed_deb["root"]
+    in_root(root, ["dpkg", "--remove", "phytoscope"])
+    assert not root.path(PREFIX).exists(), sorted(map(str, root.path(PREFIX).rglob("*")))[:20]
+    assert not root.path(LAUNCHER).exists()
+    in_root(root, ["dpkg", "--purge", "phytoscope"])
+    assert status(root, "phytoscope") in ("", "not-installed")
+    left = phytoscope_paths(root) - installed_deb["before"]
     assert not left, f"left behind after purge: {sorted(left)}"
     user_data = installed_deb["home"] / ".local/share/phytoscope"
     assert (user_data / "keep.txt").read_text().startswith("user data")
@@ -616,3 +636,17 @@ def test_arm64_package_for_jetpack6(tmp_path):
     assert int(pins["numpy"].split(".")[0]) < 2, (
         "JetPack 6 constraint: NumPy 1.x beside NVIDIA's modules"
     )
+
+
+# -- last: the test command left the machine as it found it ---------------------------------
+
+
+def test_host_system_unchanged(host_before):
+    """Issue #19.11: ``make test`` as root installed lintian, ~150 perl packages and the
+    .deb itself on the machine. Runs last in this module, after every install test."""
+    packages, paths = host_before
+    assert host_packages() == packages, "the host's package set changed during the .deb tests"
+    for path, existed in paths.items():
+        assert path.exists() == existed, (
+            f"{path} {'vanished' if existed else 'appeared'} on the host"
+        )
