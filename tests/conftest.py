@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.data.build_tiny_models import write_tiny_model
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parents[1]
+TINY_MODELS = DATA / "models"
 
 
 @pytest.fixture(autouse=True)
@@ -27,47 +31,32 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
 
 
 def make_tiny_model(folder: Path, classes=("Alpha", "Beta", "Gamma"), size: int = 32) -> Path:
-    """A tiny but real Keras CNN saved as .keras and exported to ONNX, each with its card.
+    """A tiny but real ONNX CNN (random weights) with its card, written with ``onnx.helper``.
 
-    Test-only: it exercises the backend contract and parity on real runtimes, and is never
-    shipped or presented as a classifier.
+    Test-only, built in milliseconds without TensorFlow (``tests/data/build_tiny_models.py``):
+    it exercises the backend contract on real runtimes and is never shipped or presented as a
+    classifier. For the default classes use the checked-in copy (:func:`tiny_model_dir`).
     """
-    import keras
-    import numpy as np
+    write_tiny_model(folder, tuple(classes), size)
+    return folder
 
-    from phytoscope.modelcard import ClassInfo, InputSpec, ModelCard, card_path_for, sha256_of
 
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((size, size, 3), name="input")
-    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(len(classes), name="logits")(x)
-    model = keras.Model(inputs, outputs)
-    model.predict(np.zeros((1, size, size, 3), "float32"), verbose=0)
-    folder.mkdir(parents=True, exist_ok=True)
-    keras_path, onnx_path = folder / "tiny.keras", folder / "tiny.onnx"
-    model.save(keras_path)
-    model.export(str(onnx_path), format="onnx", verbose=False)
-    spec = InputSpec(height=size, width=size)
-    infos = tuple(ClassInfo(name=c, threshold=0.0) for c in classes)
-    for path in (keras_path, onnx_path):
-        ModelCard(
-            name="tiny-test",
-            version="0",
-            file=path.name,
-            format="keras" if path.suffix == ".keras" else "onnx",
-            precision="fp32",
-            sha256=sha256_of(path),
-            classes=infos,
-            input=spec,
-            notes="test fixture, random weights: not a classifier",
-        ).save(card_path_for(path))
+def _copy_model(name: str, folder: Path) -> Path:
+    """A private copy of a checked-in model folder (tests may rewrite cards or files)."""
+    shutil.copytree(TINY_MODELS / name, folder, dirs_exist_ok=True)
     return folder
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    pytest.importorskip(
-        "keras", reason="TensorFlow/Keras not installed (pip install 'phytoscope[tensorflow]')"
-    )
-    return make_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+    """``tiny.onnx`` (3 classes, logits only) and its Keras twin ``tiny.keras`` with the same
+    weights, each with its card. Only the TensorFlow tests open the Keras file, so every
+    ONNX Runtime test runs without TensorFlow installed."""
+    return _copy_model("tiny", tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_novelty_model_dir(tmp_path_factory) -> Path:
+    """``tiny.onnx`` with a second output ``novelty`` (N,), the energy score
+    ``-logsumexp(logits)``, and a card whose ``novelty`` section names it."""
+    return _copy_model("tiny_novelty", tmp_path_factory.mktemp("tiny_novelty_model"))

@@ -66,9 +66,7 @@ def no_leaked_threads():
 
 @pytest.fixture(scope="session")
 def hab_model_dir(tmp_path_factory) -> Path:
-    pytest.importorskip(
-        "keras", reason="TensorFlow/Keras not installed (pip install 'phytoscope[tensorflow]')"
-    )
+    """The tiny ONNX model (random weights) with the HAB class names; no TensorFlow needed."""
     return make_tiny_model(tmp_path_factory.mktemp("hab_model"), classes=HAB_CLASSES, size=32)
 
 
