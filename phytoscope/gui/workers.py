@@ -26,6 +26,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
+from phytoscope.backends.options import TrtOptions
 from phytoscope.errors import PhytoscopeError
 from phytoscope.gui import analysis
 from phytoscope.gui.jobs import (
@@ -36,6 +37,7 @@ from phytoscope.gui.jobs import (
     FilesJob,
     JobFinished,
 )
+from phytoscope.progress import Progress, ProgressEvent
 
 log = logging.getLogger(__name__)
 
@@ -133,14 +135,11 @@ class InferenceWorker(QObject):
                 # a folder of models, or one model card / model file
                 model=chosen if chosen is not None and chosen.is_file() else None,
                 models_dir=chosen if chosen is not None and not chosen.is_file() else None,
-                # engines that take long to load (TensorRT builds) report and stop with these
-                progress=lambda message, fraction=None: self.loading.emit(
-                    f"{message} ({fraction:.0%})"
-                    if isinstance(fraction, (int, float))
-                    else str(message)
-                ),
-                cancel=request.cancel,
-                **engine_options(),  # it runs classify_items: decoding shares the CPUs
+                # ONNX Runtime shares the CPUs with decoding as classify_items runs it;
+                # TensorRT's profile is tuned for the batch the window runs
+                options=(engine_options(), TrtOptions(batch=request.batch_size)),
+                # engines that take long to load (TensorRT builds) report and stop here
+                progress=Progress(self._loading_event, request.cancel, min_interval=0.1),
             )
             backend.load()
         except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a crash
@@ -173,6 +172,11 @@ class InferenceWorker(QObject):
                 card=card,
             )
         )
+
+    def _loading_event(self, event: ProgressEvent) -> None:
+        fraction = event.fraction
+        text = event.message or event.stage
+        self.loading.emit(f"{text} ({fraction:.0%})" if fraction is not None else text)
 
     # -- store ---------------------------------------------------------------------------
 
