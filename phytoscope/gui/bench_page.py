@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from phytoscope.gui.workers import BenchWorker, Bridge, WorkerThread
+from phytoscope.gui.workers import Task, bench_work
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,7 @@ class BenchPage(QWidget):
         self._bench = bench
         self.overrides = dict(overrides or {})
         self.out_root = out_root
-        self._thread: WorkerThread | None = None
-        self._worker: BenchWorker | None = None
-        self._bridge = Bridge()
+        self._task: Task | None = None
         self._t0 = 0.0
         self._events: list[tuple[float, str, str]] = []  # (t, variant, phase)
         self.report: Any = None
@@ -185,7 +183,7 @@ class BenchPage(QWidget):
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.running
+        return self._task is not None and self._task.running
 
     def selected_variants(self) -> tuple[str, ...]:
         return tuple(k for k, box in self.checks.items() if box.isChecked())
@@ -224,35 +222,32 @@ class BenchPage(QWidget):
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self._set_status(f"starting: results go to {config.out_dir}")
-        self._worker = BenchWorker(self._bench.run_benchmark)
-        self._worker.progress.connect(self._on_progress)
-        self._worker.finished.connect(self._on_finished)
-        self._worker.failed.connect(self._on_failed)
-        self._bridge = Bridge()
-        self._bridge.run_bench.connect(self._worker.run)
-        self._bridge.stop_bench.connect(self._worker.shutdown)
-        self._thread = WorkerThread(self._worker, "phytoscope-bench")
-        self._bridge.run_bench.emit(config)
+        self._task = Task(
+            bench_work(self._bench.run_benchmark, config),
+            what="benchmark",
+            min_interval=0.0,  # phase events are few and each one is drawn
+            name="phytoscope-bench",
+        )
+        self._task.progress.connect(self._on_progress)
+        self._task.result.connect(self._on_finished)
+        self._task.failed.connect(self._on_failed)
+        self._task.start()
 
     def cancel(self) -> None:
-        if self._worker is not None and self.running:
-            self._worker.cancel.set()
+        if self._task is not None and self.running:
+            self._task.cancel()
             self.cancel_button.setEnabled(False)
             self._set_status("cancelling: stopping the running variant…")
 
     def stop(self) -> None:
         """Cancel and join the benchmark thread (the window is closing)."""
-        if self._worker is not None:
-            self._worker.cancel.set()
-        if self._thread is not None:
-            self._thread.stop(self._bridge.stop_bench)
-            self._thread = None
+        if self._task is not None:
+            self._task.join(cancel=True)
 
     def _join(self) -> None:
-        if self._thread is not None:
-            self._thread.stop(self._bridge.stop_bench)
-            self._thread = None
-        self._worker = None
+        if self._task is not None:
+            self._task.join()
+            self._task = None
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 

@@ -50,9 +50,9 @@ from phytoscope.gui.session import Record, Session
 from phytoscope.gui.style import GenusColours
 from phytoscope.gui.workers import (
     LOAD_CANCELLED,
-    BackgroundCall,
     Bridge,
     InferenceWorker,
+    Task,
     TelemetryWorker,
     WorkerThread,
     describe_error,
@@ -120,7 +120,7 @@ class MainWindow(QMainWindow):
         self._shown_version = -1
         self._last_sample_id: int | None = None
         self._closing = False
-        self._calls: list[BackgroundCall] = []
+        self._calls: list[Task] = []
         self._backend_request = BackendRequest()
         self._loading = False
         self.messages: list[str] = []
@@ -881,9 +881,11 @@ class MainWindow(QMainWindow):
                 self.about_dialog.show()
 
         self._calls = [c for c in self._calls if c.running]
-        self._calls.append(
-            BackgroundCall(lambda: collect(), show, self.report_error, "phytoscope-info")
-        )
+        # `phytoscope info` imports every runtime: not on the GUI thread
+        call = Task(lambda progress: collect(), what="phytoscope info", name="phytoscope-info")
+        call.result.connect(show)
+        call.failed.connect(self.report_error)
+        self._calls.append(call.start())
 
     # -- shutdown ------------------------------------------------------------------------
 
@@ -919,5 +921,5 @@ class MainWindow(QMainWindow):
             names.append("telemetry")
         if self.bench_page.running:
             names.append("benchmark")
-        names += [c._thread.name for c in self._calls if c.running]
+        names += [c.name for c in self._calls if c.running]
         return names
