@@ -1,8 +1,17 @@
-"""Shared fixtures. Everything a test writes goes under tmp_path; nothing reads ../shared."""
+"""Shared fixtures and the test tiers. Everything a test writes goes under tmp_path; nothing
+reads ../shared.
+
+Tiers (markers; see the README): ``gui`` (PySide6, set by tests/gui/conftest.py), ``slow``
+(training, real benchmark child processes, archive process pools: marked here by path, so
+a new test in those files is slow too), ``deb`` (builds the .deb), ``gpu`` (NVIDIA). The
+inner loop is ``pytest -m "not slow and not gui and not deb"``: it needs neither TensorFlow
+nor Qt.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -16,6 +25,42 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parents[1]
 TINY_MODELS = DATA / "models"
+
+
+SLOW_PATHS = (
+    "tests/archive/",  # process pools and Ray
+    "tests/bench/test_bench_run.py",  # real benchmark child processes and telemetry
+    "tests/training/test_training_end_to_end.py",  # trains a MobileNetV2
+)
+"""Files and folders whose tests take seconds to minutes each (``slow``)."""
+
+
+WHOLE_PATHS = {"slow": SLOW_PATHS, "gui": ("tests/gui/",)}
+"""Paths every test of which carries the marker."""
+
+
+def pytest_ignore_collect(collection_path, config):
+    """With ``-m "not slow"`` (or ``"not gui"``), paths every test of which would be
+    deselected are not even imported: the training tests import TensorFlow at collection,
+    the GUI tests PySide6 and pyqtgraph (seconds to tens of seconds on a loaded machine)."""
+    markexpr = config.getoption("markexpr") or ""
+    try:
+        relative = Path(collection_path).resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return None
+    if Path(collection_path).is_dir():
+        relative += "/"
+    for marker, paths in WHOLE_PATHS.items():
+        if re.search(rf"\bnot\s+{marker}\b", markexpr) and relative.startswith(paths):
+            return True
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        relative = Path(item.path).resolve().relative_to(REPO).as_posix()
+        if relative.startswith(SLOW_PATHS):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

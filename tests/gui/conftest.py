@@ -21,6 +21,16 @@ HAB_CLASSES = ("Pseudo-nitzschia", "Dinophysis", "Alexandrium", "detritus_other"
 """Class names the Scotland rule set monitors (plus one it does not), for a tiny model with
 random weights: the alert checks drive labels through the gallery's corrections."""
 
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test here needs Qt: mark it ``gui`` (``-m "not gui"`` leaves them out)."""
+    for item in items:
+        if HERE in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.gui)
+
+
 QT_WARNING_ALLOWED = (
     # the offscreen platform cannot pass size hints to a window manager it does not have
     re.compile(r"This plugin does not support propagateSizeHints"),

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import REPO
+from tests.conftest import REPO
 
 
 def run_blocked(code: str) -> subprocess.CompletedProcess:
