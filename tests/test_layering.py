@@ -36,7 +36,7 @@ def test_headless_packages_import_without_qt():
             pkg = importlib.import_module(f"phytoscope.{package}")
             names.append(pkg.__name__)
             for info in pkgutil.iter_modules(pkg.__path__):
-                if info.name in ("tensorrt", "tensorrt_build", "tensorflow"):
+                if info.name in ("tensorrt", "tensorflow"):
                     continue  # engine adapters import their runtime lazily anyway
                 names.append(importlib.import_module(f"{pkg.__name__}.{info.name}").__name__)
         # the gui command module and the GUI's headless parts must not pull Qt in either
@@ -50,6 +50,41 @@ def test_headless_packages_import_without_qt():
     )
     assert done.returncode == 0, done.stderr
     assert "modules" in done.stdout
+
+
+def test_import_and_top_level_help_stay_cheap():
+    """``import phytoscope`` and ``phytoscope --help`` import no command module and none of
+    numpy, OpenCV, the engines or Qt (only the command being run is imported)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
+                import contextlib, io, sys
+                import phytoscope
+                from phytoscope.cli import main
+                with contextlib.redirect_stdout(io.StringIO()) as out:
+                    try:
+                        main(["--help"])
+                    except SystemExit:
+                        pass
+                assert "build-engine" in out.getvalue()
+                heavy = ("numpy", "cv2", "onnx", "onnxruntime", "tensorflow", "keras", "PySide6",
+                         "pyqtgraph", "tensorrt", "phytoscope.commands.", "phytoscope.backends")
+                loaded = sorted(m for m in sys.modules if m.startswith(heavy))
+                assert not loaded, loaded
+                print("cheap")
+                """
+            ),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "cheap" in done.stdout
 
 
 def test_nothing_outside_gui_imports_phytoscope_gui():
