@@ -35,10 +35,11 @@ class TerminalBars:
 
     def __call__(self, event: ProgressEvent) -> None:
         with self._lock:
-            if event.stage != self._stage:
+            bar = self._bar
+            if bar is None or event.stage != self._stage:
                 self._close()
                 self._stage = event.stage
-                self._bar = tqdm(
+                bar = self._bar = tqdm(
                     total=event.total,
                     desc=event.stage,
                     unit=" " + self.units.get(event.stage, "items"),
@@ -46,7 +47,6 @@ class TerminalBars:
                     dynamic_ncols=True,
                     leave=True,
                 )
-            bar = self._bar
             if event.total is not None and bar.total != event.total:
                 bar.total = max(event.total, event.done)
             bar.n = event.done
