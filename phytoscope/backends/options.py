@@ -86,6 +86,10 @@ class OrtOptions(EngineOptions):
     spin: bool | None = None
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.providers, tuple):  # a list from a settings file or old caller
+            object.__setattr__(self, "providers", tuple(self.providers))
+
     def validate(self) -> OrtOptions:
         if self.threads is not None and not 0 <= int(self.threads) <= 1024:
             raise ConfigError(f"ONNX Runtime threads must be 0-1024, not {self.threads}")

@@ -29,6 +29,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from phytoscope import backends
+from phytoscope.backends.base import Backend
 from phytoscope.backends.options import TrtOptions
 from phytoscope.config import default_database
 from phytoscope.core.classifier import Classifier
@@ -86,9 +87,9 @@ class InferenceWorker(QObject):
     def __init__(self, database: Path | None = None):
         super().__init__()
         self._database = database
-        self._backend: Any = None
-        self._classifier: Any = None
-        self._store: Any = None
+        self._backend: Backend | None = None
+        self._classifier: Classifier | None = None
+        self._store: Store | None = None
         self._request = BackendRequest()
 
     # -- backend -------------------------------------------------------------------------
@@ -163,16 +164,19 @@ class InferenceWorker(QObject):
 
     # -- store ---------------------------------------------------------------------------
 
-    def _open_store(self) -> Any:
+    def _open_store(self) -> Store:
         if self._store is None:
             self._store = Store(self._database or default_database())
         return self._store
 
-    def _start_run(self, settings: dict[str, Any]) -> tuple[Any, int | None]:
+    def _start_run(self, settings: dict[str, Any]) -> tuple[Store | None, int | None]:
+        backend = self._backend
+        if backend is None:
+            return None, None
         try:
             store = self._open_store()
             run_id = store.start_run(
-                self._backend.name, self._backend.card.label, self._backend.card.sha256, settings
+                backend.name, backend.card.label, backend.card.sha256, settings
             )
             return store, run_id
         except PhytoscopeError as exc:
