@@ -2,16 +2,45 @@
 
 Engines are named here as import paths, not imported, so listing them costs nothing and a
 missing runtime only matters when that engine is asked for.
+
+``create(name, precision, model, options=...)`` is the one way to make a backend: the
+engine's class chooses the model card for the precision (``select_card``) and the precision
+it runs at (``engine_precision``); ``options`` are the typed settings of
+:mod:`phytoscope.backends.options`.
 """
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
 
-from phytoscope.backends.base import Backend
-from phytoscope.errors import BackendUnavailable, ConfigError
+from phytoscope.backends.base import Backend, Outputs
+from phytoscope.backends.options import (
+    EngineOptions,
+    OptionsArg,
+    OrtOptions,
+    TfOptions,
+    TrtOptions,
+    pick,
+)
+from phytoscope.config import models_dir as default_models_dir
+from phytoscope.errors import BackendUnavailable, ConfigError, ModelError
+from phytoscope.progress import Progress
+
+__all__ = [
+    "AUTO_ORDER",
+    "REGISTRY",
+    "Backend",
+    "EngineOptions",
+    "OrtOptions",
+    "Outputs",
+    "TfOptions",
+    "TrtOptions",
+    "availability",
+    "backend_class",
+    "choose",
+    "create",
+]
 
 REGISTRY: dict[str, str] = {
     "tensorrt": "phytoscope.backends.tensorrt:TensorRTBackend",
@@ -67,26 +96,40 @@ def create(
     precision: str = "fp32",
     model: Path | str | None = None,
     models_dir: Path | None = None,
-    **options: Any,
+    options: OptionsArg = None,
+    progress: Progress | None = None,
 ) -> Backend:
     """An unloaded backend for a model; use it as ``with create(...) as backend:``.
 
-    With ``auto``, an engine whose model form is missing (e.g. no TensorRT engine can be
-    built because there is no ONNX model) falls through to the next engine.
+    Parameters
+    ----------
+    name
+        ``auto`` or a registry name. With ``auto``, an engine whose model form is missing
+        (e.g. no TensorRT engine can be built because there is no ONNX model) falls through
+        to the next engine.
+    precision
+        Chooses the card in a model folder and, for TensorRT, the engine's precision.
+    model, models_dir
+        A card, model file or folder; else the installed models.
+    options
+        Typed engine options (:class:`OrtOptions`, :class:`TrtOptions`, ...), one or one per
+        engine; each engine takes its own and uses defaults otherwise.
+    progress
+        Reports and cancels long loads (TensorRT engine builds).
     """
-    from phytoscope.config import models_dir as default_models_dir
-
     folder = models_dir or default_models_dir()
-    if name != "auto":
-        cls = choose(name)
-        return cls(cls.select_card(model, precision, folder), precision=precision, **options)
+    candidates = [name] if name != "auto" else list(AUTO_ORDER)
     errors: list[str] = []
-    for candidate in AUTO_ORDER:
+    for candidate in candidates:
         try:
             cls = choose(candidate)
-            return cls(cls.select_card(model, precision, folder), precision=precision, **options)
+            card = cls.select_card(model, precision, folder)
+            chosen = pick(cls.options_type, options)
+            return cls(card, precision=precision, options=chosen, progress=progress)
+        except ConfigError:
+            raise  # a bad option is the user's to fix, whichever engine runs
         except Exception as exc:  # noqa: BLE001 - collect and report every reason
+            if name != "auto":
+                raise
             errors.append(f"{candidate}: {exc}")
-    from phytoscope.errors import ModelError
-
     raise ModelError("no backend could open a model: " + "; ".join(errors))

@@ -5,6 +5,12 @@ The base class validates inputs and outputs once for all engines; a subclass imp
 only ``_load_impl``, ``_infer_impl`` and ``_close_impl``, and imports its runtime inside
 those methods so that ``import phytoscope.backends.x`` never needs the runtime installed.
 
+A backend is made from three things: the model card it runs (:meth:`Backend.select_card`),
+the precision it runs at (:meth:`Backend.engine_precision`: the one place that decides it,
+for every engine) and its typed engine options (:mod:`phytoscope.backends.options`). Long
+loads (TensorRT engine builds) report through, and stop on, the one progress contract
+(:class:`phytoscope.progress.Progress`).
+
 Outputs are found by name, so every engine hands the same tensors to the shared
 post-processing: ``logits`` (N, classes) and, for a model whose card has a ``novelty``
 section, the open-set score ``novelty`` (N,) computed inside the graph (DESIGN 5b). A
@@ -27,8 +33,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from phytoscope.backends.options import EngineOptions, OptionsArg, pick
 from phytoscope.errors import BackendError, BackendUnavailable, ModelError
 from phytoscope.modelcard import InputSpec, ModelCard, resolve
+from phytoscope.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +104,34 @@ class Backend(ABC):
     install_hint: ClassVar[str]
     """What to install when the runtime is missing, shown to the user verbatim."""
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    options_type: ClassVar[type[EngineOptions]] = EngineOptions
+    """The dataclass of this engine's settings (``OrtOptions``, ``TfOptions``, ...)."""
 
-    def __init__(self, card: ModelCard, **options: Any):
+    def __init__(
+        self,
+        card: ModelCard,
+        precision: str | None = None,
+        options: OptionsArg = None,
+        progress: Progress | None = None,
+    ):
+        """An unloaded backend.
+
+        Parameters
+        ----------
+        card
+            The model card, as :meth:`select_card` chose it.
+        precision
+            What the user asked for; :meth:`engine_precision` decides what runs.
+        options
+            This engine's options (or several engines' options, this one's is picked);
+            ``None`` means its defaults.
+        progress
+            Where a long load reports and learns of a cancel (TensorRT builds).
+        """
         self.card = card
-        self.options = options
+        self.options: EngineOptions = pick(self.options_type, options)
+        self._precision = self.engine_precision(card, precision)
+        self.progress = Progress.of(progress)
         self._loaded = False
 
     # -- discovery -----------------------------------------------------------------------
@@ -119,11 +151,26 @@ class Backend(ABC):
     def select_card(cls, model: Path | str | None, precision: str, default_dir: Path) -> ModelCard:
         """The model card this engine runs for a precision (TensorRT overrides: it builds
         its engine from the ONNX FP32 card)."""
+        cls.check_precision(precision)
+        return resolve(model, cls.model_format, precision, default_dir)
+
+    @classmethod
+    def check_precision(cls, precision: str) -> None:
         if precision not in cls.precisions:
             raise ModelError(
                 f"{cls.name} runs precisions {', '.join(cls.precisions)}, not {precision}"
             )
-        return resolve(model, cls.model_format, precision, default_dir)
+
+    @classmethod
+    def engine_precision(cls, card: ModelCard, requested: str | None) -> str:
+        """The precision this engine runs ``card`` at, for a requested one.
+
+        For engines that run the model file as it is (ONNX Runtime, TensorFlow) it is the
+        card's: the requested precision only chose which card of a folder to run (an
+        explicitly named card wins). TensorRT overrides it: its card is the FP32 ONNX
+        model and the precision is the engine's it builds.
+        """
+        return card.precision
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -133,7 +180,8 @@ class Backend(ABC):
 
     @property
     def precision(self) -> str:
-        return self.card.precision
+        """The precision this backend runs at (see :meth:`engine_precision`)."""
+        return self._precision
 
     @property
     def loaded(self) -> bool:

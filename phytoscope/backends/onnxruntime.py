@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
 from phytoscope.backends.base import LOGITS, Backend, output_key
+from phytoscope.backends.options import OrtOptions
 
 
 class OnnxRuntimeBackend(Backend):
@@ -15,6 +15,8 @@ class OnnxRuntimeBackend(Backend):
     model_format = "onnx"
     install_hint = "pip install onnxruntime"
     precisions = ("fp32", "int8")
+    options_type = OrtOptions
+    options: OrtOptions
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -28,16 +30,15 @@ class OnnxRuntimeBackend(Backend):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        threads = self.options.get("threads") or int(os.environ.get("PHYTOSCOPE_THREADS", "0"))
-        options.intra_op_num_threads = threads  # 0 = one per physical core
-        if not self.options.get("spin", os.environ.get("PHYTOSCOPE_ORT_SPIN", "1") != "0"):
+        options.intra_op_num_threads = self.options.intra_op_threads  # 0: one per core
+        if not self.options.spinning:
             # ONNX Runtime's pool busy-waits between operators by default; in a pipeline that
             # steals the cores decoding threads need (see core.pipeline.engine_options)
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         available = ort.get_available_providers()
-        wanted = self.options.get("providers") or ["CPUExecutionProvider"]
+        wanted = list(self.options.providers)
         providers = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
         self._session = ort.InferenceSession(
             str(self.card.model_path), sess_options=options, providers=providers
@@ -49,7 +50,7 @@ class OnnxRuntimeBackend(Backend):
         self.card.check_io_shapes(tuple(inputs[0].shape), logits.shape[-1])
         # InferenceSession.run is thread-safe; concurrent runs pay off on the CPU only
         on_cpu = self._session.get_providers() == ["CPUExecutionProvider"]
-        self._lanes = max(1, int(self.options.get("lanes") or 1)) if on_cpu else 1
+        self._lanes = self.options.lanes if on_cpu else 1
 
     @property
     def concurrent_calls(self) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Any
 
 import numpy as np
 
 from phytoscope.backends.base import LOGITS, Backend
+from phytoscope.backends.options import TfOptions
 
 
 class TensorFlowBackend(Backend):
@@ -16,11 +18,10 @@ class TensorFlowBackend(Backend):
     install_hint = (
         "pip install 'phytoscope[tensorflow]' (tensorflow-cpu on x86-64, tensorflow on Jetson)"
     )
+    options_type = TfOptions
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        import importlib.util
-
         if importlib.util.find_spec("tensorflow") is None:
             return f"TensorFlow is not installed; {cls.install_hint}"
         return None

@@ -87,14 +87,22 @@ def _rss_peak_bytes() -> int:
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Load the variant's model and run phases 2-4 on it; the figures the parent needs."""
     from phytoscope import backends
+    from phytoscope.backends.options import OrtOptions, TrtOptions
 
     images: list[str] = [p for p, _ in spec["images"]]
     batch_sizes: list[int] = list(spec["batch_sizes"])
-    options = {"threads": spec["threads"]} if spec.get("threads") else {}
+    # ONNX Runtime's threads when the benchmark fixes them; TensorRT's profile covers the
+    # largest batch measured
+    options = (
+        OrtOptions(threads=spec["threads"]) if spec.get("threads") else OrtOptions(),
+        TrtOptions(batch=max(batch_sizes)),
+    )
     out: dict[str, Any] = {"phases": {}}
 
     # -- phase 1: load (started by the parent at spawn) ----------------------------------
-    backend = backends.create(spec["backend"], spec["precision"], model=spec["model"], **options)
+    backend = backends.create(
+        spec["backend"], spec["precision"], model=spec["model"], options=options
+    )
     backend.load()
     out["runtime"] = backend.describe()
 

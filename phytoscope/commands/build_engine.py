@@ -11,7 +11,19 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
+
+from phytoscope.backends.options import TrtOptions
+from phytoscope.backends.tensorrt import CudaContext, EngineProvider, TensorRTBackend
+from phytoscope.backends.tensorrt.build import STAGE
+from phytoscope.commands.progressbar import terminal_progress
+from phytoscope.config import models_dir
+from phytoscope.errors import ExitCode
+from phytoscope.progress import CancelToken
 
 HELP = "build the TensorRT engine (FP32, FP16 or INT8) of an ONNX model and cache it"
 
@@ -58,69 +70,41 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--force", action="store_true", help="rebuild even when a matching engine is cached"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-
-
-def _printer(stream=sys.stderr):
-    last = {"message": None}
-
-    def progress(message: str, fraction: float | None) -> None:
-        if message == last["message"]:
-            return
-        last["message"] = message
-        pct = f"{fraction * 100:5.1f}% " if fraction is not None else "       "
-        print(f"\r{pct}{message[:70]:<70}", end="", file=stream, flush=True)
-
-    return progress
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from phytoscope.backends.tensorrt import CudaContext, TensorRTBackend, obtain_engine
-    from phytoscope.backends.tensorrt_build import BuildOptions, EngineCache
-    from phytoscope.config import models_dir
-
     TensorRTBackend.require()  # names what to install when TensorRT/pycuda/GPU are missing
     if args.calibration_images is not None and args.precision != "int8":
         print("note: --calibration-images is only used with --precision int8", file=sys.stderr)
-    options = BuildOptions(
-        precision=args.precision,
+    options = TrtOptions(
         batch=args.batch,
         workspace_mb=args.workspace_mb,
         dla_core=args.dla_core,
+        device=args.device,
+        cache_dir=args.cache_dir,
         calibration_images=args.calibration_images,
-    ).validate()
+        force=args.force,
+    ).check_precision(args.precision)
     card = TensorRTBackend.select_card(args.model, args.precision, models_dir())
     card.verify_file()
-    cache = EngineCache(args.cache_dir)
 
-    cancel = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
-
-    def on_interrupt(signum, frame):  # the build runs in C++; stop it at its next step
-        cancel.set()
-        print("\ncancelling the build…", file=sys.stderr)
-
-    in_main = threading.current_thread() is threading.main_thread()
-    if in_main:
-        signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        context = CudaContext(args.device)
-        try:
-            result = obtain_engine(
-                card, options, context, cache, _printer(), cancel, force=args.force
-            )
-        finally:
-            context.close()
-    finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
-    if result.built:
-        print(file=sys.stderr)
+    cancel = CancelToken()
+    with terminal_progress(args.progress, {STAGE: "steps"}, cancel) as progress:
+        provider = EngineProvider(card, args.precision, options, progress)
+        with interrupt_cancels(cancel), CudaContext(options.device):
+            result = provider()
     summary = {
         "engine": str(result.path) if result.path else None,
         "built": result.built,
         "seconds": round(result.seconds, 1),
         "size_mb": round(len(result.engine) / 2**20, 2),
-        "key": result.key.__dict__,
+        "key": asdict(result.key),
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -129,4 +113,23 @@ def run(args: argparse.Namespace) -> int:
         where = summary["engine"] or "not cached (no writable cache folder; see the warning above)"
         print(f"{card.name} {args.precision} batch {args.batch} on {result.key.gpu_name}: {state}")
         print(f"engine: {where} ({summary['size_mb']} MB)")
-    return 0
+    return ExitCode.OK
+
+
+@contextmanager
+def interrupt_cancels(cancel: CancelToken) -> Iterator[None]:
+    """Ctrl-C sets ``cancel`` instead of raising: the build runs in TensorRT's C++ code and
+    stops at its next step, raising :class:`~phytoscope.errors.Cancelled` cleanly."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        cancel.cancel()
+        print("\ncancelling the build…", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

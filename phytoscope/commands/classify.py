@@ -249,6 +249,7 @@ def _check(req: ClassifyRequest) -> None:
 def execute(req: ClassifyRequest) -> int:
     """Run a classify request: check, classify and store, write, then save the samples."""
     from phytoscope import backends, config
+    from phytoscope.backends.options import TrtOptions
     from phytoscope.commands.progressbar import terminal_progress
     from phytoscope.core.analysis import Analysis, RunFailed, inputs_key, open_run
     from phytoscope.core.classifier import Classifier
@@ -275,7 +276,11 @@ def execute(req: ClassifyRequest) -> int:
     try:
         with terminal_progress(req.progress, units={STAGE: "ROIs"}) as progress:
             backend = backends.create(
-                req.backend, req.precision, model=req.model, **engine_options()
+                req.backend,
+                req.precision,
+                model=req.model,
+                # TensorRT builds its engine's optimisation profile for this batch size
+                options=(engine_options(), TrtOptions(batch=req.batch_size)),
             )
             with backend:
                 card = backend.card
@@ -320,6 +325,10 @@ def execute(req: ClassifyRequest) -> int:
                 if stopped is None and store is not None and result.run_id is not None:
                     store.finish_run(result.run_id)
                 result.rows_stored = analysis.rows_stored + len(done)
+                if stopped is not None and store is not None and result.run_id is not None:
+                    # an interrupt can land between a batch's commit and its count: say
+                    # what the database holds, the number a resume starts from
+                    result.rows_stored = store.rows_of_run(result.run_id, result.rows_stored)
         result.seconds = time.perf_counter() - started
         return _report(req, result, session, store, output, stopped, code)
     finally:

@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
+
+from phytoscope import backends
+from phytoscope import config as cfg
+from phytoscope.backends.options import TrtOptions
+from phytoscope.config import PRECISION_CHOICES
+from phytoscope.errors import ExitCode
+from phytoscope.modelcard import ModelCard, resolve
+from phytoscope.training import dataset as ds
+from phytoscope.training import evaluate as ev
+
+PREDICT_BATCH = 64
+"""Images per engine call (and TensorRT's optimisation profile batch)."""
 
 HELP = "measure a model on labelled images: top-1, per-class P/R/F1, per-source accuracy, confusion matrix"
 
@@ -38,7 +53,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="engine to run the model with (default: the one for the model's format)",
     )
     parser.add_argument(
-        "--precision", default="fp32", help="precision when MODEL is a folder (default fp32)"
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default="fp32",
+        help="which model of a folder to run; with --backend tensorrt, the engine's "
+        "precision (default fp32)",
     )
     parser.add_argument(
         "--out",
@@ -68,23 +87,25 @@ def _is_split_csv(path: Path) -> bool:
     return "split" in header and "class" in header
 
 
+def _backend_name(args: argparse.Namespace) -> str:
+    """``auto`` means the engine of the model's own format (a Keras card runs in TensorFlow)."""
+    if args.backend != "auto":
+        return str(args.backend)
+    card = resolve(args.model, "onnx", args.precision, cfg.models_dir())
+    return "tensorflow" if card.format == "keras" else "onnxruntime"
+
+
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    import numpy as np
-
-    from phytoscope import backends
-    from phytoscope import config as cfg
-    from phytoscope.errors import ExitCode
-    from phytoscope.modelcard import ModelCard, resolve
-    from phytoscope.training import dataset as ds
-    from phytoscope.training import evaluate as ev
-
-    fmt = "keras" if args.backend == "tensorflow" else "onnx"
-    card = resolve(args.model, fmt, args.precision, cfg.models_dir())
-    backend_name = args.backend
-    if backend_name == "auto":
-        backend_name = "tensorflow" if card.format == "keras" else "onnxruntime"
+    # through create(), so each engine chooses its card and precision (select_card): TensorRT
+    # builds its fp16/int8 engine from the FP32 ONNX model, as classify does
+    backend_name = _backend_name(args)
+    backend = backends.create(
+        backend_name,
+        args.precision,
+        model=args.model,
+        options=TrtOptions(batch=PREDICT_BATCH),
+    )
+    card = backend.card
     classes = card.class_names
 
     if _is_split_csv(args.dataset):
@@ -109,12 +130,13 @@ def run(args: argparse.Namespace) -> int:
     cache = args.cache or cfg.cache_dir() / "training"
     index = {c: i for i, c in enumerate(classes)}
 
-    backend = backends.backend_class(backend_name)(card)
     with backend:
 
         def probabilities(subset: list[ds.Item]) -> np.ndarray:
             prepared = ds.prepared_arrays(subset, card.input, cache)
-            return ev.probabilities_of(ev.predict_logits(backend.logits, prepared, card.input))
+            return ev.probabilities_of(
+                ev.predict_logits(backend.logits, prepared, card.input, PREDICT_BATCH)
+            )
 
         probs = probabilities(items)
         y = np.array([index[i.cls] for i in items], dtype=np.int64)
@@ -131,10 +153,10 @@ def run(args: argparse.Namespace) -> int:
         report,
         out,
         "evaluation",
-        f"{card.label} ({backend_name}), {args.dataset.name} {args.subset}",
+        f"{card.label} ({backend_name} {backend.precision}), {args.dataset.name} {args.subset}",
     )
 
-    print(f"model: {card.label} via {backend_name}")
+    print(f"model: {card.label} via {backend_name} {backend.precision}")
     print(f"images: {report.n}   top-1: {report.top1:.4f}")
     if report.with_thresholds:
         w = report.with_thresholds

@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from phytoscope import config as cfg
+from phytoscope.errors import ExitCode
+from phytoscope.modelcard import card_path_for
+from phytoscope.training.export import FORMS, export_all
+
 HELP = "export a trained Keras model to ONNX FP32, ONNX INT8 (calibrated) and Keras, each with its card"
 
 
@@ -48,11 +53,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from phytoscope import config as cfg
-    from phytoscope.errors import ExitCode
-    from phytoscope.modelcard import card_path_for
-    from phytoscope.training.export import FORMS, export_all
-
     forms = tuple(f.strip() for f in args.forms.split(",") if f.strip())
     bad = [f for f in forms if f not in FORMS]
     if bad:

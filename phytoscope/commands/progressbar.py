@@ -13,7 +13,9 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TextIO
+
+from tqdm import tqdm
 
 from phytoscope.progress import CancelToken, Progress, ProgressEvent
 
@@ -27,18 +29,17 @@ class TerminalBars:
     def __init__(self, stream: TextIO | None = None, units: dict[str, str] | None = None):
         self.stream = stream or sys.stderr
         self.units = units or {}
-        self._bar: Any = None
+        self._bar: tqdm | None = None
         self._stage: str | None = None
         self._lock = threading.Lock()
 
     def __call__(self, event: ProgressEvent) -> None:
-        from tqdm import tqdm
-
         with self._lock:
-            if event.stage != self._stage:
+            bar = self._bar
+            if bar is None or event.stage != self._stage:
                 self._close()
                 self._stage = event.stage
-                self._bar = tqdm(
+                bar = self._bar = tqdm(
                     total=event.total,
                     desc=event.stage,
                     unit=" " + self.units.get(event.stage, "items"),
@@ -46,7 +47,6 @@ class TerminalBars:
                     dynamic_ncols=True,
                     leave=True,
                 )
-            bar = self._bar
             if event.total is not None and bar.total != event.total:
                 bar.total = max(event.total, event.done)
             bar.n = event.done

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import subprocess
 import sys
 import time
+
+from phytoscope.errors import ConfigError, ExitCode, SensorError
+from phytoscope.telemetry import Sampler, integrate
+from phytoscope.telemetry.meter import MeterCsvSource, estimate_offset
+from phytoscope.types import TelemetrySample
 
 HELP = "print power (with its source, or 'estimated'), memory and CPU for N seconds"
 
@@ -67,7 +74,7 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:8.1f}"
 
 
-def format_sample(s, t0: float) -> str:  # noqa: ANN001 - TelemetrySample, imported lazily
+def format_sample(s: TelemetrySample, t0: float) -> str:
     if s.power_w is None:
         power = "      -  W"
     else:
@@ -88,9 +95,6 @@ def format_sample(s, t0: float) -> str:  # noqa: ANN001 - TelemetrySample, impor
 
 def _burst(seconds: float) -> None:
     """Every core busy for ``seconds`` (one spinning process per CPU)."""
-    import os
-    import subprocess
-
     code = f"import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass"
     procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(os.cpu_count() or 1)]
     for proc in procs:
@@ -99,10 +103,6 @@ def _burst(seconds: float) -> None:
 
 def align_meter(args: argparse.Namespace) -> int:
     """Marker run: idle, burst, idle while the meter logs; print the offset that fits best."""
-    from phytoscope.errors import ConfigError, ExitCode
-    from phytoscope.telemetry import Sampler
-    from phytoscope.telemetry.meter import MeterCsvSource, estimate_offset
-
     if not args.meter_csv:
         raise ConfigError("--align-meter needs --meter-csv LOG (the meter must be logging now)")
     part = args.marker_seconds
@@ -143,9 +143,6 @@ def align_meter(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from phytoscope.errors import ConfigError, ExitCode, SensorError
-    from phytoscope.telemetry import Sampler, integrate
-
     if args.align_meter:
         return align_meter(args)
     if args.seconds <= 0:

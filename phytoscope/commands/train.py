@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+
+from phytoscope import config as cfg
+from phytoscope.errors import ExitCode
+from phytoscope.training.train import TrainConfig, compare_sizes, train
 
 HELP = "train the genus classifier (Keras MobileNetV2 transfer learning) from labelled images"
 
@@ -121,10 +126,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from phytoscope import config as cfg
-    from phytoscope.errors import ExitCode
-    from phytoscope.training.train import TrainConfig, train
-
     if args.size < 32:
         print(
             "phytoscope: --size must be at least 32 (MobileNetV2's smallest input)", file=sys.stderr
@@ -168,10 +169,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"{stage}: {total} done", flush=True)
 
     if args.compare_sizes:
-        import json
-
-        from phytoscope.training.train import compare_sizes
-
         sizes = tuple(int(s) for s in args.compare_sizes.split(","))
         rows = compare_sizes(config, sizes, progress)
         print(f"{'size':>5s} {'val top-1':>10s} {'ms/img b1':>10s} {'ms/img b16':>11s}")

@@ -229,7 +229,7 @@ class UnitProcessor:
             config.backend,
             config.precision,
             model=config.model,
-            **engine_options(cpus=config.threads_per_worker),
+            options=engine_options(cpus=config.threads_per_worker),
         ).load()
         self.classifier = Classifier(self.backend)
         self.rule_set = hab.load_rule_set(config.rule_set)

@@ -27,12 +27,12 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
+from phytoscope.backends.options import OrtOptions
 from phytoscope.core.classifier import Classifier
 from phytoscope.errors import Cancelled
 from phytoscope.imaging.preprocess import normalise, prepare_uint8
@@ -96,8 +96,9 @@ MAX_LANES = 8
 to the GUI's peak RSS on the FlowCam folder)."""
 
 
-def engine_options(cpus: int | None = None) -> dict[str, Any]:
-    """Backend options for an engine that shares ``cpus`` (default: all usable) with decoding.
+def engine_options(cpus: int | None = None) -> OrtOptions:
+    """ONNX Runtime options for an engine that shares ``cpus`` (default: all usable) with
+    decoding; pass them as ``backends.create(..., options=engine_options())``.
 
     Every caller of :func:`classify_items` (``classify``, the GUI, the archive workers,
     the pipeline benchmark) creates its backend with these, so they all run the same way.
@@ -111,16 +112,17 @@ def engine_options(cpus: int | None = None) -> dict[str, Any]:
     685 img/s spinning, 959 img/s not).
 
     ``PHYTOSCOPE_THREADS`` (one run with that many threads) and ``PHYTOSCOPE_ORT_SPIN``,
-    read by the backend, override. Engines other than ONNX Runtime ignore the options.
+    read by the backend, override. Other engines take their own options (``create`` hands
+    each engine its own), so these never reach TensorRT or TensorFlow.
     """
     cpus = max(1, cpus or usable_cpus())
-    options: dict[str, Any] = {}
+    options = OrtOptions()
     if not os.environ.get("PHYTOSCOPE_ORT_SPIN"):
-        options["spin"] = False
+        options = replace(options, spin=False)
     if not os.environ.get("PHYTOSCOPE_THREADS"):
         lanes = min(cpus, MAX_LANES)
-        options.update(lanes=lanes, threads=max(1, cpus // lanes))
-    return options
+        options = replace(options, lanes=lanes, threads=max(1, cpus // lanes))
+    return options.validate()
 
 
 _opencv_lock = threading.Lock()

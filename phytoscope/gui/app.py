@@ -24,7 +24,24 @@ def make_app(argv: list[str] | None = None) -> Any:
     app.setOrganizationName("phytoscope")
     QGuiApplication.setDesktopFileName("phytoscope")  # static; names the .desktop file
     pg.setConfigOptions(antialias=True, background="w", foreground="#222")
+    gui_thread_garbage_collection(app)
     return app
+
+
+def gui_thread_garbage_collection(app: Any) -> None:
+    """Collect Python garbage on the GUI thread only (pyqtgraph's ``GarbageCollector``).
+
+    Python's cyclic collector runs in whichever thread happens to allocate; when it frees a
+    Qt widget from a worker thread, Qt's destructor and the GUI thread can wait on each
+    other for ever (seen here: a benchmark worker collecting a QMenu while the GUI thread
+    painted a chart). With automatic collection off and a one-second timer collecting on
+    the GUI thread, widgets are always destroyed where Qt expects them. Installed once per
+    application; the collector is kept on the app so it lives as long as it does.
+    """
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
+    if getattr(app, "_phytoscope_gc", None) is None:
+        app._phytoscope_gc = GarbageCollector(interval=1.0)
 
 
 class Driver:

@@ -44,8 +44,8 @@ from phytoscope.bench.runner import BenchReport, Planned, plan_variants, run_ben
 from phytoscope.bench.summary import summary_table
 from phytoscope.bench.table import ESTIMATED_TIP
 from phytoscope.gui.bench_charts import BarChart, FittedTable, Series, Timeline
-from phytoscope.gui.workers import BackgroundCall, BenchWorker, Bridge, WorkerThread
-from phytoscope.progress import CancelToken, Progress, ProgressEvent
+from phytoscope.gui.shell import Task
+from phytoscope.progress import Progress, ProgressEvent
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,14 @@ BANNER_STYLE = (
 DEFAULT_CHOICE = ("tf_base", "ort_fp32", "ort_int8")
 
 
-def run_with_progress(config: BenchConfig, progress: Any, cancel: CancelToken) -> BenchReport:
-    """The worker's call: :func:`run_benchmark` with the worker's progress signal and its
-    cancel token as one :class:`Progress` (every event delivered: the timeline needs them)."""
-    return run_benchmark(config, Progress(progress, cancel))
+def bench_work(config: BenchConfig) -> Any:
+    """The benchmark as work for the one worker shell: :func:`run_benchmark`, the function
+    ``phytoscope bench`` runs, with the task's progress and cancel token."""
+
+    def work(progress: Progress) -> BenchReport:
+        return run_benchmark(config, progress)
+
+    return work
 
 
 def _short(label: str) -> str:
@@ -86,10 +90,8 @@ class BenchPage(QWidget):
         super().__init__(parent)
         self.overrides = dict(overrides or {})
         self.out_root = out_root
-        self._thread: WorkerThread | None = None
-        self._worker: BenchWorker | None = None
-        self._bridge = Bridge()
-        self._plan_call: BackgroundCall | None = None
+        self._task: Task | None = None
+        self._plan_task: Task | None = None
         self.plan: dict[str, Planned] = {}
         self._t0 = 0.0
         self._events: list[tuple[float, str, str]] = []  # (t, variant, phase)
@@ -202,19 +204,21 @@ class BenchPage(QWidget):
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
-        if self._plan_call is None:
+        if self._plan_task is None:
             self.check_variants()
 
     def check_variants(self) -> None:
         """Find which variants can run here, off the GUI thread (it may import runtimes
         and probe the GPU); unavailable ones are then disabled with their reason."""
         model = self.overrides.get("model")
-        self._plan_call = BackgroundCall(
-            lambda: plan_variants(Path(model) if model else None),
-            self._on_plan,
-            self._on_plan_failed,
+        self._plan_task = Task(
+            lambda _progress: plan_variants(Path(model) if model else None),
+            what="checking the variants",
             name="phytoscope-bench-plan",
         )
+        self._plan_task.result.connect(self._on_plan)
+        self._plan_task.failed.connect(self._on_plan_failed)
+        self._plan_task.start()
 
     def _on_plan(self, plan: list[Planned]) -> None:
         self.plan = {p.variant.key: p for p in plan}
@@ -244,7 +248,7 @@ class BenchPage(QWidget):
         self.update_method()
 
     def _on_plan_failed(self, message: str) -> None:
-        self._set_status(f"could not check which variants run here: {message}", error=True)
+        self._set_status(f"could not check which variants run here ({message})", error=True)
 
     def update_method(self) -> None:
         """The method text for the current choice (shown until a run starts)."""
@@ -262,7 +266,7 @@ class BenchPage(QWidget):
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.running
+        return self._task is not None and self._task.running
 
     def selected_variants(self) -> tuple[str, ...]:
         return tuple(k for k, box in self.checks.items() if box.isChecked())
@@ -303,37 +307,33 @@ class BenchPage(QWidget):
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self._set_status(f"starting: results go to {config.out_dir}")
-        self._worker = BenchWorker(run_with_progress)
-        self._worker.progress.connect(self._on_progress)
-        self._worker.finished.connect(self._on_finished)
-        self._worker.failed.connect(self._on_failed)
-        self._bridge = Bridge()
-        self._bridge.run_bench.connect(self._worker.run)
-        self._bridge.stop_bench.connect(self._worker.shutdown)
-        self._thread = WorkerThread(self._worker, "phytoscope-bench")
-        self._bridge.run_bench.emit(config)
+        # every event is delivered (min_interval 0): the phase timeline needs them all
+        self._task = Task(
+            bench_work(config), "benchmark", min_interval=0.0, name="phytoscope-bench"
+        )
+        self._task.progress.connect(self._on_progress)
+        self._task.result.connect(self._on_finished)
+        self._task.failed.connect(self._on_failed)
+        self._task.start()
 
     def cancel(self) -> None:
-        if self._worker is not None and self.running:
-            self._worker.cancel.set()
+        if self._task is not None and self.running:
+            self._task.cancel()
             self.cancel_button.setEnabled(False)
             self._set_status("cancelling: stopping the running variant…")
 
     def stop(self) -> None:
         """Cancel and join the benchmark thread (the window is closing)."""
-        if self._worker is not None:
-            self._worker.cancel.set()
-        if self._thread is not None:
-            self._thread.stop(self._bridge.stop_bench)
-            self._thread = None
-        if self._plan_call is not None:
-            self._plan_call.join()
+        if self._task is not None:
+            self._task.join(cancel=True)
+            self._task = None
+        if self._plan_task is not None:
+            self._plan_task.join()
 
     def _join(self) -> None:
-        if self._thread is not None:
-            self._thread.stop(self._bridge.stop_bench)
-            self._thread = None
-        self._worker = None
+        if self._task is not None:
+            self._task.join()
+            self._task = None
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
@@ -476,4 +476,4 @@ class BenchPage(QWidget):
             self.energy_chart.set_title("Energy per image: no power figure on this machine")
 
 
-__all__ = ["BenchPage", "run_with_progress"]
+__all__ = ["BenchPage", "bench_work"]

@@ -35,9 +35,9 @@ from phytoscope.gui.style import GenusColours
 from phytoscope.gui.window_ui import WindowLayout
 from phytoscope.gui.workers import (
     LOAD_CANCELLED,
-    BackgroundCall,
     Bridge,
     InferenceWorker,
+    Task,
     TelemetryWorker,
     WorkerThread,
     describe_error,
@@ -97,7 +97,7 @@ class MainWindow(WindowLayout):
         self._camera_mailbox: Any = None
         self._shown_version = -1
         self._closing = False
-        self._calls: list[BackgroundCall] = []
+        self._calls: list[Task] = []
         self._backend_request = BackendRequest()
         self._loading = False
         self.messages: list[str] = []
@@ -453,9 +453,11 @@ class MainWindow(WindowLayout):
                 self.about_dialog.show()
 
         self._calls = [c for c in self._calls if c.running]
-        self._calls.append(
-            BackgroundCall(lambda: collect(), show, self.report_error, "phytoscope-info")
-        )
+        # `phytoscope info` imports every runtime: not on the GUI thread
+        call = Task(lambda progress: collect(), what="phytoscope info", name="phytoscope-info")
+        call.result.connect(show)
+        call.failed.connect(self.report_error)
+        self._calls.append(call.start())
 
     # -- shutdown ------------------------------------------------------------------------
 
@@ -491,5 +493,5 @@ class MainWindow(WindowLayout):
             names.append("telemetry")
         if self.bench_page.running:
             names.append("benchmark")
-        names += [c._thread.name for c in self._calls if c.running]
+        names += [c.name for c in self._calls if c.running]
         return names

@@ -1,19 +1,21 @@
-"""Qt shells around the long work: each worker is a QObject moved to its own QThread.
+"""The window's workers, all on the one worker shell of :mod:`phytoscope.gui.shell`.
 
 Threads (DESIGN.md section 4):
 
 - inference: :class:`InferenceWorker` creates, uses AND closes the backend (and its own
-  results-store connection) on its thread. In: queued ``set_backend`` / ``submit`` /
-  ``shutdown``; out: ``ready``, ``progress``, ``predictions``, ``finished``, ``error``, all
-  carrying frozen objects from :mod:`.jobs`. Cancel is a thread-safe token the GUI sets
-  directly, because a busy worker does not read its queue until the job returns.
+  results-store connection) on its long-lived thread (:class:`WorkerThread`). In: queued
+  ``set_backend`` / ``submit`` / ``shutdown``; out: ``ready``, ``progress``,
+  ``predictions``, ``finished``, ``error``, all carrying frozen objects from :mod:`.jobs`.
+  Each job (files, camera) runs through :func:`~phytoscope.gui.shell.drive`, like every
+  task, and stops on its cancel token, which the GUI sets directly because a busy worker
+  does not read its queue until the job returns.
 - telemetry: :class:`TelemetryWorker` creates its sampler and QTimer inside its thread
   and emits ``sampled(TelemetrySample)``.
-- benchmark: :class:`BenchWorker` runs the core benchmark function with progress/cancel.
+- one-off work (the benchmark, the About dialog's ``phytoscope info``): a
+  :class:`~phytoscope.gui.shell.Task` each (e.g. :func:`phytoscope.gui.bench_page.bench_work`).
 - camera: a plain Python capture thread (:mod:`.camera`), joined when the job ends.
 
-:class:`WorkerThread` owns a QThread and its worker and joins it on :meth:`stop`; the main
-window stops every one of them before it closes.
+The main window stops every one of them before it closes.
 """
 
 from __future__ import annotations
@@ -24,61 +26,48 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from phytoscope.errors import PhytoscopeError
+from phytoscope import backends
+from phytoscope.backends.base import Backend
+from phytoscope.backends.options import TrtOptions
+from phytoscope.config import default_database
+from phytoscope.core.classifier import Classifier
+from phytoscope.core.pipeline import engine_options
+from phytoscope.errors import ModelError, PhytoscopeError
 from phytoscope.gui import analysis
+from phytoscope.gui.camera import CameraCapture, open_camera
 from phytoscope.gui.jobs import (
     BackendInfo,
     BackendRequest,
     CameraJob,
-    CancelToken,
     FilesJob,
     JobFinished,
 )
+from phytoscope.gui.shell import (
+    Outcome,
+    Task,
+    WorkerThread,
+    describe_error,
+    drive,
+    quit_own_thread,
+)
+from phytoscope.progress import Progress, ProgressEvent
+from phytoscope.storage import Store
+from phytoscope.telemetry import Sampler
 
 log = logging.getLogger(__name__)
 
 LOAD_CANCELLED = "model loading was cancelled: choose Tools → Settings → Save to load a model"
 
-
-def describe_error(exc: BaseException) -> str:
-    """A message for the user: ours are written for technicians, others get their type."""
-    if isinstance(exc, PhytoscopeError):
-        return str(exc)
-    if isinstance(exc, MemoryError):
-        return "out of memory: close other programs or choose a smaller batch size in Settings"
-    if isinstance(exc, OSError) and exc.errno == 28:
-        return f"the disk is full: {exc}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-class WorkerThread:
-    """A long-lived QThread hosting one worker object.
-
-    ``stop()`` asks the worker to release what it holds on its own thread (its ``shutdown``
-    slot ends with ``thread.quit()``) and joins the thread.
-    """
-
-    def __init__(self, worker: QObject, name: str):
-        self.worker = worker
-        self.thread = QThread()
-        self.thread.setObjectName(name)
-        worker.moveToThread(self.thread)
-        self.thread.start()
-
-    def stop(self, shutdown_signal: Any | None = None) -> None:
-        if not self.thread.isRunning():
-            return
-        if shutdown_signal is not None:
-            shutdown_signal.emit()  # queued: runs after the job in progress returns
-        else:
-            self.thread.quit()
-        self.thread.wait()
-
-    @property
-    def running(self) -> bool:
-        return self.thread.isRunning()
+__all__ = [
+    "Bridge",
+    "InferenceWorker",
+    "Task",
+    "TelemetryWorker",
+    "WorkerThread",
+    "describe_error",
+]
 
 
 class InferenceWorker(QObject):
@@ -96,9 +85,9 @@ class InferenceWorker(QObject):
     def __init__(self, database: Path | None = None):
         super().__init__()
         self._database = database
-        self._backend: Any = None
-        self._classifier: Any = None
-        self._store: Any = None
+        self._backend: Backend | None = None
+        self._classifier: Classifier | None = None
+        self._store: Store | None = None
         self._request = BackendRequest()
 
     # -- backend -------------------------------------------------------------------------
@@ -113,11 +102,6 @@ class InferenceWorker(QObject):
 
     @Slot(object)
     def set_backend(self, request: BackendRequest) -> None:
-        from phytoscope import backends
-        from phytoscope.core.classifier import Classifier
-        from phytoscope.core.pipeline import engine_options
-        from phytoscope.errors import ModelError
-
         self._close_backend()
         self._request = request
         if request.cancel.is_set():  # cancelled, or replaced by a newer request, while queued
@@ -133,14 +117,11 @@ class InferenceWorker(QObject):
                 # a folder of models, or one model card / model file
                 model=chosen if chosen is not None and chosen.is_file() else None,
                 models_dir=chosen if chosen is not None and not chosen.is_file() else None,
-                # engines that take long to load (TensorRT builds) report and stop with these
-                progress=lambda message, fraction=None: self.loading.emit(
-                    f"{message} ({fraction:.0%})"
-                    if isinstance(fraction, (int, float))
-                    else str(message)
-                ),
-                cancel=request.cancel,
-                **engine_options(),  # it runs classify_items: decoding shares the CPUs
+                # ONNX Runtime shares the CPUs with decoding as classify_items runs it;
+                # TensorRT's profile is tuned for the batch the window runs
+                options=(engine_options(), TrtOptions(batch=request.batch_size)),
+                # engines that take long to load (TensorRT builds) report and stop here
+                progress=Progress(self._loading_event, request.cancel, min_interval=0.1),
             )
             backend.load()
         except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a crash
@@ -174,21 +155,26 @@ class InferenceWorker(QObject):
             )
         )
 
+    def _loading_event(self, event: ProgressEvent) -> None:
+        fraction = event.fraction
+        text = event.message or event.stage
+        self.loading.emit(f"{text} ({fraction:.0%})" if fraction is not None else text)
+
     # -- store ---------------------------------------------------------------------------
 
-    def _open_store(self) -> Any:
+    def _open_store(self) -> Store:
         if self._store is None:
-            from phytoscope.config import default_database
-            from phytoscope.storage import Store
-
             self._store = Store(self._database or default_database())
         return self._store
 
-    def _start_run(self, settings: dict[str, Any]) -> tuple[Any, int | None]:
+    def _start_run(self, settings: dict[str, Any]) -> tuple[Store | None, int | None]:
+        backend = self._backend
+        if backend is None:
+            return None, None
         try:
             store = self._open_store()
             run_id = store.start_run(
-                self._backend.name, self._backend.card.label, self._backend.card.sha256, settings
+                backend.name, backend.card.label, backend.card.sha256, settings
             )
             return store, run_id
         except PhytoscopeError as exc:
@@ -216,31 +202,42 @@ class InferenceWorker(QObject):
         settings = {"backend": self._request.backend, "precision": self._request.precision}
         store, run_id = self._start_run({**settings, "job": type(job).__name__})
         try:
-            if isinstance(job, FilesJob):
-                result = analysis.run_files(
-                    job,
-                    self._classifier,
-                    store,
-                    run_id,
-                    self.predictions.emit,
-                    self.progress.emit,
-                    job.cancel,
-                    self._request.batch_size,
-                )
-            else:
-                result = self._run_camera(job, store, run_id)
-        except Exception as exc:  # noqa: BLE001 - a failed job is a message; results so far are kept
-            log.exception("analysis job %s failed", job.job_id)
-            message = describe_error(exc)
-            self.error.emit(message)
-            result = JobFinished(job.job_id, 0, 0, 0.0, run_id=run_id, error=message)
+            outcome = drive(
+                lambda progress: self._run_job(job, store, run_id),
+                Progress(cancel=job.cancel),
+                what=f"analysis job {job.job_id}",
+            )
         finally:
             self._finish_run(store, run_id)
-        self.finished.emit(result)
+        self.finished.emit(self._job_finished(job, outcome, run_id))
+
+    def _run_job(self, job: FilesJob | CameraJob, store: Any, run_id: int | None) -> JobFinished:
+        if isinstance(job, FilesJob):
+            return analysis.run_files(
+                job,
+                self._classifier,
+                store,
+                run_id,
+                self.predictions.emit,
+                self.progress.emit,
+                job.cancel,
+                self._request.batch_size,
+            )
+        return self._run_camera(job, store, run_id)
+
+    def _job_finished(
+        self, job: FilesJob | CameraJob, outcome: Outcome, run_id: int | None
+    ) -> JobFinished:
+        """The job's own summary; a failed job is a message, and results so far are kept
+        (each batch was stored and shown as it came)."""
+        if outcome.ok:
+            return outcome.value  # type: ignore[no-any-return]
+        if outcome.error is not None:
+            self.error.emit(outcome.error)
+            return JobFinished(job.job_id, 0, 0, 0.0, run_id=run_id, error=outcome.error)
+        return JobFinished(job.job_id, 0, 0, 0.0, run_id=run_id, cancelled=True)
 
     def _run_camera(self, job: CameraJob, store: Any, run_id: int | None) -> JobFinished:
-        from phytoscope.gui.camera import CameraCapture, open_camera
-
         segment = analysis.frame_segmenter()
         device = open_camera(job.camera)
         capture = CameraCapture(device, on_error=self.error.emit).start()
@@ -273,9 +270,7 @@ class InferenceWorker(QObject):
             except Exception:  # noqa: BLE001
                 log.exception("closing the results store failed")
             self._store = None
-        thread = self.thread()
-        if thread is not None:
-            thread.quit()
+        quit_own_thread(self)
 
 
 class TelemetryWorker(QObject):
@@ -294,8 +289,6 @@ class TelemetryWorker(QObject):
     def start(self, rate_hz: float) -> None:
         self._stop_sampling()
         try:
-            from phytoscope.telemetry import Sampler
-
             self._sampler = Sampler(rate_hz=rate_hz, capacity=36000, pid=os.getpid())
         except Exception as exc:  # noqa: BLE001 - the window works without telemetry
             log.warning("telemetry unavailable: %s", exc)
@@ -337,43 +330,7 @@ class TelemetryWorker(QObject):
     @Slot()
     def shutdown(self) -> None:
         self._stop_sampling()
-        thread = self.thread()
-        if thread is not None:
-            thread.quit()
-
-
-class BenchWorker(QObject):
-    """Runs one benchmark (the core function the CLI's ``phytoscope bench`` also runs)."""
-
-    progress = Signal(object)
-    finished = Signal(object)
-    failed = Signal(str)
-
-    def __init__(self, runner: Any):
-        super().__init__()
-        self._runner = runner
-        self.cancel = CancelToken()
-
-    @Slot(object)
-    def run(self, config: Any) -> None:
-        from phytoscope.errors import Cancelled
-
-        try:
-            result = self._runner(config, progress=self.progress.emit, cancel=self.cancel)
-        except Cancelled as exc:
-            self.failed.emit(f"benchmark cancelled: {exc}")
-            return
-        except Exception as exc:  # noqa: BLE001
-            log.exception("benchmark failed")
-            self.failed.emit(f"benchmark failed: {describe_error(exc)}")
-            return
-        self.finished.emit(result)
-
-    @Slot()
-    def shutdown(self) -> None:
-        thread = self.thread()
-        if thread is not None:
-            thread.quit()
+        quit_own_thread(self)
 
 
 class Bridge(QObject):
@@ -384,41 +341,3 @@ class Bridge(QObject):
     stop_inference = Signal()
     start_telemetry = Signal(float)
     stop_telemetry = Signal()
-    run_bench = Signal(object)
-    stop_bench = Signal()
-
-
-class _CallSignals(QObject):
-    done = Signal(object)
-    failed = Signal(str)
-
-
-class BackgroundCall:
-    """Run one quick-but-not-instant function (``phytoscope info`` imports every runtime)
-    off the GUI thread; the result arrives by a queued signal. ``join()`` on close."""
-
-    def __init__(self, func: Any, on_done: Any, on_failed: Any, name: str = "phytoscope-call"):
-        import threading
-
-        self.signals = _CallSignals()  # lives in the GUI thread: emits from the thread queue
-        self.signals.done.connect(on_done)
-        self.signals.failed.connect(on_failed)
-
-        def run() -> None:
-            try:
-                result = func()
-            except Exception as exc:  # noqa: BLE001
-                log.exception("%s failed", name)
-                self.signals.failed.emit(describe_error(exc))
-                return
-            self.signals.done.emit(result)
-
-        self._thread = threading.Thread(target=run, name=name, daemon=True)
-        self._thread.start()
-
-    def join(self) -> None:
-        self._thread.join()
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()

@@ -253,13 +253,29 @@ def prepare(db: sqlite3.Connection, path: Path | str, read_only: bool) -> int:
         return current
     if owner != "ours" or current < len(MIGRATIONS):
         current = _create_or_upgrade(db, path)
-    try:
-        if str(path) != ":memory:":
-            db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-    except sqlite3.Error as exc:
-        raise describe(exc, path, "opening") from exc
+    _switch_to_wal(db, path)
     return current
+
+
+def _switch_to_wal(db: sqlite3.Connection, path: Path | str) -> None:
+    """WAL journal and normal sync, retried while other processes hold the file.
+
+    Changing the journal mode needs the file to itself for a moment; SQLite may answer
+    "locked" at once instead of waiting, when several runs open a new file together.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            if str(path) != ":memory:":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise describe(exc, path, "opening") from exc
+            time.sleep(0.05)
+        except sqlite3.Error as exc:
+            raise describe(exc, path, "opening") from exc
 
 
 def _create_or_upgrade(db: sqlite3.Connection, path: Path | str) -> int:

@@ -162,5 +162,15 @@ class Store(SampleRecords):
             for r in rows
         ]
 
+    def rows_of_run(self, run_id: int, default: int = 0) -> int:
+        """Predictions stored for a run (``default`` if the database cannot say)."""
+        try:
+            row = self.db.execute(
+                "SELECT count(*) FROM predictions WHERE run_id=?", (run_id,)
+            ).fetchone()
+        except sqlite3.Error:
+            return default
+        return int(row[0])
+
     def runs(self) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM runs ORDER BY id").fetchall()

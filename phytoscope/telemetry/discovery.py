@@ -14,6 +14,7 @@ tried when ``sysfs_root`` is the real ``/sys``; a fake tree in a test never pick
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from typing import Any
 from phytoscope.errors import SensorError
 from phytoscope.telemetry import estimate, jetson, nvml, rapl
 from phytoscope.telemetry.base import NOT_READABLE, PowerSource, Reader, SourceStatus, read_text
+from phytoscope.telemetry.memory import MemoryReader
 from phytoscope.telemetry.meter import MeterCsvSource
 
 log = logging.getLogger(__name__)
@@ -135,8 +137,6 @@ def select_source(
 
 
 def _module_exists(name: str) -> bool:
-    import importlib.util
-
     try:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
@@ -149,7 +149,6 @@ def describe_sensors(
     """For ``phytoscope info``: each power source found / not found / not readable, which
     one the sampler would use, whether it is an estimate, and where memory figures come from.
     """
-    from phytoscope.telemetry.memory import MemoryReader
 
     try:
         chosen, statuses = select_source("auto", sysfs_root=sysfs_root, reader=reader)

@@ -19,6 +19,7 @@ of the rails, and the label says so.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 from dataclasses import dataclass
@@ -243,8 +244,6 @@ class JtopSource(PowerSource):
 
 
 def probe_jtop() -> SourceStatus:
-    import importlib.util
-
     if importlib.util.find_spec("jtop") is None:
         return SourceStatus("jtop", "not found", "jetson-stats not installed")
     try:

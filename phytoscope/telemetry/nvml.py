@@ -8,6 +8,7 @@ NVML does not exist on Jetson: there the INA3221 rails are the source.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Callable
 from typing import Any
@@ -129,8 +130,6 @@ class NvmlSource(PowerSource):
 
 
 def probe_nvml() -> SourceStatus:
-    import importlib.util
-
     if importlib.util.find_spec("pynvml") is None:
         return SourceStatus("nvml", "not found", "nvidia-ml-py not installed")
     try:

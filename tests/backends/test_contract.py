@@ -1,16 +1,22 @@
-"""Backend contract (tier 2) and parity (tier 3) over every importable CPU engine."""
+"""Backend contract (tier 2) and parity (tier 3) over every importable CPU engine.
+
+The models are the checked-in tiny ONNX models of tests/data/models (and the Keras twin of
+``tiny`` for TensorFlow), so ONNX Runtime's tests run without TensorFlow installed.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from phytoscope import backends
-from phytoscope.core.classifier import Classifier
+from phytoscope.core.classifier import NOVEL, UNSURE, Classifier, softmax
 from phytoscope.errors import BackendError, ModelError
 from phytoscope.imaging.preprocess import preprocess_batch
+from phytoscope.modelcard import UNKNOWN, NoveltySpec
 from phytoscope.types import Roi
 
 CPU_BACKENDS = [
@@ -98,3 +104,57 @@ def test_other_json_files_in_a_model_folder_are_not_cards(tiny_model_dir, tmp_pa
         shutil.copy(f, tmp_path / f.name)
     (tmp_path / "size_comparison.json").write_text('{"96": 0.9}')
     assert [c.file for c in discover(tmp_path)] == ["tiny.onnx"]
+
+
+@pytest.mark.parametrize("name", ["onnxruntime"])
+def test_contract_with_a_novelty_output(name, tiny_novelty_model_dir):
+    with backends.create(name, model=tiny_novelty_model_dir) as backend:
+        assert backend.card.novelty is not None and backend.card.novelty.output == "novelty"
+        images, batch = _batch(backend.card, n=6, seed=3)
+        outputs = backend.infer(batch)
+        assert outputs.logits.shape == (6, 3) and outputs.logits.dtype == np.float32
+        assert outputs.novelty is not None
+        assert outputs.novelty.shape == (6,) and outputs.novelty.dtype == np.float32
+        # the graph's score is the energy: -logsumexp(logits), per organism
+        logits = outputs.logits.astype(np.float64)
+        top = logits.max(axis=1)
+        energy = -(top + np.log(np.exp(logits - top[:, None]).sum(axis=1)))
+        np.testing.assert_allclose(outputs.novelty, energy, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(backend.logits(batch), outputs.logits)
+        single = backend.infer(batch[:1])
+        assert single.novelty.shape == (1,)
+
+
+def test_unknown_decisions_through_the_classifier(tiny_novelty_model_dir):
+    """Novel above the card's threshold (checked first), unsure below a class threshold,
+    identified otherwise: the card decides, the classifier applies it."""
+    with backends.create("onnxruntime", model=tiny_novelty_model_dir) as backend:
+        images, batch = _batch(backend.card, n=8, seed=5)
+        outputs = backend.infer(batch)
+        probabilities = softmax(outputs.logits.astype(np.float64))
+        order = np.argsort(outputs.novelty)
+        middle = float(outputs.novelty[order[3]] + outputs.novelty[order[4]]) / 2
+        # among the familiar half, a class threshold that leaves some unsure, some identified
+        familiar = probabilities[order[:4]]
+        strict = int(np.bincount(familiar.argmax(1)).argmax())
+        confidences = np.sort(familiar[familiar.argmax(1) == strict].max(1))
+        assert len(confidences) >= 2, "the fixture batch needs two familiar rows of one class"
+        limit = float(confidences[0] + confidences[-1]) / 2
+        card = backend.card
+        classes = list(card.classes)
+        classes[strict] = replace(classes[strict], threshold=limit)
+        backend.card = replace(card, novelty=NoveltySpec("energy", middle), classes=tuple(classes))
+        rois = [Roi("x.png", i, image) for i, image in enumerate(images)]
+        predictions = Classifier(backend).predict(rois)
+    assert [p.novelty for p in predictions] == pytest.approx(outputs.novelty.tolist(), abs=1e-6)
+    for p, score, row in zip(predictions, outputs.novelty, probabilities, strict=True):
+        best = int(row.argmax())
+        if score > middle:
+            assert (p.label, p.unknown_reason) == (UNKNOWN, NOVEL)
+        elif best == strict and row.max() < limit:
+            assert (p.label, p.unknown_reason) == (UNKNOWN, UNSURE)
+        else:
+            assert (p.label, p.unknown_reason) == (card.class_names[best], "")
+        assert p.top_k[0][0] == card.class_names[best]  # the ranking is kept for unknowns
+    reasons = [p.unknown_reason for p in predictions]
+    assert reasons.count(NOVEL) == 4 and reasons.count(UNSURE) >= 1 and reasons.count("") >= 1

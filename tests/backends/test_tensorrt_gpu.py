@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from phytoscope.backends.tensorrt_build import TensorDesc, plan_buffers
+from phytoscope.backends.options import TrtOptions
+from phytoscope.backends.tensorrt.buffers import TensorDesc, plan_buffers
 from phytoscope.errors import BackendError
 from phytoscope.imaging.preprocess import preprocess_batch
 from phytoscope.modelcard import ClassInfo, InputSpec, ModelCard, card_path_for, sha256_of
@@ -252,7 +253,10 @@ def _trt(model_dir: Path, precision: str, cache: Path, **options):
     from phytoscope import backends
 
     return backends.create(
-        "tensorrt", precision=precision, model=model_dir, cache_dir=cache, **options
+        "tensorrt",
+        precision=precision,
+        model=model_dir,
+        options=TrtOptions(cache_dir=cache, **options),
     )
 
 
@@ -358,3 +362,35 @@ def test_build_engine_command(model_dir, tmp_path, capsys):
     assert "already cached" in capsys.readouterr().out
     assert len(list((tmp_path / "c").glob("*.engine"))) == 1
     assert list((tmp_path / "c").glob("timing-*.cache"))
+
+
+def test_runner_takes_an_engine_from_a_provider_and_novelty_comes_back(
+    tiny_novelty_model_dir, tmp_path
+):
+    """The runner with engine bytes built by the provider beforehand (as ``build-engine``
+    does), on the model with a novelty output: both outputs match ONNX Runtime."""
+    need_tensorrt()
+    from phytoscope import backends
+    from phytoscope.backends.tensorrt import (
+        CudaContext,
+        EngineProvider,
+        TensorRTBackend,
+    )
+
+    card = ModelCard.load(tiny_novelty_model_dir / "tiny.onnx.json")
+    batch = preprocess_batch(images(10, seed=3), card.input)
+    with backends.create("onnxruntime", model=tiny_novelty_model_dir) as ort:
+        expected = ort.infer(batch)
+    options = TrtOptions(batch=4, cache_dir=tmp_path / "cache")
+
+    def work():
+        with CudaContext(options.device):
+            built = EngineProvider(card, "fp32", options)()
+        with TensorRTBackend(card, "fp32", options, engine=built.engine) as trt:
+            return trt.infer(batch), trt.describe()
+
+    outputs, info = _run_in_thread(work)
+    assert info["engine"] == "given by the caller"
+    np.testing.assert_allclose(outputs.logits, expected.logits, atol=1e-3, rtol=1e-3)
+    assert outputs.novelty is not None and outputs.novelty.shape == (10,)
+    np.testing.assert_allclose(outputs.novelty, expected.novelty, atol=1e-3, rtol=1e-3)

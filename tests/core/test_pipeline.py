@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from phytoscope import backends
+from phytoscope.backends.options import OrtOptions
 from phytoscope.core.classifier import Classifier
 from phytoscope.core.pipeline import classify_items
 from phytoscope.errors import Cancelled
@@ -28,7 +29,7 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 @pytest.fixture(scope="module", params=[1, 2], ids=["caller-only", "two-lanes"])
 def classifier(tiny_model_dir, request):
     backend = backends.create(
-        "onnxruntime", model=tiny_model_dir, lanes=request.param, threads=1
+        "onnxruntime", model=tiny_model_dir, options=OrtOptions(lanes=request.param, threads=1)
     ).load()
     assert backend.concurrent_calls == request.param
     yield Classifier(backend)
@@ -229,20 +230,21 @@ def test_engine_options_share_the_cpus_as_lanes(monkeypatch):
 
     monkeypatch.delenv("PHYTOSCOPE_THREADS", raising=False)
     monkeypatch.delenv("PHYTOSCOPE_ORT_SPIN", raising=False)
-    assert engine_options(cpus=2) == {"spin": False, "lanes": 2, "threads": 1}
-    assert engine_options(cpus=1) == {"spin": False, "lanes": 1, "threads": 1}
-    assert engine_options(cpus=16) == {
-        "spin": False,
-        "lanes": MAX_LANES,
-        "threads": 16 // MAX_LANES,
-    }
+    assert engine_options(cpus=2) == OrtOptions(spin=False, lanes=2, threads=1)
+    assert engine_options(cpus=1) == OrtOptions(spin=False, lanes=1, threads=1)
+    assert engine_options(cpus=16) == OrtOptions(
+        spin=False, lanes=MAX_LANES, threads=16 // MAX_LANES
+    )
     monkeypatch.setenv("PHYTOSCOPE_THREADS", "4")  # the user's one run with 4 threads wins
     monkeypatch.setenv("PHYTOSCOPE_ORT_SPIN", "1")
-    assert engine_options(cpus=16) == {}
+    assert engine_options(cpus=16) == OrtOptions()
+    assert (OrtOptions().intra_op_threads, OrtOptions().spinning) == (4, True)
 
 
 def test_lanes_only_once_loaded_and_on_the_cpu(tiny_model_dir):
-    backend = backends.create("onnxruntime", model=tiny_model_dir, lanes=3, threads=1)
+    backend = backends.create(
+        "onnxruntime", model=tiny_model_dir, options=OrtOptions(lanes=3, threads=1)
+    )
     assert backend.concurrent_calls == 1  # not loaded: nobody may call it
     with backend:
         assert backend.concurrent_calls == 3

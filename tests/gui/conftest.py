@@ -21,6 +21,16 @@ HAB_CLASSES = ("Pseudo-nitzschia", "Dinophysis", "Alexandrium", "detritus_other"
 """Class names the Scotland rule set monitors (plus one it does not), for a tiny model with
 random weights: the alert checks drive labels through the gallery's corrections."""
 
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test here needs Qt: mark it ``gui`` (``-m "not gui"`` leaves them out)."""
+    for item in items:
+        if HERE in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.gui)
+
+
 QT_WARNING_ALLOWED = (
     # the offscreen platform cannot pass size hints to a window manager it does not have
     re.compile(r"This plugin does not support propagateSizeHints"),
@@ -47,6 +57,22 @@ def fail_on_qt_warnings():
     assert not seen, "Qt warnings: " + "; ".join(seen)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def gui_thread_garbage_collection(qapp):
+    """As the application does (``gui.app.gui_thread_garbage_collection``): Python garbage
+    is collected on the GUI thread only, so a worker thread never destroys a Qt widget.
+    Automatic collection is switched back on after each module, for the Qt-free tests."""
+    import gc
+
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
+    collector = GarbageCollector(interval=1.0)
+    yield collector
+    collector.timer.stop()
+    gc.enable()
+    gc.collect()
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_threads():
     """Fail when a Python thread started during the test is still alive after it."""
@@ -66,9 +92,7 @@ def no_leaked_threads():
 
 @pytest.fixture(scope="session")
 def hab_model_dir(tmp_path_factory) -> Path:
-    pytest.importorskip(
-        "keras", reason="TensorFlow/Keras not installed (pip install 'phytoscope[tensorflow]')"
-    )
+    """The tiny ONNX model (random weights) with the HAB class names; no TensorFlow needed."""
     return make_tiny_model(tmp_path_factory.mktemp("hab_model"), classes=HAB_CLASSES, size=32)
 
 

@@ -14,8 +14,7 @@ from phytoscope.gui.camera import CameraCapture
 from phytoscope.gui.jobs import CancelToken, FilesJob
 from phytoscope.imaging.decode import read_image
 from phytoscope.storage import Store
-
-from .conftest import DATA
+from tests.conftest import DATA
 
 FRAME = DATA / "frame" / "Pn_delicatissima_20230523_0035_14_half.jpg"
 

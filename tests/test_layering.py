@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import REPO
+from tests.conftest import REPO
 
 
 def run_blocked(code: str) -> subprocess.CompletedProcess:
@@ -35,10 +35,9 @@ def test_headless_packages_import_without_qt():
         for package in ("core", "backends", "sources", "telemetry", "storage"):
             pkg = importlib.import_module(f"phytoscope.{package}")
             names.append(pkg.__name__)
-            for info in pkgutil.iter_modules(pkg.__path__):
-                if info.name in ("tensorrt", "tensorrt_build", "tensorflow"):
-                    continue  # engine adapters import their runtime lazily anyway
-                names.append(importlib.import_module(f"{pkg.__name__}.{info.name}").__name__)
+            for info in pkgutil.walk_packages(pkg.__path__, f"{pkg.__name__}."):
+                # engine adapters too: they import their runtime only when used
+                names.append(importlib.import_module(info.name).__name__)
         # the gui command module and the GUI's headless parts must not pull Qt in either
         import phytoscope.cli, phytoscope.commands.gui
         import phytoscope.gui.camera, phytoscope.gui.jobs, phytoscope.gui.analysis
@@ -50,6 +49,41 @@ def test_headless_packages_import_without_qt():
     )
     assert done.returncode == 0, done.stderr
     assert "modules" in done.stdout
+
+
+def test_import_and_top_level_help_stay_cheap():
+    """``import phytoscope`` and ``phytoscope --help`` import no command module and none of
+    numpy, OpenCV, the engines or Qt (only the command being run is imported)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
+                import contextlib, io, sys
+                import phytoscope
+                from phytoscope.cli import main
+                with contextlib.redirect_stdout(io.StringIO()) as out:
+                    try:
+                        main(["--help"])
+                    except SystemExit:
+                        pass
+                assert "build-engine" in out.getvalue()
+                heavy = ("numpy", "cv2", "onnx", "onnxruntime", "tensorflow", "keras", "PySide6",
+                         "pyqtgraph", "tensorrt", "phytoscope.commands.", "phytoscope.backends")
+                loaded = sorted(m for m in sys.modules if m.startswith(heavy))
+                assert not loaded, loaded
+                print("cheap")
+                """
+            ),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "cheap" in done.stdout
 
 
 def test_nothing_outside_gui_imports_phytoscope_gui():
