@@ -60,3 +60,40 @@ def augment_batch(images: np.ndarray, rng: np.random.Generator, **kwargs: float)
         if len(images)
         else images.copy()
     )
+
+
+def instrument_view(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    scale: tuple[float, float] = (0.6, 1.4),
+    blur: float = 2.0,
+    noise: float = 10.0,
+    invert: float = 0.25,
+) -> np.ndarray:
+    """A view of a prepared grey image as another instrument could have taken it.
+
+    Each class of the training data comes from one instrument, so background brightness,
+    contrast, sharpness, noise and magnification are shortcuts to the label; randomising
+    them (on top of the geometric views of :func:`augment_one`) makes those cues useless.
+    ``invert`` is the chance of swapping light and dark (brightfield vs darkfield). Grey
+    conversion needs no step here: the prepared arrays are already grey (card rule grey3).
+    """
+    out = augment_one(image, rng, scale=0.0, brightness=0.0)
+    out = _rescale(out, float(np.exp(rng.uniform(np.log(scale[0]), np.log(scale[1])))))
+    data = out.astype(np.float32)
+    background = float(border_value(out))
+    if rng.random() < invert:
+        data, background = 255.0 - data, 255.0 - background
+    # contrast about the background, then move the background to a new level
+    data = (data - background) * rng.uniform(0.5, 1.5) + rng.uniform(20, 235)
+    sigma = rng.uniform(0, blur)
+    if sigma > 0.3:
+        data = cv2.GaussianBlur(data, (0, 0), sigma)
+    if noise > 0:
+        data = data + rng.normal(0, rng.uniform(0, noise), data.shape).astype(np.float32)
+    return np.clip(data, 0, 255).astype(np.uint8)
+
+
+def instrument_batch(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An :func:`instrument_view` of each image of a uint8 (N, H, W) batch."""
+    return np.stack([instrument_view(im, rng) for im in images]) if len(images) else images.copy()
