@@ -274,7 +274,9 @@ def execute(req: ClassifyRequest) -> int:
     stopped: str | None = None
     code = ExitCode.OK
     try:
-        with terminal_progress(req.progress, units={STAGE: "ROIs"}) as progress:
+        with terminal_progress(
+            req.progress, units={STAGE: "ROIs"}, interrupt_cancels=True
+        ) as progress:
             backend = backends.create(
                 req.backend,
                 req.precision,
