@@ -9,6 +9,7 @@ piped output and logs stay clean.
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 import threading
@@ -113,7 +114,7 @@ def _interrupt_sets(token: CancelToken, stream: TextIO, wanted: bool) -> Iterato
         signal.signal(signal.SIGINT, signal.default_int_handler)
         token.cancel()
         print(
-            "\nphytoscope: stopping after the current batch (Ctrl-C again to stop at once)",
+            "\nphytoscope: stopping at the next safe point (Ctrl-C again to stop at once)",
             file=stream,
             flush=True,
         )
@@ -123,3 +124,13 @@ def _interrupt_sets(token: CancelToken, stream: TextIO, wanted: bool) -> Iterato
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def add_progress_option(parser: argparse.ArgumentParser, bars: str = "progress bar") -> None:
+    """``--progress/--no-progress``, the same for every long command."""
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"{bars} on stderr (default: when stderr is a terminal)",
+    )

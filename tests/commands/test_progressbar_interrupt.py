@@ -17,7 +17,7 @@ def test_first_interrupt_sets_the_cancel_token_the_second_raises():
     with terminal_progress(False, stream=stream, interrupt_cancels=True) as progress:
         os.kill(os.getpid(), signal.SIGINT)
         assert progress.cancelled
-        assert "stopping after the current batch" in stream.getvalue()
+        assert "stopping at the next safe point" in stream.getvalue()
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before
