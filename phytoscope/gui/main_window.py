@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import QSettings, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QIcon
 from PySide6.QtWidgets import (
     QFileDialog,
 )
 
-from phytoscope.config import Settings, default_database, resources_dir
+from phytoscope.config import Settings, config_dir, default_database, resources_dir
 from phytoscope.core.session import SampleSession
+from phytoscope.gui.exporting import ReportExports
 from phytoscope.gui.frames import FrameShelf
 from phytoscope.gui.jobs import (
     BackendInfo,
@@ -29,6 +30,7 @@ from phytoscope.gui.jobs import (
     JobFinished,
     Progress,
 )
+from phytoscope.gui.messages import inputs_text, skipped_text
 from phytoscope.gui.sample_view import SampleView
 from phytoscope.gui.session import Record, Session
 from phytoscope.gui.style import GenusColours
@@ -102,13 +104,20 @@ class MainWindow(WindowLayout):
         self._loading = False
         self.messages: list[str] = []
         self.fps = 0.0
+        self._banner_version = -1
+        # the window's layout and remembered names, beside the settings file it was given
+        # (tests keep theirs in a temporary folder)
+        layout_file = (Path(settings_path).parent if settings_path else config_dir()) / "window.ini"
+        self.window_settings = QSettings(str(layout_file), QSettings.Format.IniFormat)
+        self.splitters = {}
 
         self.setWindowTitle("phytoscope — harmful algal bloom analyser")
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
-        self.resize(1600, 1000)
         self._build_ui(bench_overrides, bench_out)
         self._build_actions()
+        self.restore_layout()
+        self.sample_panel.technician.setText(self.alert_panel.technician_name())
         self.frames = FrameShelf(self.image_view)
         self.samples = SampleView(
             self.sample_session,
@@ -119,6 +128,7 @@ class MainWindow(WindowLayout):
             self._message,
             self.report_error,
         )
+        self.exports = ReportExports(self)
         self._load_rule_set()
 
         # inference thread: the backend is created, used and closed there
@@ -285,6 +295,8 @@ class MainWindow(WindowLayout):
         for s in batch.skipped:
             self.session.skipped.append((s.source, s.reason))
             self._message(f"skipped {s.source}: {s.reason}", error=True)
+        if batch.skipped:
+            self.banner.post_once("skipped", skipped_text(self.session.skipped))
         if batch.analysis is not None:
             self.sample_session.add(batch.analysis)
         self.charts.add_classified(len(batch.predictions))
@@ -344,6 +356,7 @@ class MainWindow(WindowLayout):
         self.predictions_model.sync()
         self.frames.clear()
         self.samples.new_sample()
+        self.banner.forget()
         self._force_refresh()
 
     # -- panels --------------------------------------------------------------------------
@@ -356,6 +369,9 @@ class MainWindow(WindowLayout):
     def refresh_panels(self) -> None:
         """Table, gallery, sample and alerts: redrawn at most 4 times a second."""
         self.samples.refresh()
+        if self.sample_session.version != self._banner_version:
+            self._banner_version = self.sample_session.version
+            self._post_inputs_notice()
         if self.session.version == self._shown_version:
             return
         self._shown_version = self.session.version
@@ -364,6 +380,23 @@ class MainWindow(WindowLayout):
             self.predictions_table.scrollToBottom()
         if self.gallery.isVisible():  # thumbnails are built only for a gallery on show
             self.gallery.refresh()
+
+    # -- what changes the numbers: a banner that stays ------------------------------------
+
+    def _post_inputs_notice(self) -> None:
+        """Copies counted once, bins left out or partial: the session's notices and every
+        sample's partial-bin warnings stay on the banner until the inputs change."""
+        lines = list(self.sample_session.notices())
+        for draft in self.sample_session.samples():
+            lines += [w for w in draft.warnings if w.startswith("PARTIAL")]
+        self.banner.post_once("inputs", inputs_text(lines))
+
+    def show_unknowns(self) -> None:
+        """The organisms the model could not identify, in the gallery (a click from the
+        sample and alert panels)."""
+        self.tabs.setCurrentWidget(self.analysis_page)
+        self.lower_tabs.setCurrentWidget(self.gallery)
+        self.gallery.show_group("unknown")
 
     def _thumbnail_of(self, key: tuple[str, int]) -> np.ndarray | None:
         record = self.session.by_key.get(key)
@@ -443,13 +476,16 @@ class MainWindow(WindowLayout):
 
     def open_about(self) -> None:
         from phytoscope.core.diagnostics import collect
-        from phytoscope.gui.dialogs import AboutDialog
+        from phytoscope.gui.about import AboutDialog
 
         self.statusBar().showMessage("collecting versions, backends and sensors…")
+        info = self.backend_info
+        engine = f"{info.backend} {info.precision}" if info is not None else ""
 
-        def show(info: dict[str, Any]) -> None:
+        def show(facts: dict[str, Any]) -> None:
             if not self._closing:
-                self.about_dialog = AboutDialog(info, self)
+                card = info.card if info is not None else None
+                self.about_dialog = AboutDialog(facts, self, self.rule_set, card, engine)
                 self.about_dialog.show()
 
         self._calls = [c for c in self._calls if c.running]
@@ -470,6 +506,7 @@ class MainWindow(WindowLayout):
         if self._closing:
             return
         self._closing = True
+        self.save_layout()
         self.refresh_timer.stop()
         self.charts.stop()
         for job in self._jobs.values():
