@@ -154,19 +154,25 @@ class ReportExports(QObject):
 
         return self._run(work, "EcoTaxa export", "phytoscope-ecotaxa")
 
+    # -- corrections -----------------------------------------------------------------------
+
+    def corrections(self, folder: str | None = None) -> dict[str, int] | None:
+        """Every correction as a training folder (asked for when not given)."""
+        if not folder:
+            folder = QFileDialog.getExistingDirectory(
+                self.window, "Export corrections as a training folder"
+            )
+        return self.window.samples.export_corrections(Path(folder)) if folder else None
+
     # -- running ---------------------------------------------------------------------------
 
     def _run(self, work: Any, what: str, name: str) -> Task:
         window = self.window
         window.statusBar().showMessage(f"writing the {what}…")
-        task = Task(work, what=what, name=name)
 
         def done(path: Path) -> None:
             window._message(f"{what} written to {path}")
             self.written.emit(path)
 
-        task.result.connect(done)
-        task.failed.connect(window.report_error)
-        window._calls = [c for c in window._calls if c.running]
-        window._calls.append(task.start())
+        task: Task = window.run_task(work, what, name, done)
         return task

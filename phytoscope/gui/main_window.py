@@ -11,13 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, QTimer, Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QIcon
-from PySide6.QtWidgets import (
-    QFileDialog,
-)
 
-from phytoscope.config import Settings, config_dir, default_database, resources_dir
+from phytoscope.config import Settings, default_database, resources_dir
 from phytoscope.core.session import SampleSession
 from phytoscope.gui.exporting import ReportExports
 from phytoscope.gui.frames import FrameShelf
@@ -34,7 +31,7 @@ from phytoscope.gui.messages import inputs_text, skipped_text
 from phytoscope.gui.sample_view import SampleView
 from phytoscope.gui.session import Record, Session
 from phytoscope.gui.style import GenusColours
-from phytoscope.gui.window_ui import WindowLayout
+from phytoscope.gui.window_ui import WindowLayout, layout_settings
 from phytoscope.gui.workers import (
     LOAD_CANCELLED,
     Bridge,
@@ -105,10 +102,7 @@ class MainWindow(WindowLayout):
         self.messages: list[str] = []
         self.fps = 0.0
         self._banner_version = -1
-        # the window's layout and remembered names, beside the settings file it was given
-        # (tests keep theirs in a temporary folder)
-        layout_file = (Path(settings_path).parent if settings_path else config_dir()) / "window.ini"
-        self.window_settings = QSettings(str(layout_file), QSettings.Format.IniFormat)
+        self.window_settings = layout_settings(settings_path)
         self.splitters = {}
 
         self.setWindowTitle("phytoscope — harmful algal bloom analyser")
@@ -149,7 +143,7 @@ class MainWindow(WindowLayout):
 
         # telemetry thread: sampler and timer live there
         self.telemetry = TelemetryWorker()
-        self.telemetry.sampled.connect(self._on_sample)
+        self.telemetry.sampled.connect(self.charts.add_sample)
         self.telemetry.described.connect(self.charts.set_power_label)
         self.telemetry.error.connect(self.report_error)
         self.bridge.start_telemetry.connect(self.telemetry.start)
@@ -257,12 +251,6 @@ class MainWindow(WindowLayout):
         return job.job_id
 
     # -- camera --------------------------------------------------------------------------
-
-    def toggle_camera(self, checked: bool) -> None:
-        if checked:
-            self.start_camera()
-        else:
-            self.stop_camera()
 
     def start_camera(self) -> int | None:
         if self._camera_job is not None:
@@ -391,13 +379,6 @@ class MainWindow(WindowLayout):
             lines += [w for w in draft.warnings if w.startswith("PARTIAL")]
         self.banner.post_once("inputs", inputs_text(lines))
 
-    def show_unknowns(self) -> None:
-        """The organisms the model could not identify, in the gallery (a click from the
-        sample and alert panels)."""
-        self.tabs.setCurrentWidget(self.analysis_page)
-        self.lower_tabs.setCurrentWidget(self.gallery)
-        self.gallery.show_group("unknown")
-
     def _thumbnail_of(self, key: tuple[str, int]) -> np.ndarray | None:
         record = self.session.by_key.get(key)
         return record.thumbnail if record else None
@@ -424,34 +405,9 @@ class MainWindow(WindowLayout):
         self._force_refresh()
 
     def export_corrections(self, folder: str | None = None) -> dict[str, int] | None:
-        if not folder:
-            folder = QFileDialog.getExistingDirectory(
-                self, "Export corrections as a training folder"
-            )
-        return self.samples.export_corrections(Path(folder)) if folder else None
-
-    # -- telemetry -----------------------------------------------------------------------
-
-    def _on_sample(self, sample: Any) -> None:
-        self.charts.add_sample(sample)
+        return self.exports.corrections(folder)
 
     # -- dialogs -------------------------------------------------------------------------
-
-    def open_settings(self) -> None:
-        from phytoscope.gui.dialogs import SettingsDialog
-
-        try:
-            from phytoscope.core import hab
-
-            rule_sets = hab.available_rule_sets()
-        except Exception as exc:  # noqa: BLE001
-            rule_sets = [self.settings.rule_set]
-            self.report_error(f"cannot list rule sets: {describe_error(exc)}")
-        dialog = SettingsDialog(
-            self.settings, rule_sets, self.backend_info.card if self.backend_info else None, self
-        )
-        if dialog.exec() and dialog.result_settings is not None:
-            self.apply_settings(dialog.result_settings)
 
     def apply_settings(self, new: Settings) -> None:
         old, self.settings = self.settings, new
@@ -475,25 +431,31 @@ class MainWindow(WindowLayout):
         self._force_refresh()
 
     def open_about(self) -> None:
+        """Help → About: what ``phytoscope info`` knows (it imports every runtime: not on
+        the GUI thread) as a readable page, with what is in use now."""
         from phytoscope.core.diagnostics import collect
         from phytoscope.gui.about import AboutDialog
 
         self.statusBar().showMessage("collecting versions, backends and sensors…")
         info = self.backend_info
-        engine = f"{info.backend} {info.precision}" if info is not None else ""
+        card, engine = (info.card, f"{info.backend} {info.precision}") if info else (None, "")
 
         def show(facts: dict[str, Any]) -> None:
             if not self._closing:
-                card = info.card if info is not None else None
                 self.about_dialog = AboutDialog(facts, self, self.rule_set, card, engine)
                 self.about_dialog.show()
 
+        self.run_task(lambda progress: collect(), "phytoscope info", "phytoscope-info", show)
+
+    def run_task(self, work: Any, what: str, name: str, on_result: Any) -> Task:
+        """Run ``work`` on a worker thread; its result to ``on_result``, a failure to the
+        user; joined when the window closes."""
         self._calls = [c for c in self._calls if c.running]
-        # `phytoscope info` imports every runtime: not on the GUI thread
-        call = Task(lambda progress: collect(), what="phytoscope info", name="phytoscope-info")
-        call.result.connect(show)
-        call.failed.connect(self.report_error)
-        self._calls.append(call.start())
+        task = Task(work, what=what, name=name)
+        task.result.connect(on_result)
+        task.failed.connect(self.report_error)
+        self._calls.append(task.start())
+        return task
 
     # -- shutdown ------------------------------------------------------------------------
 

@@ -235,9 +235,16 @@ def skipped_text(skipped: list[tuple[str, str]], shown: int = 3) -> str:
     return f"<b>{n} {noun} skipped — not in the counts or concentrations</b>: {names}{more}."
 
 
+CHANGES_NUMBERS = ("counted once", "left out", "PARTIAL")
+"""Words of the core session's notices and warnings that mean the counts are not simply
+every organism opened: a copy counted once, a bin left out, a partial (truncated) bin.
+Pooling choices and mixed inputs stay in the sample panel only."""
+
+
 def inputs_text(lines: list[str]) -> str:
     """What the inputs did to the numbers (copies counted once, bins left out or partial),
     as one notice; "" when there is nothing to say."""
+    lines = [line for line in lines if any(word in line for word in CHANGES_NUMBERS)]
     if not lines:
         return ""
     items = "".join(f"<li>{html.escape(line)}</li>" for line in dict.fromkeys(lines))

@@ -140,6 +140,12 @@ class SamplePanel(QWidget):
             self.partial.addItem(label, key)
         self.choice = QComboBox()
         self.choice.setToolTip("The samples of this session (bins and other images are apart)")
+        for combo in (self.method, self.grouping, self.partial, self.choice):
+            # a long entry must not widen the window: the box shrinks, the list shows it whole
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(12)
         self.state = QLabel()
         self.state.setWordWrap(True)
         self.warnings = QLabel()

@@ -23,10 +23,12 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QStyle,
     QTabWidget,
@@ -35,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from phytoscope.config import config_dir
 from phytoscope.gui.alerts import AlertPanel
 from phytoscope.gui.bench_page import BenchPage
 from phytoscope.gui.charts import LiveCharts, charts_dock
@@ -44,6 +47,7 @@ from phytoscope.gui.predictions import Gallery, PredictionsModel, PredictionsTab
 from phytoscope.gui.sample_panel import SamplePanel
 from phytoscope.gui.session import Session
 from phytoscope.gui.style import GenusColours
+from phytoscope.gui.workers import describe_error
 
 log = logging.getLogger("phytoscope.gui.main_window")
 
@@ -51,6 +55,13 @@ NO_MODEL = "no-model"
 """Banner key of the no-model notice (removed when a model loads)."""
 FIRST_SIZE = (1600, 1000)
 """Pixels: the first size on a screen that has room for it (else the screen's size)."""
+
+
+def layout_settings(settings_path: Path | None) -> QSettings:
+    """Where the window keeps its layout and remembered names: beside the settings file
+    it was given (tests keep theirs in a temporary folder), else the user's config."""
+    folder = Path(settings_path).parent if settings_path else config_dir()
+    return QSettings(str(folder / "window.ini"), QSettings.Format.IniFormat)
 
 
 class WindowLayout(QMainWindow):
@@ -117,10 +128,15 @@ class WindowLayout(QMainWindow):
             "Record the samples, their counts and alerts (a saved sample is updated in place)"
         )
         self.save_sample_button.clicked.connect(slots.save_sample)
+        # the panel scrolls in a short window instead of raising the window's minimum height
+        sample_scroll = QScrollArea()
+        sample_scroll.setWidgetResizable(True)
+        sample_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        sample_scroll.setWidget(self.sample_panel)
         sample_box = QWidget()
         sample_layout = QVBoxLayout(sample_box)
         sample_layout.setContentsMargins(0, 0, 0, 0)
-        sample_layout.addWidget(self.sample_panel, 1)
+        sample_layout.addWidget(sample_scroll, 1)
         sample_layout.addWidget(self.save_sample_button)
         # microscope counts are entered once the window stores them (the samples work)
         self.alert_panel = AlertPanel(self.window_settings, manual_entry=False)
@@ -289,7 +305,12 @@ class WindowLayout(QMainWindow):
             "Open video…", slots.open_video_dialog, SP.SP_MediaSeekForward, None, menu_file, False
         )
         toolbar.addSeparator()
-        self.act_camera = action("Live camera", slots.toggle_camera, SP.SP_MediaPlay, "Ctrl+L")
+        self.act_camera = action(
+            "Live camera",
+            lambda on: slots.start_camera() if on else slots.stop_camera(),
+            SP.SP_MediaPlay,
+            "Ctrl+L",
+        )
         self.act_camera.setCheckable(True)
         self.act_cancel = action("Stop", slots.cancel_jobs, SP.SP_MediaStop, "Esc")
         self.act_clear = action(
@@ -383,6 +404,28 @@ class WindowLayout(QMainWindow):
         self.status_backend.setText("backend: —")
         self.status_model.setText("model: no model installed")
         self.banner.post(NO_MODEL, no_model_text(reason), "error", dismissable=False)
+
+    def show_unknowns(self) -> None:
+        """The organisms the model could not identify, in the gallery (a click from the
+        sample and alert panels)."""
+        self.tabs.setCurrentWidget(self.analysis_page)
+        self.lower_tabs.setCurrentWidget(self.gallery)
+        self.gallery.show_group("unknown")
+
+    def open_settings(self) -> None:
+        from phytoscope.core import hab
+        from phytoscope.gui.dialogs import SettingsDialog
+
+        slots: Any = self
+        try:
+            rule_sets = hab.available_rule_sets()
+        except Exception as exc:  # noqa: BLE001 - the one in use still shows
+            rule_sets = [slots.settings.rule_set]
+            self.report_error(f"cannot list rule sets: {describe_error(exc)}")
+        info = slots.backend_info
+        dialog = SettingsDialog(slots.settings, rule_sets, info.card if info else None, self)
+        if dialog.exec() and dialog.result_settings is not None:
+            slots.apply_settings(dialog.result_settings)
 
     # -- choosing inputs (files, folders, bins; drag and drop) --------------------------
 
