@@ -77,6 +77,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "DATASET is a split CSV, else from the evaluated images)",
     )
     parser.add_argument("--cache", type=Path, help="folder for prepared image arrays")
+    group = parser.add_argument_group(
+        "open set",
+        "--open-set: refit the model's head on cached backbone embeddings leaving classes and "
+        "sources out (phytoscope.training.heldout); MODEL is an ONNX model, DATASET its split CSV",
+    )
+    group.add_argument(
+        "--open-set",
+        action="store_true",
+        help="held-out class and source evaluation of the novelty score instead of top-1",
+    )
+    group.add_argument(
+        "--manifest",
+        type=Path,
+        help="manifest CSV whose unlabelled images and eyepiece frames are also scored "
+        "(default: manifest.csv in --data-root)",
+    )
+    group.add_argument(
+        "--methods",
+        choices=("chosen", "study"),
+        default="chosen",
+        help="chosen: the shipped method only; study: the comparison grid (slow)",
+    )
 
 
 def _is_split_csv(path: Path) -> bool:
@@ -96,6 +118,8 @@ def _backend_name(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.open_set:
+        return run_open_set(args)
     # through create(), so each engine chooses its card and precision (select_card): TensorRT
     # builds its fp16/int8 engine from the FP32 ONNX model, as classify does
     backend_name = _backend_name(args)
@@ -191,4 +215,42 @@ def run(args: argparse.Namespace) -> int:
         replace(card, classes=new_classes, accuracy=accuracy).save(card.path)
         ModelCard.load(card.path)  # re-read: a card we cannot read back must fail here
         print(f"thresholds written to {card.path}")
+    return ExitCode.OK
+
+
+def run_open_set(args: argparse.Namespace) -> int:
+    """``--open-set``: leave-classes-out and leave-one-source-out tables (models/README.md)."""
+    from phytoscope.training import embedcache, heldout
+
+    card = resolve(args.model, "onnx", "fp32", cfg.models_dir())
+    if card.format != "onnx" or not _is_split_csv(args.dataset):
+        print(
+            "phytoscope: --open-set needs an ONNX model and its split CSV",
+            file=sys.stderr,
+        )
+        return ExitCode.USAGE
+    root = args.data_root or args.dataset.parent
+    manifest = args.manifest or root / "manifest.csv"
+    emb = embedcache.load_or_build(
+        card.model_path,
+        args.dataset,
+        root,
+        manifest,
+        args.cache or cfg.cache_dir() / "openset",
+        say=lambda m: print(m, flush=True),
+    )
+    methods = heldout.STUDY if args.methods == "study" else (heldout.CHOSEN,)
+    result = heldout.study(emb, card.class_names, methods, say=lambda m: print(m, flush=True))
+    out = args.out or Path("build") / "evaluation" / "openset"
+    paths = heldout.write_results(result, out)
+    for name, res in result["methods"].items():
+        s = res["summary"]
+        print(
+            f"{name}: held-out classes called unknown {s['held_out_unknown_mean']:.1%} "
+            f"(worst {s['held_out_unknown_min']:.1%}), AUROC {s['auroc_mean']:.3f}, known "
+            f"top-1 of classified {s['known_top1_of_classified_mean']:.1%} at coverage "
+            f"{s['known_coverage_mean']:.1%}"
+        )
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
     return ExitCode.OK

@@ -88,7 +88,7 @@ def instrument_view(
     data = (data - background) * rng.uniform(0.5, 1.5) + rng.uniform(20, 235)
     sigma = rng.uniform(0, blur)
     if sigma > 0.3:
-        data = cv2.GaussianBlur(data, (0, 0), sigma)
+        data = np.asarray(cv2.GaussianBlur(data, (0, 0), sigma), np.float32)
     if noise > 0:
         data = data + rng.normal(0, rng.uniform(0, noise), data.shape).astype(np.float32)
     return np.clip(data, 0, 255).astype(np.uint8)

@@ -155,3 +155,41 @@ def build(
         view=np.concatenate([np.full(len(p[1]), p[3]) for p in parts]),
         item=np.concatenate([p[4] for p in parts]),
     )
+
+
+def load_or_build(
+    base_onnx: Path,
+    split_file: Path,
+    data_root: Path,
+    manifest: Path,
+    cache: Path,
+    *,
+    copies: int = 2,
+    say: Callable[[str], None] = lambda _m: None,
+) -> Embeddings:
+    """The embeddings of ``base_onnx``'s backbone, from ``cache/embeddings_<sha>.npz`` when
+    an earlier run made them (keyed by the model file and the split), else built and saved."""
+    from phytoscope.modelcard import ModelCard, card_path_for, sha256_of
+    from phytoscope.training import onnx_head
+
+    card = ModelCard.load(card_path_for(base_onnx))
+    key = sha256_of(base_onnx)[:12] + "_" + sha256_of(split_file)[:8] + f"_c{copies}"
+    path = Path(cache) / f"embeddings_{key}.npz"
+    if path.exists():
+        return Embeddings.load(path)
+
+    def embed(prepared: np.ndarray) -> np.ndarray:
+        return onnx_head.embed(base_onnx, prepared, card.input, batch=64)
+
+    emb = build(
+        ds.read_split(split_file, data_root),
+        manifest,
+        card.class_names,
+        card.input,
+        embed,
+        copies=copies,
+        cache_dir=Path(cache) / "prepared",
+        say=say,
+    )
+    emb.save(path)
+    return emb

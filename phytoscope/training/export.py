@@ -137,6 +137,8 @@ def quantise_int8(
             exclude.append(convs[0])
         if "logits" in keep_float:
             exclude += [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm")]
+        # an open-set head (onnx_head) stays float: its cosines decide "unknown"
+        exclude += [n.name for n in graph.node if n.name.startswith("openset/")]
         quantize_static(
             str(pre),
             str(out_path),

@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,20 @@ class Method:
         return f"k{self.per_class}_l2{self.l2:g}_cov{self.coverage:g}_{'+'.join(self.views[1:])}"
 
 
+CHOSEN = Method()
+"""The method the shipped model uses (chosen by measurement: models/README.md)."""
+
+STUDY: tuple[Method, ...] = (
+    Method(per_class=4),
+    Method(per_class=16),
+    Method(per_class=64),
+    Method(per_class=16, coverage=0.85),
+    Method(per_class=16, views=("original", "instrument")),
+    Method(per_class=64, views=("original", "instrument")),
+)
+"""The comparison grid of ``phytoscope evaluate --open-set --methods study``."""
+
+
 def auroc(positive: np.ndarray, negative: np.ndarray) -> float | None:
     """Probability that a random positive scores above a random negative (ties half)."""
     if len(positive) == 0 or len(negative) == 0:
@@ -88,30 +102,44 @@ def originals(emb: Embeddings, set_name: str = "known", split: str | None = None
     return mask if split is None else mask & (emb.split == split)
 
 
+Memo = dict[tuple[bytes, tuple[str, ...], float], tuple[np.ndarray, np.ndarray]]
+"""Logistic weights by (training rows, classes, l2): methods that differ only in prototypes
+or coverage share them, which makes a grid of methods several times cheaper."""
+
+
 def fit(
-    emb: Embeddings, classes: Sequence[str], method: Method, train: np.ndarray | None = None
+    emb: Embeddings,
+    classes: Sequence[str],
+    method: Method,
+    train: np.ndarray | None = None,
+    memo: Memo | None = None,
 ) -> openset.Head:
     """A head on the training rows of ``classes`` (or on ``train``), thresholded on the
-    same classes' validation originals."""
+    same classes' validation originals (of the sources trained on).
+
+    Built from :func:`openset.fit_logistic` and :func:`openset.fit_prototypes` rather than
+    :func:`openset.fit_head`, whose cross-fitted threshold would be replaced here anyway:
+    validation images are the fairer stand-in for new organisms of known classes.
+    """
     classes = tuple(classes)
     rows = _train_mask(emb, method, classes) if train is None else train
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index[c] for c in emb.cls[rows]], dtype=np.int64)
-    head = openset.fit_head(
-        emb.features[rows],
-        labels,
-        classes,
-        per_class=method.per_class,
-        l2=method.l2,
-        coverage=method.coverage,
-    )
+    features = emb.features[rows]
+    key = (np.packbits(rows).tobytes(), classes, method.l2)
+    if memo is not None and key in memo:
+        weights, bias = memo[key]
+    else:
+        weights, bias = openset.fit_logistic(features, labels, len(classes), l2=method.l2)
+        if memo is not None:
+            memo[key] = (weights, bias)
+    protos, owners = openset.fit_prototypes(features, labels, len(classes), method.per_class)
     val = originals(emb, split="val") & np.isin(emb.cls, classes)
-    if train is not None:  # leave-source-out: validation of the sources trained on only
-        val &= np.isin(emb.source, np.unique(emb.source[rows]))
-    if val.any():
-        scores = openset.head_novelty(head, emb.features[val])
-        head = replace(head, threshold=openset.threshold_at_coverage(scores, method.coverage))
-    return head
+    val &= np.isin(emb.source, np.unique(emb.source[rows]))
+    threshold = openset.threshold_at_coverage(
+        openset.novelty_against(protos, emb.features[val]), method.coverage
+    )
+    return openset.Head(classes, weights, bias, protos, owners, threshold, method.coverage)
 
 
 @dataclass(frozen=True)
@@ -177,13 +205,15 @@ def leave_classes_out(
     classes: Sequence[str],
     method: Method,
     groups: Iterable[tuple[str, ...]] | None = None,
+    memo: Memo | None = None,
 ) -> list[dict[str, Any]]:
     """One row per held-out class or group: the head refitted without it (module doc)."""
-    held_sets = [(c,) for c in classes] + list(CLASS_GROUPS if groups is None else groups)
+    groups = CLASS_GROUPS if groups is None else groups
+    held_sets = [(c,) for c in classes] + [g for g in groups if set(g) <= set(classes)]
     rows = []
     for held in held_sets:
         kept = [c for c in classes if c not in held]
-        head = fit(emb, kept, method)
+        head = fit(emb, kept, method, memo=memo)
         test = originals(emb, split="test") & np.isin(emb.cls, kept)
         known_novelty = openset.head_novelty(head, emb.features[test])
         row: dict[str, Any] = {"held_out": list(held), "threshold": head.threshold}
@@ -197,7 +227,7 @@ def leave_classes_out(
 
 
 def leave_source_out(
-    emb: Embeddings, classes: Sequence[str], method: Method
+    emb: Embeddings, classes: Sequence[str], method: Method, memo: Memo | None = None
 ) -> list[dict[str, Any]]:
     """One row per known source: trained without it, tested on all its original images;
     then the eyepiece frames (no head saw that instrument) with the full training set."""
@@ -206,9 +236,9 @@ def leave_source_out(
     for source in sorted(np.unique(emb.source[known])):
         train = _train_mask(emb, method, classes) & (emb.source != source)
         trained = [c for c in classes if (train & (emb.cls == c)).any()]
-        head = fit(emb, trained, method, train=train)
+        head = fit(emb, trained, method, train=train, memo=memo)
         out.append(_source_row(head, emb, known & (emb.source == source), source, trained))
-    head = fit(emb, classes, method)
+    head = fit(emb, classes, method, memo=memo)
     eyepiece = originals(emb, "eyepiece")
     out.append(_source_row(head, emb, eyepiece, "eyepiece (never trained on)", list(classes)))
     return out
@@ -228,10 +258,11 @@ def _source_row(
     return {"source": source, "threshold": head.threshold, "per_class": per_class}
 
 
-def full_model(emb: Embeddings, classes: Sequence[str], method: Method) -> dict[str, Any]:
-    """The head on all training rows: test split, unlabelled images by source and label
-    family, eyepiece frames by class."""
-    head = fit(emb, classes, method)
+def full_model(
+    emb: Embeddings, classes: Sequence[str], method: Method, memo: Memo | None = None
+) -> dict[str, Any]:
+    """The head on all training rows: test split and unlabelled images by source."""
+    head = fit(emb, classes, method, memo=memo)
     test = originals(emb, split="test")
     known_novelty = openset.head_novelty(head, emb.features[test])
     unl = originals(emb, "unlabelled")
@@ -254,13 +285,14 @@ def study(
 ) -> dict[str, Any]:
     """Every evaluation for every method: the material :func:`write_results` lays out."""
     out: dict[str, Any] = {"classes": list(classes), "methods": {}}
+    memo: Memo = {}
     for method in methods:
         say(f"method {method.name}")
         out["methods"][method.name] = {
             "method": asdict(method),
-            "leave_classes_out": leave_classes_out(emb, classes, method),
-            "leave_source_out": leave_source_out(emb, classes, method),
-            "full_model": full_model(emb, classes, method),
+            "leave_classes_out": leave_classes_out(emb, classes, method, memo=memo),
+            "leave_source_out": leave_source_out(emb, classes, method, memo),
+            "full_model": full_model(emb, classes, method, memo),
         }
     return out
 

@@ -1,0 +1,152 @@
+"""The shipped forms of an open-set head: ONNX FP32, ONNX INT8 and Keras, each with its card.
+
+:mod:`phytoscope.training.onnx_head` writes the FP32 graph (backbone + ``openset/`` nodes).
+This module adds the two other forms the project ships, so that every backend computes the
+same logits and novelty score from the same numbers:
+
+* INT8: the FP32 graph statically quantised as before (:func:`export.quantise_int8`: real
+  training images for calibration), with every ``openset/`` node left in float: the
+  prototypes' cosines differ by hundredths near the threshold, and an 8-bit cosine would move
+  "unknown" decisions for a negligible gain in speed;
+* Keras: the backbone of the base Keras model with the head rebuilt from standard layers
+  (``Dense`` with the fitted weights, ``UnitNormalization``, a ``Dense`` holding the
+  prototypes, ``Reshape`` + ``GlobalMaxPooling1D`` for the best cosine, a ``Dense`` for
+  ``1 - x``), no ``Lambda``, so the file loads anywhere Keras 3 does without custom code.
+
+Each form is then evaluated through the backend that runs it in the field and its card gets
+its own accuracy and novelty figures (:func:`measure`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from phytoscope.modelcard import ModelCard, card_path_for, sha256_of
+from phytoscope.training import export
+from phytoscope.training.openset import Head
+
+
+def keras_with_head(base_keras: Path, head: Head) -> Any:
+    """The base Keras model's backbone with ``head``: outputs ``{"logits", "novelty"}``."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    base = keras.models.load_model(base_keras, compile=False)
+    backbone = next(layer for layer in base.layers if isinstance(layer, keras.Model))
+    size = base.input_shape[1:]
+    inputs = keras.Input(size, name="input")
+    features = backbone(inputs, training=False)
+    n_classes, n_protos = len(head.classes), len(head.prototypes)
+    logits_layer = keras.layers.Dense(n_classes, name="logits")
+    unit = keras.layers.UnitNormalization(axis=-1, name="openset_unit")(features)
+    cosine_layer = keras.layers.Dense(n_protos, use_bias=False, name="openset_cosines")
+    cosines = cosine_layer(unit)
+    best = keras.layers.GlobalMaxPooling1D(name="openset_best")(
+        keras.layers.Reshape((n_protos, 1), name="openset_column")(cosines)
+    )
+    novelty_layer = keras.layers.Dense(1, name="openset_novelty")
+    novelty = keras.layers.Reshape((), name="novelty")(novelty_layer(best))
+    logits = logits_layer(features)
+    model = keras.Model(inputs, {"logits": logits, "novelty": novelty}, name="phytoscope_openset")
+    logits_layer.set_weights([head.weights, head.bias])
+    cosine_layer.set_weights([head.prototypes.T.astype(np.float32)])
+    novelty_layer.set_weights([np.array([[-1.0]], np.float32), np.array([1.0], np.float32)])
+    return model
+
+
+def write_keras(base_keras: Path, head: Head, fp32_card: ModelCard, out_path: Path) -> Path:
+    """Save the Keras form and its card (the FP32 card's facts, the Keras file's hash)."""
+    model = keras_with_head(base_keras, head)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out_path)
+    card = replace(
+        fp32_card, file=out_path.name, format="keras", precision="fp32", sha256=sha256_of(out_path)
+    )
+    card.save(card_path_for(out_path))
+    return out_path
+
+
+def write_int8(
+    fp32_path: Path, fp32_card: ModelCard, calibration: np.ndarray, out_path: Path, method: str
+) -> Path:
+    """Quantise the FP32 form (``openset/`` nodes kept in float) and write its card; the
+    novelty threshold is the FP32 one until :func:`measure` re-chooses it."""
+    batches = export.calibration_batches(calibration, fp32_card)
+    export.quantise_int8(fp32_path, out_path, batches, method=method)
+    training = dict(fp32_card.training)
+    training["int8_calibration"] = (
+        f"{len(calibration)} training-split images; ONNX Runtime static QDQ, per-channel "
+        f"int8 weights, uint8 activations; {method} ranges; kept in float: "
+        f"{', '.join(export.INT8_KEEP_FLOAT)} and every open-set head node"
+    )
+    card = replace(
+        fp32_card,
+        file=out_path.name,
+        precision="int8",
+        sha256=sha256_of(out_path),
+        training=training,
+    )
+    card.save(card_path_for(out_path))
+    return out_path
+
+
+def backend_outputs(card: ModelCard, prepared: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, novelty) of prepared images through the backend that runs ``card``."""
+    from phytoscope import backends
+    from phytoscope.imaging.preprocess import normalise
+
+    name = "tensorflow" if card.format == "keras" else "onnxruntime"
+    logits, novelty = [], []
+    with backends.backend_class(name)(card) as backend:
+        for start in range(0, len(prepared), 64):
+            out = backend.infer(normalise(prepared[start : start + 64], card.input))
+            logits.append(out.logits)
+            assert out.novelty is not None, "the card has a novelty section"
+            novelty.append(out.novelty)
+    return np.concatenate(logits), np.concatenate(novelty)
+
+
+def measure(
+    card: ModelCard,
+    test_prepared: np.ndarray,
+    test_items: list[Any],
+    novel: dict[str, np.ndarray],
+) -> dict[str, Any]:
+    """The card's ``accuracy`` for one form, measured through its own backend: closed-set
+    top-1 per class and source (as before), then with the novelty rule the coverage and the
+    top-1 of the classified organisms, and the share of each ``novel`` set called unknown."""
+    from phytoscope.training import evaluate as ev
+
+    assert card.novelty is not None
+    logits, novelty = backend_outputs(card, test_prepared)
+    classes = card.class_names
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.array([index[i.cls] for i in test_items], dtype=np.int64)
+    report = ev.evaluate_probabilities(
+        y, ev.probabilities_of(logits), classes, [i.source for i in test_items], {}
+    )
+    accuracy = ev.card_accuracy(report)
+    kept = novelty <= card.novelty.threshold
+    right = logits.argmax(axis=1) == y
+    accuracy["test_open_set"] = {
+        "coverage": round(float(kept.mean()), 4),
+        "top1_of_classified": round(float(right[kept].mean()), 4),
+        "per_class_coverage": {
+            c: round(float(kept[y == k].mean()), 4) for k, c in enumerate(classes) if (y == k).any()
+        },
+    }
+    accuracy["novel_called_unknown"] = {}
+    for name, prepared in novel.items():
+        _, scores = backend_outputs(card, prepared)
+        accuracy["novel_called_unknown"][name] = {
+            "n": int(len(scores)),
+            "unknown": round(float((scores > card.novelty.threshold).mean()), 4),
+        }
+    backend = "tensorflow" if card.format == "keras" else "onnxruntime"
+    accuracy["measured_with"] = f"phytoscope {backend} backend, {card.format}/{card.precision}"
+    return accuracy
