@@ -50,9 +50,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "the validation split",
     )
     parser.add_argument("--cache", type=Path, help="folder for prepared image arrays")
+    group = parser.add_argument_group(
+        "open set",
+        "--open-set: MODEL is an exported ONNX model (its backbone is kept); a head with the "
+        "novelty score is refitted on its cached embeddings and all three forms are written",
+    )
+    group.add_argument("--open-set", action="store_true", help="write the open-set forms")
+    group.add_argument(
+        "--keras", type=Path, help="the Keras form of MODEL (default: genus.keras beside it)"
+    )
+    group.add_argument(
+        "--manifest",
+        type=Path,
+        help="manifest CSV of the unlabelled images and eyepiece frames scored in the cards "
+        "(default: manifest.csv in --data-root)",
+    )
+    group.add_argument("--version", default="1.1.0", help="model version for the cards")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.open_set:
+        return run_open_set(args)
     forms = tuple(f.strip() for f in args.forms.split(",") if f.strip())
     bad = [f for f in forms if f not in FORMS]
     if bad:
@@ -86,4 +104,57 @@ def run(args: argparse.Namespace) -> int:
                     f"{r.per_source.get(s, {}).get('top1', float('nan')):.4f}" for r in measured
                 )
             )
+    return ExitCode.OK
+
+
+def run_open_set(args: argparse.Namespace) -> int:
+    """``--open-set``: the shipped model's forms with the novelty score (models/README.md)."""
+    from phytoscope.modelcard import ModelCard
+    from phytoscope.training import dataset as ds
+    from phytoscope.training import embedcache, heldout, openset_forms
+
+    base = args.model.with_suffix("") if args.model.suffix == ".json" else args.model
+    card = ModelCard.load(card_path_for(base))
+    split = args.split or base.parent / str(card.training.get("split_file", "genus_split.csv"))
+    if card.format != "onnx" or args.data_root is None:
+        print("phytoscope: --open-set needs the ONNX model and --data-root of its split")
+        return ExitCode.USAGE
+    manifest = args.manifest or args.data_root / "manifest.csv"
+    cache = args.cache or cfg.cache_dir() / "openset"
+    say = lambda message: print(message, flush=True)  # noqa: E731
+    emb = embedcache.load_or_build(base, split, args.data_root, manifest, cache, say=say)
+    novel = {
+        f"unlabelled {s}": [
+            i for i in embedcache.unlabelled_items(manifest, card.class_names) if i.source == s
+        ]
+        for s in sorted({i.source for i in embedcache.unlabelled_items(manifest, card.class_names)})
+    }
+    for item in embedcache.eyepiece_items(manifest):
+        if item.cls not in card.class_names:
+            novel.setdefault(f"eyepiece {item.label}", []).append(item)
+    cards = openset_forms.ship(
+        base,
+        args.keras or base.with_name("genus.keras"),
+        emb,
+        ds.read_split(split, args.data_root),
+        novel,
+        args.out,
+        heldout.CHOSEN,
+        version=args.version,
+        cache_dir=cache / "prepared",
+        calibration_images=args.calibration_images,
+        int8_method="minmax-average"
+        if args.calibration_method == "auto"
+        else args.calibration_method,
+        say=say,
+    )
+    for c in cards:
+        o = c.accuracy["test_open_set"]
+        print(
+            f"{c.file:18s} test top-1 {c.accuracy['test_top1']:.4f}; novelty threshold "
+            f"{c.novelty.threshold if c.novelty else 0:.4f}: {o['coverage']:.1%} classified, "
+            f"{o['top1_of_classified']:.1%} of those right"
+        )
+        for name, n in c.accuracy["novel_called_unknown"].items():
+            print(f"    {name:40s} unknown {n['unknown']:.1%} of {n['n']}")
     return ExitCode.OK

@@ -150,3 +150,100 @@ def measure(
     backend = "tensorflow" if card.format == "keras" else "onnxruntime"
     accuracy["measured_with"] = f"phytoscope {backend} backend, {card.format}/{card.precision}"
     return accuracy
+
+
+FORM_FILES = {"onnx": "genus.onnx", "int8": "genus_int8.onnx", "keras": "genus.keras"}
+
+
+def ship(
+    base_onnx: Path,
+    base_keras: Path,
+    emb: Any,
+    split_items: list[Any],
+    novel_items: dict[str, list[Any]],
+    out_dir: Path,
+    method: Any,
+    *,
+    version: str,
+    cache_dir: Path | None = None,
+    calibration_images: int = 300,
+    int8_method: str = "minmax-average",
+    details: dict[str, Any] | None = None,
+    say: Any = lambda _m: None,
+) -> list[ModelCard]:
+    """Fit ``method``'s head on all training embeddings and write the three forms with cards
+    (and the embedding bank beside the FP32 model) into ``out_dir``; every form is then
+    measured through its backend on the test split and on ``novel_items`` (name -> items of
+    organisms no class covers)."""
+    import shutil
+    import tempfile
+
+    from phytoscope.training import dataset as ds
+    from phytoscope.training import heldout, onnx_head
+
+    base_card = ModelCard.load(card_path_for(base_onnx))
+    classes = base_card.class_names
+    head = heldout.fit(emb, classes, method)
+    bank_rows = heldout.originals(emb, split="train")
+    index = {c: i for i, c in enumerate(classes)}
+    bank = (emb.features[bank_rows], np.array([index[c] for c in emb.cls[bank_rows]]))
+    training = {
+        **base_card.training,
+        "open_set_head": (
+            f"logistic head refitted on the frozen backbone's embeddings of the training split "
+            f"({' + '.join(method.views)} views), {method.per_class} cosine prototypes per "
+            f"class, l2 {method.l2:g} (phytoscope.training.heldout.fit)"
+        ),
+    }
+    chosen = (
+        f"keeps {method.coverage:.0%} of the validation split's known organisms; method and "
+        "coverage chosen by the leave-classes-out study (models/evaluation/openset/)"
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        # the bases may be the very files being replaced
+        onnx_copy, keras_copy = Path(tmp) / "base.onnx", Path(tmp) / "base.keras"
+        shutil.copyfile(base_onnx, onnx_copy)
+        shutil.copyfile(base_keras, keras_copy)
+        say("writing the FP32 model")
+        fp32 = onnx_head.write_model(
+            onnx_copy,
+            base_card,
+            head,
+            out_dir,
+            name=base_card.name,
+            version=version,
+            file=FORM_FILES["onnx"],
+            chosen=chosen,
+            details={"views": list(method.views), **(details or {})},
+            training=training,
+            notes=base_card.notes,
+            bank=bank,
+        )
+        fp32_card = ModelCard.load(card_path_for(fp32))
+        train_items = [i for i in split_items if i.split == "train"]
+        rng = np.random.default_rng(0)
+        chosen_rows = sorted(
+            rng.choice(len(train_items), min(calibration_images, len(train_items)), replace=False)
+        )
+        calibration = ds.prepared_arrays(
+            [train_items[i] for i in chosen_rows], fp32_card.input, cache_dir
+        )
+        say("quantising INT8")
+        paths = [
+            fp32,
+            write_int8(fp32, fp32_card, calibration, out_dir / FORM_FILES["int8"], int8_method),
+        ]
+        say("writing the Keras model")
+        paths.append(write_keras(keras_copy, head, fp32_card, out_dir / FORM_FILES["keras"]))
+    test_items = [i for i in split_items if i.split == "test"]
+    test_prepared = ds.prepared_arrays(test_items, fp32_card.input, cache_dir)
+    novel = {k: ds.prepared_arrays(v, fp32_card.input, cache_dir) for k, v in novel_items.items()}
+    cards = []
+    for path in paths:
+        card = ModelCard.load(card_path_for(path))
+        say(f"measuring {path.name}")
+        card = replace(card, accuracy=measure(card, test_prepared, test_items, novel))
+        card.save(card_path_for(path))
+        cards.append(ModelCard.load(card_path_for(path)))
+    return cards
