@@ -94,6 +94,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(default: manifest.csv in --data-root)",
     )
     group.add_argument(
+        "--frames",
+        type=Path,
+        help="folder of annotated whole frames whose segments are embedded too (debris as "
+        "hard negatives, frame figures); needs --frames-coco",
+    )
+    group.add_argument("--frames-coco", type=Path, help="the frames' COCO annotation folder")
+    group.add_argument(
         "--methods",
         choices=("chosen", "study"),
         default="chosen",
@@ -237,6 +244,7 @@ def run_open_set(args: argparse.Namespace) -> int:
         root,
         manifest,
         args.cache or cfg.cache_dir() / "openset",
+        frames=(args.frames, args.frames_coco) if args.frames and args.frames_coco else None,
         say=lambda m: print(m, flush=True),
     )
     methods = heldout.STUDY if args.methods == "study" else (heldout.CHOSEN,)

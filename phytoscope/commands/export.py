@@ -65,6 +65,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="manifest CSV of the unlabelled images and eyepiece frames scored in the cards "
         "(default: manifest.csv in --data-root)",
     )
+    group.add_argument(
+        "--frames",
+        type=Path,
+        help="folder of annotated whole frames whose segments are embedded too (debris as "
+        "hard negatives, frame figures); needs --frames-coco",
+    )
+    group.add_argument("--frames-coco", type=Path, help="the frames' COCO annotation folder")
     group.add_argument("--version", default="1.1.0", help="model version for the cards")
 
 
@@ -122,7 +129,10 @@ def run_open_set(args: argparse.Namespace) -> int:
     manifest = args.manifest or args.data_root / "manifest.csv"
     cache = args.cache or cfg.cache_dir() / "openset"
     say = lambda message: print(message, flush=True)  # noqa: E731
-    emb = embedcache.load_or_build(base, split, args.data_root, manifest, cache, say=say)
+    frames = (args.frames, args.frames_coco) if args.frames and args.frames_coco else None
+    emb = embedcache.load_or_build(
+        base, split, args.data_root, manifest, cache, frames=frames, say=say
+    )
     novel = {
         f"unlabelled {s}": [
             i for i in embedcache.unlabelled_items(manifest, card.class_names) if i.source == s

@@ -14,6 +14,9 @@ model:
 * ``unlabelled``: manifest images no class maps to (Unidentified FlowCam crops, SPC
   "Unknown", unlabelled IFCB ROIs) and labels too rare to learn (Romeria, Asterionella ...):
   candidate negatives, and novel organisms for evaluation;
+* ``frames``: the segments that ``classify`` cuts from annotated whole phase-contrast frames
+  (:mod:`phytoscope.training.frames`): debris (``detritus/other``) and annotated cells, split
+  with their frames, for hard negatives and the frame figures (optional);
 * ``eyepiece``: a third instrument's frames (lynkos ESP32-CAM eyepiece photos, one organism
   each), with their own names: two of them are classes the model knows (oscillatoria is a
   filamentous cyanobacterium, microcystis a colonial one), the others are not
@@ -48,7 +51,7 @@ EYEPIECE_CLASSES = {
 model does not know (so it should say "unknown")."""
 
 VIEWS = ("original", "basic", "instrument")
-SETS = ("known", "unlabelled", "eyepiece")
+SETS = ("known", "unlabelled", "eyepiece", "frames")
 
 
 @dataclass(frozen=True)
@@ -115,9 +118,10 @@ def build(
     copies: int = 2,
     seed: int = 0,
     cache_dir: Path | None = None,
+    frame_items: list[ds.Item] | None = None,
     say: Callable[[str], None] = lambda _m: None,
 ) -> Embeddings:
-    """Embed the three sets (module doc); ``embed`` maps prepared uint8 (N, H, W) to (N, D)."""
+    """Embed the sets (module doc); ``embed`` maps prepared uint8 (N, H, W) to (N, D)."""
     rng = np.random.default_rng(seed)
     parts: list[tuple[np.ndarray, list[ds.Item], str, str, np.ndarray]] = []
     known = [i for i in split_items if i.cls in classes]
@@ -125,9 +129,12 @@ def build(
         ("known", known),
         ("unlabelled", unlabelled_items(manifest, classes)),
         ("eyepiece", eyepiece_items(manifest)),
+        ("frames", frame_items or []),
     )
     offset = 0
     for name, items in sets:
+        if not items:
+            continue
         say(f"{name}: preparing {len(items)} images")
         prepared = ds.prepared_arrays(items, spec, cache_dir)
         ids = np.arange(offset, offset + len(items))
@@ -165,15 +172,18 @@ def load_or_build(
     cache: Path,
     *,
     copies: int = 2,
+    frames: tuple[Path, Path] | None = None,
     say: Callable[[str], None] = lambda _m: None,
 ) -> Embeddings:
     """The embeddings of ``base_onnx``'s backbone, from ``cache/embeddings_<sha>.npz`` when
-    an earlier run made them (keyed by the model file and the split), else built and saved."""
+    an earlier run made them (keyed by the model file and the split), else built and saved.
+    ``frames``: (folder of whole frames, folder of their COCO annotations)."""
     from phytoscope.modelcard import ModelCard, card_path_for, sha256_of
     from phytoscope.training import onnx_head
 
     card = ModelCard.load(card_path_for(base_onnx))
     key = sha256_of(base_onnx)[:12] + "_" + sha256_of(split_file)[:8] + f"_c{copies}"
+    key += "_frames" if frames else ""
     path = Path(cache) / f"embeddings_{key}.npz"
     if path.exists():
         return Embeddings.load(path)
@@ -181,14 +191,22 @@ def load_or_build(
     def embed(prepared: np.ndarray) -> np.ndarray:
         return onnx_head.embed(base_onnx, prepared, card.input, batch=64)
 
+    split_items = ds.read_split(split_file, data_root)
+    segments = None
+    if frames is not None:
+        from phytoscope.training import frames as fr
+
+        say("segmenting the annotated frames")
+        segments = fr.frame_items(frames[0], frames[1], split_items)
     emb = build(
-        ds.read_split(split_file, data_root),
+        split_items,
         manifest,
         card.class_names,
         card.input,
         embed,
         copies=copies,
         cache_dir=Path(cache) / "prepared",
+        frame_items=segments,
         say=say,
     )
     emb.save(path)
