@@ -37,9 +37,9 @@ def keras_with_head(base_keras: Path, head: Head) -> Any:
     import keras
 
     base = keras.models.load_model(base_keras, compile=False)
-    backbone = next(layer for layer in base.layers if isinstance(layer, keras.Model))
-    size = base.input_shape[1:]
-    inputs = keras.Input(size, name="input")
+    # everything up to what the old logits layer multiplies (dropout is identity here)
+    backbone = keras.Model(base.inputs, base.get_layer("logits").input)
+    inputs = keras.Input(base.input_shape[1:], name="input")
     features = backbone(inputs, training=False)
     n_classes, n_protos = len(head.classes), len(head.prototypes)
     logits_layer = keras.layers.Dense(n_classes, name="logits")

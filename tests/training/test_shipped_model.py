@@ -30,7 +30,14 @@ def test_every_json_in_models_is_a_valid_card_with_its_file():
             assert key in card.accuracy, (card.file, key)
         assert card.training["split_file"] == "genus_split.csv"
         assert "Alexandrium" in card.not_recognised and "Dinophysis" in card.not_recognised
+        # the open-set head: the novelty score comes out of every form, one threshold
+        assert card.novelty is not None and card.novelty.output == "novelty"
+        assert 0 < card.novelty.threshold < 1 and card.novelty.chosen
+        assert "test_open_set" in card.accuracy and "novel_called_unknown" in card.accuracy
     assert len({c.class_names for c in cards}) == 1
+    assert len({c.novelty.threshold for c in cards if c.novelty}) == 1
+    bank = MODELS / "genus.bank.npz"
+    assert bank.exists() and bank.stat().st_size < 8e6
 
 
 def test_accuracy_targets_of_the_shipped_model():
@@ -39,6 +46,8 @@ def test_accuracy_targets_of_the_shipped_model():
     assert fp32.accuracy["test_top1"] >= 0.90
     assert fp32.accuracy["test_top1"] - int8.accuracy["test_top1"] <= 0.01
     assert fp32.accuracy["n_test"] == int8.accuracy["n_test"]  # same test split
+    for card in (fp32, int8):  # the coverage target for known organisms
+        assert card.accuracy["test_open_set"]["coverage"] >= 0.80
     names = fp32.class_names
     assert "Pseudo-nitzschia" in names and "detritus/other" in names
     pn = fp32.classes[names.index("Pseudo-nitzschia")]
