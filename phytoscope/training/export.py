@@ -137,8 +137,7 @@ def quantise_int8(
             exclude.append(convs[0])
         if "logits" in keep_float:
             exclude += [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm")]
-        # an open-set head (onnx_head) stays float: its cosines decide "unknown"
-        exclude += [n.name for n in graph.node if n.name.startswith("openset/")]
+        exclude += _open_set_nodes(graph)
         quantize_static(
             str(pre),
             str(out_path),
@@ -154,6 +153,26 @@ def quantise_int8(
             extra_options={"CalibMovingAverage": method == "minmax-average"},
         )
     return out_path
+
+
+POOLING_OPS = ("GlobalAveragePool", "Squeeze", "Reshape", "Flatten", "Identity")
+
+
+def _open_set_nodes(graph: Any) -> list[str]:
+    """An open-set head (:mod:`phytoscope.training.onnx_head`, nodes ``openset/...``) and the
+    pooling that feeds it stay float: the head's cosines decide "unknown", and pooling in
+    float averages the last layer's 8-bit activations instead of rounding the result to
+    256 levels again. Both are a negligible share of the work."""
+    head = [n for n in graph.node if n.name.startswith("openset/")]
+    producers = {o: n for n in graph.node for o in n.output}
+    names = [n.name for n in head]
+    stack = [i for n in head for i in n.input]
+    while stack:
+        node = producers.get(stack.pop())
+        if node is not None and node.op_type in POOLING_OPS and node.name not in names:
+            names.append(node.name)
+            stack.extend(node.input)
+    return names
 
 
 def _onnx_top1(

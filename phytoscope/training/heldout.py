@@ -64,10 +64,12 @@ class Method:
 
     @property
     def name(self) -> str:
-        return f"k{self.per_class}_l2{self.l2:g}_cov{self.coverage:g}_{'+'.join(self.views[1:])}"
+        views = "+".join(self.views[1:])
+        frames = "+frames" if self.frames else ""
+        return f"k{self.per_class}_l2{self.l2:g}_cov{self.coverage:g}_{views}{frames}"
 
 
-CHOSEN = Method(per_class=64, coverage=0.87)
+CHOSEN = Method(per_class=64, l2=1e-2, coverage=0.87, frames=True)
 """The method the shipped model uses (chosen by measurement: models/README.md)."""
 
 STUDY: tuple[Method, ...] = (

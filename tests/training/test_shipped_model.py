@@ -35,7 +35,10 @@ def test_every_json_in_models_is_a_valid_card_with_its_file():
         assert 0 < card.novelty.threshold < 1 and card.novelty.chosen
         assert "test_open_set" in card.accuracy and "novel_called_unknown" in card.accuracy
     assert len({c.class_names for c in cards}) == 1
-    assert len({c.novelty.threshold for c in cards if c.novelty}) == 1
+    # FP32 ONNX and Keras compute the same numbers, so they share the threshold; INT8 has
+    # its own, chosen by the same coverage rule on its own validation novelty
+    fp32, keras = (select(MODELS, f, "fp32") for f in ("onnx", "keras"))
+    assert fp32.novelty == keras.novelty
     bank = MODELS / "genus.bank.npz"
     assert bank.exists() and bank.stat().st_size < 8e6
 
@@ -43,8 +46,10 @@ def test_every_json_in_models_is_a_valid_card_with_its_file():
 def test_accuracy_targets_of_the_shipped_model():
     fp32 = select(MODELS, "onnx", "fp32")
     int8 = select(MODELS, "onnx", "int8")
-    assert fp32.accuracy["test_top1"] >= 0.90
-    assert fp32.accuracy["test_top1"] - int8.accuracy["test_top1"] <= 0.01
+    # issue 14's rule for the open-set model: in-distribution top-1 may drop by up to 2
+    # points from the closed-set model it replaced (FP32 94.89 %, INT8 94.16 %)
+    assert fp32.accuracy["test_top1"] >= 0.9489 - 0.02
+    assert int8.accuracy["test_top1"] >= 0.9416 - 0.02
     assert fp32.accuracy["n_test"] == int8.accuracy["n_test"]  # same test split
     for card in (fp32, int8):  # the issue's coverage target for known organisms
         assert card.accuracy["test_open_set"]["coverage"] >= 0.80
