@@ -53,7 +53,9 @@ def test_fixtures_cover_known_and_novel_organisms():
     assert any("eyepiece" in s for s in novel)  # another instrument's frames: unknown
     assert any("Pseudo-nitzschia" in p.source and p.label == "Pseudo-nitzschia" for p in fp32)
     # the Pseudo-nitzschia look-alike is never called Pseudo-nitzschia
-    assert not any("eyepiece_frames__nitzschia" in p.source and p.label == "Pseudo-nitzschia" for p in fp32)
+    assert not any(
+        "eyepiece_frames__nitzschia" in p.source and p.label == "Pseudo-nitzschia" for p in fp32
+    )
 
 
 def test_onnx_fp32_and_keras_decide_alike_and_int8_mostly():
