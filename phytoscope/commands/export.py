@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from phytoscope import config as cfg
@@ -142,6 +143,12 @@ def run_open_set(args: argparse.Namespace) -> int:
     for item in embedcache.eyepiece_items(manifest):
         if item.cls not in card.class_names:
             novel.setdefault(f"eyepiece {item.label}", []).append(item)
+    details = None
+    study = args.out / "evaluation" / "openset" / "openset.json"
+    if study.exists():  # the study's figures for the shipped method, for the card
+        chosen = json.loads(study.read_text(encoding="utf-8"))["methods"].get(heldout.CHOSEN.name)
+        if chosen:
+            details = {"study": "evaluation/openset/openset.json", **chosen["summary"]}
     cards = openset_forms.ship(
         base,
         args.keras or base.with_name("genus.keras"),
@@ -156,6 +163,7 @@ def run_open_set(args: argparse.Namespace) -> int:
         int8_method="minmax-average"
         if args.calibration_method == "auto"
         else args.calibration_method,
+        details=details,
         say=say,
     )
     for c in cards:

@@ -77,9 +77,9 @@ STUDY: tuple[Method, ...] = (
     Method(per_class=16),
     Method(per_class=64),
     Method(per_class=64, coverage=0.85),
-    Method(per_class=64, coverage=0.87),
-    Method(per_class=64, coverage=0.87, views=("original", "instrument")),
     Method(per_class=64, coverage=0.87, frames=True),
+    Method(per_class=64, coverage=0.87, views=("original", "instrument")),
+    CHOSEN,
 )
 """The comparison grid of ``phytoscope evaluate --open-set --methods study``."""
 
