@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from phytoscope.core.hab import unrecognised
 from phytoscope.errors import Cancelled, ConfigError
 from phytoscope.modelcard import ClassInfo, InputSpec, ModelCard, card_path_for, sha256_of
 from phytoscope.training import dataset as ds
@@ -127,22 +128,18 @@ def _check(cancel: Callable[[], bool] | None) -> None:
 
 
 def not_recognised(classes: tuple[ClassInfo, ...], rules: Path | None = None) -> tuple[str, ...]:
-    """HAB taxa of the rule sets (genus level) that no class of the model stands for."""
-    taxa: list[str] = []
+    """HAB taxa of the rule sets (genus level) that no class of the model stands for,
+    matched as the alerts match them (:func:`phytoscope.core.hab.unrecognised`)."""
+    taxa: list[tuple[str, str]] = []
     if rules is not None and Path(rules).exists():
         import csv
 
         with open(rules, newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
-                taxon = (row.get("taxon") or "").strip()
-                rank = (row.get("rank") or "").strip()
-                name = taxon if rank == "group" else taxon.split(" ")[0]
-                if name and name not in taxa:
-                    taxa.append(name)
+                taxa.append(((row.get("taxon") or "").strip(), (row.get("rank") or "").strip()))
     else:
-        taxa = list(KNOWN_HAB_TAXA)
-    names = {c.name for c in classes} | {c.group for c in classes if c.group}
-    return tuple(t for t in taxa if t not in names)
+        taxa = [(t, "genus") for t in KNOWN_HAB_TAXA]
+    return unrecognised(classes, [(t, r) for t, r in taxa if t])
 
 
 def _card_notes(items: list[ds.Item], missing: tuple[str, ...]) -> str:

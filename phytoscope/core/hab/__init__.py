@@ -9,7 +9,10 @@ row (see ``resources/rules/README.md``). Public API, used by the CLI and the GUI
   is recorded with every alert.
 - :func:`assess` (counts per model class, volume, model card, rule set) ->
   :class:`Assessment` per monitored taxon (every level, "green" included) and the rule-set
-  taxa that the model cannot recognise ("not monitored by this model").
+  taxa that the model cannot recognise ("not monitored by this model"). Class names and
+  rule taxa are matched in one place, :func:`taxon_key` (case-insensitive, ``_`` as a
+  space), so a genus a lab teaches (``phytoscope learn``) is monitored at once;
+  :func:`unrecognised` lists the rule-set taxa no class stands for.
 - :func:`make_alerts` -> frozen :class:`~phytoscope.types.Alert` for every assessment above
   the rule set's lowest ("below") level.
 - :func:`record_sample` does all of it and persists the sample, its counts and its alerts.
@@ -42,7 +45,16 @@ from phytoscope.core.hab.alerts import (
     record_sample,
     utc_now,
 )
-from phytoscope.core.hab.assess import Assessment, HabResult, assess, classes_for
+from phytoscope.core.hab.assess import (
+    Assessment,
+    HabResult,
+    assess,
+    classes_for,
+    genus_key,
+    rule_taxon_named,
+    taxon_key,
+    unrecognised,
+)
 from phytoscope.core.hab.rules import (
     BOUNDARIES,
     COLUMNS,
@@ -52,6 +64,7 @@ from phytoscope.core.hab.rules import (
     Band,
     RuleSet,
     RuleTaxon,
+    all_taxa,
     available_rule_sets,
     load_rule_set,
     rules_dir,
@@ -70,14 +83,19 @@ __all__ = [
     "RuleSet",
     "RuleTaxon",
     "SampleResult",
+    "all_taxa",
     "assess",
     "available_rule_sets",
     "classes_for",
     "describe_alert",
+    "genus_key",
     "load_rule_set",
     "make_alerts",
     "record_sample",
+    "rule_taxon_named",
     "rules_dir",
+    "taxon_key",
+    "unrecognised",
     "user_overrides_path",
     "utc_now",
 ]
