@@ -69,7 +69,9 @@ class TeachingSet:
         return tuple(self.counts)
 
 
-def class_name(folder_name: str, base_classes: Sequence[str], rule_taxa: Iterable[tuple[str, str]]) -> str:
+def class_name(
+    folder_name: str, base_classes: Sequence[str], rule_taxa: Iterable[tuple[str, str]]
+) -> str:
     """The class a sub-folder stands for (see the module docstring)."""
     name = ds.folder_class(folder_name)
     key = hab.taxon_key(name)
@@ -204,7 +206,9 @@ def load(
             roots.append(export_corrections(corrections_db, Path(tmp)))
             sources.append(f"corrections in {corrections_db}")
         if not roots:
-            raise ConfigError("give at least one FOLDER of class sub-folders, or --from-corrections")
+            raise ConfigError(
+                "give at least one FOLDER of class sub-folders, or --from-corrections"
+            )
         data = read(collect(roots, base_classes, taxa), spec, sources, progress)
     if not data.labels:
         raise SourceError(
