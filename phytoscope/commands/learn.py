@@ -130,10 +130,11 @@ def summary(result: LearnResult) -> str:
         "cross-validated; kept: share not called unknown"
     )
     if result.base_drop_points is not None:
-        change = -result.base_drop_points
+        change = 0.0 - result.base_drop_points
         lines.append(
-            f"base classes (cross-validated on the bank): top-1 {_pct(result.base_top1_before)} "
-            f"before, {_pct(result.base_top1_after)} after ({change:+.2f} points)"
+            f"base classes on their bank embeddings: top-1 {_pct(result.base_top1_before)} "
+            f"before, {_pct(result.base_top1_after)} after ({change:+.2f} points: what the new "
+            "classes took from them)"
         )
     if result.newly_monitored:
         lines.append("now monitored by the HAB rules: " + ", ".join(result.newly_monitored))

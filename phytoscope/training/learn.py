@@ -1,7 +1,9 @@
-"""Teach the model a lab's own genera on the lab's machine: a new head on frozen embeddings.
+"""Teach the model a lab's own genera on the lab's machine: new head columns on frozen embeddings.
 
-The base model's backbone is kept as it is; only the small open-set head
-(:mod:`phytoscope.training.openset`) is refitted, on the embeddings of the lab's images plus
+The base model's backbone is kept as it is, and so are its head's weight columns for the
+classes the lab does not touch (:mod:`phytoscope.training.extend` says why); the columns of
+new classes (and of base classes given more examples) and the open-set novelty
+(:mod:`phytoscope.training.openset`) are fitted on the embeddings of the lab's images plus
 the base model's *embedding bank* (a capped sample of its own training embeddings stored
 beside it), so the base classes are kept without their training images. Embedding a few
 hundred images and fitting a few logistic regressions takes well under a minute on two CPU
@@ -36,7 +38,7 @@ from phytoscope.core import hab
 from phytoscope.errors import Cancelled, ConfigError, ModelError
 from phytoscope.modelcard import ClassInfo, ModelCard, card_path_for, resolve, sha256_of
 from phytoscope.progress import Progress
-from phytoscope.training import learn_data, onnx_head, openset
+from phytoscope.training import extend, learn_data, onnx_head, openset
 from phytoscope.training.blas import one_blas_thread
 from phytoscope.training.learn_data import ROUGH_BELOW, Skipped, TeachingSet
 
@@ -166,11 +168,25 @@ def embed(card: ModelCard, data: TeachingSet, progress: Progress) -> np.ndarray:
         )
 
 
-def _top1(report: dict[str, Any], names: Sequence[str]) -> float | None:
-    """Image-weighted top-1 of some classes of a :func:`openset.cross_validate` report."""
-    rows = [report["per_class"][n] for n in names if n in report["per_class"]]
+def _top1(report: dict[str, Any], names: Sequence[str], key: str = "top1") -> float | None:
+    """Image-weighted ``key`` of some classes of a cross-validation report."""
+    rows = [report["per_class"][n] for n in names if key in report["per_class"].get(n, {})]
     total = sum(r["images"] for r in rows)
-    return sum(r["top1"] * r["images"] for r in rows) / total if total else None
+    return sum(r[key] * r["images"] for r in rows) / total if total else None
+
+
+def kept_columns(
+    card: ModelCard, base_classes: Sequence[str], dim: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The base head's weight columns of the bank's classes, in the bank's order."""
+    weights, bias = extend.base_head(card.model_path)
+    if weights.shape != (dim, card.num_classes):
+        raise ModelError(
+            f"the base model's logits layer is {weights.shape}, but its bank holds {dim}-long "
+            f"embeddings of {card.num_classes} classes: the bank belongs to another model"
+        )
+    columns = [card.class_names.index(c) for c in base_classes]
+    return weights[:, columns], bias[columns]
 
 
 def new_class_info(name: str, taxa: Sequence[tuple[str, str]]) -> ClassInfo:
@@ -203,46 +219,52 @@ def learn(request: LearnRequest, progress: Progress | None = None) -> LearnResul
     x = np.concatenate([bank_x, local_x]) if len(bank_x) else local_x
     y = np.concatenate([bank_y, np.array([index[c] for c in data.labels], np.int64)])
 
-    fit_kw: dict[str, Any] = {"folds": request.folds, "seed": request.seed}
-    steps = 3
-    progress.update("fit", 0, steps, "cross-validating the base classes")
+    weights, bias = kept_columns(card, base_classes, x.shape[1])
+    weights, bias = extend.widen(weights, bias, len(classes))
+    free = sorted(index[c] for c in counts)
+    progress.update("fit", 0, 2, "cross-validating")
     with _cancels(progress), one_blas_thread():
-        before = openset.cross_validate(
-            bank_x, bank_y, base_classes, cancel=progress.cancel, **fit_kw
+        report = extend.cross_validate(
+            x, y, classes, weights, bias, free, len(base_classes),
+            folds=request.folds, seed=request.seed, cancel=progress.cancel,
+        )  # fmt: skip
+        progress.update("fit", 1, 2, "fitting the head")
+        head = extend.extended_head(
+            x, y, classes, weights, bias, free, seed=request.seed, cancel=progress.cancel
         )
-        progress.update("fit", 1, steps, "cross-validating every class")
-        after = openset.cross_validate(x, y, classes, cancel=progress.cancel, **fit_kw)
-        progress.update("fit", 2, steps, "fitting the head")
-        head = openset.fit_head(x, y, classes, seed=request.seed, cancel=progress.cancel)
-    progress.update("fit", 3, steps)
+    progress.update("fit", 2, 2)
 
     taxa = hab.all_taxa()
     # base classes keep their facts but not their confidence thresholds, chosen on the old
     # head's softmax: the new head's "unknown" is its novelty threshold
     base_infos = tuple(replace(c, threshold=0.0) for c in card.classes if c.name in base_classes)
     infos = base_infos + tuple(new_class_info(c, taxa) for c in new)
-    results = _class_results(infos, counts, bank_y, base_classes, after)
+    results = _class_results(infos, counts, bank_y, base_classes, report)
     rough = tuple(r.name for r in results if r.rough)
     learnt = {c: {"images": n, "rough": c in rough, "new": c in new} for c, n in counts.items()}
-    before_top1, after_top1 = _top1(before, base_classes), _top1(after, base_classes)
+    before_top1 = _top1(report, base_classes, "top1_before")
+    after_top1 = _top1(report, base_classes)
     missing = hab.unrecognised(infos, taxa)
     seen_before = hab.unrecognised(base_infos, taxa)
     newly = tuple(t for t in seen_before if t not in missing)
     accuracy = {
         "method": f"stratified {request.folds}-fold cross-validation of the head on "
-        "embeddings (base bank + local images), seed "
-        f"{request.seed}; coverage = share not called unknown",
+        f"embeddings (base bank + local images), seed {request.seed}; coverage = share not "
+        "called unknown. Base classes: the base head's columns are kept, so their figures "
+        "are on its own training embeddings (optimistic); top1_before - top1 is what "
+        "learning cost them",
         "per_class": {
-            r.name: {**after["per_class"][r.name], "rough": r.rough}
+            r.name: {**report["per_class"][r.name], "rough": r.rough}
             for r in results
-            if r.name in after["per_class"]
+            if r.name in report["per_class"]
         },
         "base_classes_top1_before": _round(before_top1),
         "base_classes_top1_after": _round(after_top1),
         "rough_below_images": ROUGH_BELOW,
     }
     training = {
-        "method": "phytoscope learn: frozen backbone, open-set head refitted on embeddings",
+        "method": "phytoscope learn: frozen backbone; the base head's columns kept, new and "
+        "extended classes' columns and the open-set novelty fitted on embeddings",
         "base_model": {"name": card.name, "version": card.version, "sha256": card.sha256},
         "learnt_locally": learnt,
         "sources": list(data.sources),
