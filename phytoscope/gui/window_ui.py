@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from phytoscope.gui.bench_page import BenchPage
 from phytoscope.gui.charts import LiveCharts
 from phytoscope.gui.imageview import ImageView
+from phytoscope.gui.learn_dialog import open_learn_dialog
 from phytoscope.gui.panels import AlertPanel
 from phytoscope.gui.predictions import Gallery, PredictionsModel, PredictionsTable
 from phytoscope.gui.sample_panel import SamplePanel
@@ -224,6 +225,15 @@ class WindowLayout(QMainWindow):
             False,
         )
         self.act_pause.setCheckable(True)
+        # -- learning (issue 15): teach the model a lab's genera; the dialog does the rest
+        self.act_learn = action(
+            "Add genus / improve model…",
+            lambda: open_learn_dialog(self),
+            None,
+            None,
+            menu_tools,
+            False,
+        )
         self.act_about = action(
             "About / doctor…", slots.open_about, SP.SP_MessageBoxInformation, "F1", menu_help
         )

@@ -36,7 +36,14 @@ import numpy as np
 from phytoscope.config import models_dir
 from phytoscope.core import hab
 from phytoscope.errors import Cancelled, ConfigError, ModelError
-from phytoscope.modelcard import ClassInfo, ModelCard, card_path_for, resolve, sha256_of
+from phytoscope.modelcard import (
+    ClassInfo,
+    ModelCard,
+    card_path_for,
+    resolve,
+    select,
+    sha256_of,
+)
 from phytoscope.progress import Progress
 from phytoscope.training import extend, learn_data, onnx_head, openset
 from phytoscope.training.blas import one_blas_thread
@@ -107,6 +114,8 @@ class LearnResult:
 def base_card(model: Path | None) -> ModelCard:
     """The FP32 ONNX card learning starts from (a folder, card, model file or installed)."""
     card = resolve(model, "onnx", "fp32", models_dir())
+    if (card.format, card.precision) != ("onnx", "fp32") and card.path is not None:
+        card = select(card.path.parent, "onnx", "fp32")  # an INT8 card: its FP32 sibling
     card.verify_file()
     return card
 
