@@ -62,7 +62,11 @@ def describe(d: SampleDraft, saved: Saved | None = None) -> str:
             lines.append(f"  no taxon at or above a threshold of this rule set{tail}")
         if d.hab.not_monitored:
             lines.append("  not monitored by this model: " + ", ".join(d.hab.not_monitored))
-            lines.append("  (count these by microscope: `phytoscope report SAMPLE --manual-count`)")
+            sid = saved.sample_id if saved and saved.sample_id else d.sample_id or "SAMPLE"
+            lines.append(
+                "  count these by microscope, then: "
+                f"phytoscope report {sid} --manual-count TAXON N --volume-ml ML --by NAME"
+            )
     if saved and saved.problems:
         lines.append("NOT SAVED: " + "; ".join(saved.problems))
     return "\n".join(lines)
