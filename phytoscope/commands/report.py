@@ -65,7 +65,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from phytoscope.config import default_database
     from phytoscope.core.hab import describe_alert
-    from phytoscope.core.reports import html_report, pdf_report, segment_of_run, write_csv
+    from phytoscope.core.reports import write_csv, write_report
     from phytoscope.core.sample_text import overview
     from phytoscope.errors import ConfigError, ExitCode
     from phytoscope.storage import Store
@@ -104,21 +104,10 @@ def run(args: argparse.Namespace) -> int:
             name = f"sample-{args.samples[0]}.csv" if len(args.samples) == 1 else (
                 f"samples-{args.samples[0]}-{args.samples[-1]}.csv")  # fmt: skip
             written.append(write_csv(store, args.samples, out / name))
-        if "html" in formats:
-            for sid in args.samples:
-                page = html_report(
-                    store, sid, segment=segment_of_run(store, store.sample(sid).run_id)
-                )
-                path = out / f"sample-{sid}.html"
-                path.write_text(page, encoding="utf-8")
-                written.append(path)
-        if "pdf" in formats:
-            for sid in args.samples:
-                path = out / f"sample-{sid}.pdf"
-                pdf_report(
-                    store, sid, path, segment=segment_of_run(store, store.sample(sid).run_id)
-                )
-                written.append(path)
+        for fmt in ("html", "pdf"):
+            if fmt in formats:
+                for sid in args.samples:
+                    written.append(write_report(store, sid, out / f"sample-{sid}.{fmt}", fmt))
         for sid in args.samples:
             alerts = store.alerts(sid)
             print(f"sample {sid}: {len(alerts)} alert(s)")

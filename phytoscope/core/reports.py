@@ -335,3 +335,21 @@ def segment_of_run(store: Any, run_id: int | None) -> str:
         return str(json.loads(row["settings"]).get("segment", "auto")) if row else "auto"
     except ValueError:
         return "auto"
+
+
+REPORT_FORMATS = ("html", "pdf", "csv")
+
+
+def write_report(store: Any, sample_id: int, path: Path, fmt: str) -> Path:
+    """One stored sample as one report file (``fmt``: html, pdf or csv); ``phytoscope
+    report`` and the window's *Export report…* both write through here. The ROIs are cut
+    again as the sample's run cut them."""
+    if fmt not in REPORT_FORMATS:
+        raise ConfigError(f"a report is html, pdf or csv, not {fmt!r}")
+    if fmt == "csv":
+        return write_csv(store, [sample_id], path)
+    segment = segment_of_run(store, store.sample(sample_id).run_id)
+    if fmt == "pdf":
+        return pdf_report(store, sample_id, path, segment=segment)
+    path.write_text(html_report(store, sample_id, segment=segment), encoding="utf-8")
+    return path

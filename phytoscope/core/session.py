@@ -223,6 +223,11 @@ class SampleSession(ManualCounts):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def facts_of(self, source: str, roi_index: int) -> RoiFacts | None:
+        """Where an organism was found (its input, IFCB bin, video), for exports."""
+        entry = self._entries.get((source, roi_index))
+        return entry.facts if entry is not None else None
+
     # -- drafts --------------------------------------------------------------------------
 
     def notices(self) -> list[str]:
