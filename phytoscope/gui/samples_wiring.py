@@ -2,7 +2,8 @@
 
 Re-open: the window's analysis is cleared (as *New sample* does) and the stored sample is
 loaded into the window's own core session, whose settings are shown in the sample panel.
-Manual counts: given to the core session for the sample on show, then saved by the
+Manual counts (from the tab, or from the alert panel's "this model cannot see" line): given
+to the core session for the sample on show, then saved by the
 session's own rule (a sample saved before is updated; a new one once its site is given).
 No sample rule lives here.
 """
@@ -35,6 +36,10 @@ class SamplesWiring(QObject):
         tab.manual.entered.connect(self.add_manual)
         tab.manual.remove_requested.connect(self.remove_manual)
         window.samples.saved.connect(lambda _: tab.refresh())
+        alerts = window.alert_panel  # its "this model cannot see ..." line takes a count too
+        if hasattr(alerts, "manual_count_entered"):
+            alerts.manual_entry = True
+            alerts.manual_count_entered.connect(self.add_manual)
         self.timer = QTimer(self)
         self.timer.setInterval(SYNC_MS)
         self.timer.timeout.connect(self.sync)

@@ -151,3 +151,16 @@ def test_the_window_reopens_a_sample_and_takes_a_manual_count(qtbot, window):
     qtbot.mouseClick(box.remove, Qt.MouseButton.LeftButton)
     with Store(window.database) as store:
         assert store.manual_counts(sid) == [] and store.sample(sid).revision == 3
+    # the alert panel's "this model cannot see" line takes a count too
+    window.refresh_panels()
+    entry = window.alert_panel.manual
+    assert window.alert_panel.manual_entry and "Prorocentrum lima" in [
+        entry.taxon.itemText(i) for i in range(entry.taxon.count())
+    ]
+    entry.taxon.setCurrentText("Prorocentrum lima")
+    entry.count.setValue(2)
+    entry.volume.setValue(25.0)
+    qtbot.mouseClick(entry.add, Qt.MouseButton.LeftButton)
+    with Store(window.database) as store:
+        (m,) = store.manual_counts(sid)
+        assert m["taxon"] == "Prorocentrum lima" and store.sample(sid).revision == 4
