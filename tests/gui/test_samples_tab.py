@@ -115,7 +115,7 @@ def test_a_taxon_over_time_is_drawn_on_log_y_with_its_thresholds(qtbot, tmp_path
         assert list(detected.yData) == [240.0] and "1 from manual counts" in tab.series_note.text()
 
 
-def test_the_window_reopens_a_sample_and_takes_a_manual_count(qtbot, window):
+def test_the_window_reopens_a_sample_and_takes_a_manual_count(qtbot, window, artefacts):
     card = window.backend_info.card
     with Store(window.database) as store:
         sid = _save(
@@ -125,6 +125,10 @@ def test_the_window_reopens_a_sample_and_takes_a_manual_count(qtbot, window):
     assert window.tabs.tabText(window.tabs.indexOf(tab)) == "Samples"
     tab.refresh()
     assert tab.samples.rowCount() == 1
+    window.resize(1366, 768)
+    window.tabs.setCurrentWidget(tab)
+    assert window.minimumSizeHint().height() <= 768 and window.minimumSizeHint().width() <= 1366
+    window.grab().save(str(artefacts / "samples_tab_1366x768.png"))
     tab.samples.selectRow(0)
     qtbot.mouseClick(tab.reopen, Qt.MouseButton.LeftButton)
     assert len(window.sample_session) == 2
