@@ -89,11 +89,15 @@ def stored_manual(store: Any, sample_id: int) -> list[tuple[ManualCount, Concent
     return [(m, m.concentration()) for m in counts]
 
 
-def stored_unidentified(store: Any, sample_id: int) -> str:
-    """``3 organisms not identified: check by microscope (...)`` for a stored sample, or ""."""
+def stored_unidentified(store: Any, sample_id: int) -> dict[str, int]:
+    """Organisms a stored sample did not identify, by reason (``other``: a record from
+    before reasons were kept); what its report states, in :func:`describe_unidentified`."""
     reasons = store.sample_summary(sample_id).get("unidentified_reasons")
-    n = store.sample(sample_id).unidentified
-    return describe_unidentified(reasons or ({"other": n} if n else {}))
+    n = (
+        store.sample(sample_id).unidentified
+        or store.sample_counts(sample_id).get(UNKNOWN, (0, ""))[0]
+    )
+    return dict(reasons) if reasons else ({"other": n} if n else {})
 
 
 def overview(store: Any) -> str:

@@ -35,7 +35,10 @@ class SamplesWiring(QObject):
         tab.reopen_requested.connect(self.reopen)
         tab.manual.entered.connect(self.add_manual)
         tab.manual.remove_requested.connect(self.remove_manual)
-        window.samples.saved.connect(lambda _: tab.refresh())
+        # saved or acknowledged: the list, the open alerts and the series change
+        window.sample_session.connect(
+            lambda event, _: tab.refresh() if event in ("saved", "acknowledged") else None
+        )
         alerts = window.alert_panel  # its "this model cannot see ..." line takes a count too
         if hasattr(alerts, "manual_count_entered"):
             alerts.manual_entry = True
