@@ -151,6 +151,12 @@ def test_the_window_reopens_a_sample_and_takes_a_manual_count(qtbot, window, art
         karenia = [a for a in store.alerts(sid) if a.taxon.startswith("Karenia")]
         assert karenia and karenia[0].model == "manual count"  # 500/L: yellow
     assert box.counts.count() == 1
+    # the tab follows saves and acknowledgements: the Karenia alert is listed, then not
+    opened = tab.alerts.rowCount()
+    assert any("Karenia" in tab.alerts.item(r, 3).text() for r in range(opened))
+    alert = next(a for a in window.samples.draft.alerts if a.taxon.startswith("Karenia"))
+    window.sample_session.acknowledge(window.store(), alert.id, "A. Tech")
+    assert tab.alerts.rowCount() == opened - 1
     box.counts.setCurrentRow(0)
     qtbot.mouseClick(box.remove, Qt.MouseButton.LeftButton)
     with Store(window.database) as store:
