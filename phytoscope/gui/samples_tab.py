@@ -21,10 +21,12 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -134,8 +136,8 @@ class SamplesTab(QWidget):
         lv.addWidget(self.samples, 3)
         lv.addWidget(self.alerts_label)
         lv.addWidget(self.alerts, 2)
-        right = QWidget()
-        rv = QVBoxLayout(right)
+        series = QWidget()
+        rv = QVBoxLayout(series)
         rv.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
         row.addWidget(QLabel("Taxon"))
@@ -143,10 +145,22 @@ class SamplesTab(QWidget):
         rv.addLayout(row)
         rv.addWidget(self.plot, 1)
         rv.addWidget(self.series_note)
-        rv.addWidget(self.manual)
+        # the manual counts scroll rather than raise the window's minimum height (their
+        # wrapped words grow tall in a narrow pane): the window fits 1366x768 and less
+        scroller = QScrollArea()
+        scroller.setWidgetResizable(True)
+        scroller.setFrameShape(QFrame.Shape.NoFrame)
+        scroller.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroller.setWidget(self.manual)
+        scroller.setMinimumHeight(80)
+        self.right = QSplitter(Qt.Orientation.Vertical)
+        self.right.addWidget(series)
+        self.right.addWidget(scroller)
+        self.right.setChildrenCollapsible(False)
+        self.right.setSizes([3000, 2000])
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
-        self.splitter.addWidget(right)
+        self.splitter.addWidget(self.right)
         self.splitter.setChildrenCollapsible(False)
         self.splitter.setStretchFactor(0, 5)  # the tables' columns first, the plot takes the rest
         self.splitter.setStretchFactor(1, 4)

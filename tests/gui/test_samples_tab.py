@@ -161,6 +161,12 @@ def test_the_window_reopens_a_sample_and_takes_a_manual_count(qtbot, window, art
     wiring.sync(force=True)
     box = tab.manual
     assert box.entry.isEnabled() and "Karenia mikimotoi" in box.hint.text()
+    # the tab never makes the window taller than a 1366x768 laptop (words wrap, panes scroll)
+    window.tabs.setCurrentWidget(tab)
+    window.resize(1366, 768)
+    qtbot.wait(50)
+    assert window.height() <= 768 and window.width() <= 1366
+    window.grab().save(str(artefacts / "samples_tab_reopened_1366x768.png"))
     box.entry.taxon.setCurrentText("Karenia mikimotoi")
     box.entry.count.setValue(5)
     box.entry.volume.setValue(10.0)
