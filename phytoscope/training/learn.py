@@ -204,7 +204,7 @@ def new_class_info(name: str, taxa: Sequence[tuple[str, str]]) -> ClassInfo:
     rule = hab.rule_taxon_named(name, taxa)
     if rule is not None and rule[1] in ("genus", "species"):
         info = replace(info, rank=rule[1])
-    monitored = any(hab.classes_for(hab.RuleTaxon(t, r, "", ()), [info]) for t, r in taxa)
+    monitored = any(hab.matching(hab.RuleTaxon(t, r, "", ()), [info]) for t, r in taxa)
     return replace(info, hab=monitored)
 
 

@@ -9,8 +9,10 @@ row (see ``resources/rules/README.md``). Public API, used by the CLI and the GUI
   is recorded with every alert.
 - :func:`assess` (counts per model class, volume, model card, rule set) ->
   :class:`Assessment` per monitored taxon (every level, "green" included) and the rule-set
-  taxa that the model cannot recognise ("not monitored by this model"). Class names and
-  rule taxa are matched in one place, :func:`taxon_key` (case-insensitive, ``_`` as a
+  taxa that the model cannot recognise ("not monitored by this model"); a microscopist's
+  counts of those taxa (``manual``, each over its own volume) are assessed alike and
+  marked "manual count" (:func:`manual_candidates` lists the taxa to count). Class names
+  and rule taxa are matched in one place, :func:`taxon_key` (case-insensitive, ``_`` as a
   space), so a genus a lab teaches (``phytoscope learn``) is monitored at once;
   :func:`unrecognised` lists the rule-set taxa no class stands for.
 - :func:`make_alerts` -> frozen :class:`~phytoscope.types.Alert` for every assessment above
@@ -51,6 +53,8 @@ from phytoscope.core.hab.assess import (
     assess,
     classes_for,
     genus_key,
+    manual_candidates,
+    matching,
     rule_taxon_named,
     taxon_key,
     unrecognised,
@@ -91,6 +95,8 @@ __all__ = [
     "genus_key",
     "load_rule_set",
     "make_alerts",
+    "manual_candidates",
+    "matching",
     "record_sample",
     "rule_taxon_named",
     "rules_dir",
