@@ -47,6 +47,7 @@ from phytoscope.modelcard import (
 from phytoscope.progress import Progress
 from phytoscope.training import extend, learn_data, onnx_head, openset
 from phytoscope.training.blas import one_blas_thread
+from phytoscope.training.cardnotes import card_notes
 from phytoscope.training.learn_data import ROUGH_BELOW, Skipped, TeachingSet
 
 MODEL_FILE = "model.onnx"
@@ -284,7 +285,7 @@ def learn(request: LearnRequest, progress: Progress | None = None) -> LearnResul
         "learnt_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M")
-    notes = _notes(card, counts, new, rough)
+    notes = _notes(card, counts, new, rough, missing)
     progress.update("write", 0, 2 if request.int8 else 1)
     with _staging(out_dir) as stage:
         with _cancels(progress):
@@ -361,8 +362,14 @@ def _class_results(
 
 
 def _notes(
-    card: ModelCard, counts: dict[str, int], new: Sequence[str], rough: Sequence[str]
+    card: ModelCard,
+    counts: dict[str, int],
+    new: Sequence[str],
+    rough: Sequence[str],
+    missing: tuple[str, ...],
 ) -> str:
+    """The card's notes: what was learnt here, what is rough, and (in the trainer's words)
+    which HAB taxa the new model still cannot see (the base card's list no longer holds)."""
     parts = [f"Built by `phytoscope learn` on {card.name} {card.version} (backbone unchanged)."]
     if counts:
         shown = ", ".join(
@@ -379,9 +386,8 @@ def _notes(
         "Each learnt class comes from the lab's own instrument; accuracy is cross-validated "
         "on the same images, not on an independent set."
     )
-    if card.notes:
-        parts.append(f"Base model: {card.notes}")
-    return " ".join(parts)
+    missing_text = card_notes([], missing)
+    return " ".join([*parts, missing_text] if missing_text else parts)
 
 
 def write_int8(fp32_path: Path, data: TeachingSet, progress: Progress) -> Path:
