@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from phytoscope.bench.machine import machine_facts  # noqa: E402
 from phytoscope.modelcard import ModelCard  # noqa: E402
 from phytoscope.training import dataset as ds  # noqa: E402
 from phytoscope.training import extend, onnx_head, openset  # noqa: E402
@@ -222,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(held, json.dumps(results[held]), flush=True)
 
+    facts = machine_facts()
     curve = None
     if not args.no_curve:
         folder = work / "curve"
@@ -231,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             _link_all(sorted((data / rel).iterdir()), folder / name)
         curve = examples_curve([folder], base)
     record = {
-        "machine": f"{platform.machine()} {os.cpu_count()} CPU(s), {platform.processor()}",
+        "machine": f"{facts.cpu or platform.machine()}, {facts.logical_cpus} CPU(s)",
         "load_average_at_start": [round(v, 2) for v in load_before],
         "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
         "bank": bank_note,

@@ -169,15 +169,18 @@ def cross_validate(
     free: Sequence[int],
     n_base: int,
     *,
+    bank_rows: int | None = None,
     folds: int = 5,
     seed: int = 0,
     cancel: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Stratified k-fold figures per class, as :func:`openset.cross_validate` reports them,
     for heads built by :func:`extended_head`. Each of the first ``n_base`` classes (the base
-    head's) also gets ``top1_before``, the base head's own top-1 on the same embeddings:
-    the bank is the base head's training data, so both figures are optimistic, but their
-    difference is what learning cost that class (organisms a new column now takes).
+    head's) also gets, on its bank embeddings only (the first ``bank_rows`` rows; default
+    all), ``top1_before`` (the base head's own top-1), ``top1_bank`` (the cross-validated
+    new head's) and ``bank_images``: the bank is the base head's training data, so both
+    figures are optimistic, but their difference is what learning cost that class
+    (organisms a new column now takes).
     """
     features = np.asarray(features, np.float32)
     labels = np.asarray(labels, np.int64)
@@ -194,6 +197,7 @@ def cross_validate(
         predicted[test] = openset.head_logits(head, features[test]).argmax(axis=1)
         unknown[test] = openset.head_novelty(head, features[test]) > head.threshold
     base_pred = (features @ weights[:, :n_base] + bias[:n_base]).argmax(axis=1)
+    in_bank = np.arange(len(labels)) < (len(labels) if bank_rows is None else bank_rows)
     per_class: dict[str, dict[str, Any]] = {}
     for c, name in enumerate(classes):
         mine = labels == c
@@ -207,6 +211,9 @@ def cross_validate(
             "coverage": float(kept.mean()),
             "top1_classified": float(right[kept].mean()) if kept.any() else None,
         }
-        if c < n_base:
-            per_class[name]["top1_before"] = float((base_pred[mine] == c).mean())
+        banked = mine & in_bank
+        if c < n_base and banked.any():
+            per_class[name]["bank_images"] = int(banked.sum())
+            per_class[name]["top1_before"] = float((base_pred[banked] == c).mean())
+            per_class[name]["top1_bank"] = float((predicted[banked] == c).mean())
     return {"folds": folds, "seed": seed, "per_class": per_class}

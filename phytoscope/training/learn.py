@@ -178,11 +178,11 @@ def embed(card: ModelCard, data: TeachingSet, progress: Progress) -> np.ndarray:
         )
 
 
-def _top1(report: dict[str, Any], names: Sequence[str], key: str = "top1") -> float | None:
-    """Image-weighted ``key`` of some classes of a cross-validation report."""
+def _top1(report: dict[str, Any], names: Sequence[str], key: str, weight: str) -> float | None:
+    """``key`` of some classes of a cross-validation report, weighted by ``weight``."""
     rows = [report["per_class"][n] for n in names if key in report["per_class"].get(n, {})]
-    total = sum(r["images"] for r in rows)
-    return sum(r[key] * r["images"] for r in rows) / total if total else None
+    total = sum(r[weight] for r in rows)
+    return sum(r[key] * r[weight] for r in rows) / total if total else None
 
 
 def kept_columns(
@@ -235,7 +235,7 @@ def learn(request: LearnRequest, progress: Progress | None = None) -> LearnResul
     progress.update("fit", 0, 2, "cross-validating")
     with _cancels(progress), one_blas_thread():
         report = extend.cross_validate(
-            x, y, classes, weights, bias, free, len(base_classes),
+            x, y, classes, weights, bias, free, len(base_classes), bank_rows=len(bank_x),
             folds=request.folds, seed=request.seed, cancel=progress.cancel,
         )  # fmt: skip
         progress.update("fit", 1, 2, "fitting the head")
@@ -252,8 +252,8 @@ def learn(request: LearnRequest, progress: Progress | None = None) -> LearnResul
     results = _class_results(infos, counts, bank_y, base_classes, report)
     rough = tuple(r.name for r in results if r.rough)
     learnt = {c: {"images": n, "rough": c in rough, "new": c in new} for c, n in counts.items()}
-    before_top1 = _top1(report, base_classes, "top1_before")
-    after_top1 = _top1(report, base_classes)
+    before_top1 = _top1(report, base_classes, "top1_before", "bank_images")
+    after_top1 = _top1(report, base_classes, "top1_bank", "bank_images")
     missing = hab.unrecognised(infos, taxa)
     seen_before = hab.unrecognised(base_infos, taxa)
     newly = tuple(t for t in seen_before if t not in missing)
@@ -261,8 +261,8 @@ def learn(request: LearnRequest, progress: Progress | None = None) -> LearnResul
         "method": f"stratified {request.folds}-fold cross-validation of the head on "
         f"embeddings (base bank + local images), seed {request.seed}; coverage = share not "
         "called unknown. Base classes: the base head's columns are kept, so their figures "
-        "are on its own training embeddings (optimistic); top1_before - top1 is what "
-        "learning cost them",
+        "include its own training embeddings (optimistic); on those bank embeddings, "
+        "top1_before - top1_bank is what learning cost them",
         "per_class": {
             r.name: {**report["per_class"][r.name], "rough": r.rough}
             for r in results
