@@ -20,6 +20,7 @@ folder first and moved in at the end, so a cancelled or failed run leaves nothin
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
 import shutil
@@ -49,6 +50,8 @@ from phytoscope.training import extend, learn_data, onnx_head, openset
 from phytoscope.training.blas import one_blas_thread
 from phytoscope.training.cardnotes import card_notes
 from phytoscope.training.learn_data import ROUGH_BELOW, Skipped, TeachingSet
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
@@ -216,6 +219,11 @@ def learn(request: LearnRequest, progress: Progress | None = None) -> LearnResul
     card = base_card(request.model)
     out_dir = check_out_dir(request.out_dir, card)
     bank_x, bank_y, base_classes = load_base_bank(card)
+    if len(base_classes) < card.num_classes:
+        log.warning(
+            "the base bank holds no embeddings of %s: the new model leaves them out",
+            ", ".join(c for c in card.class_names if c not in base_classes),
+        )
     if request.folds < 2:
         raise ConfigError("cross-validation needs at least 2 folds")
     data = learn_data.load(
@@ -279,6 +287,7 @@ def learn(request: LearnRequest, progress: Progress | None = None) -> LearnResul
         "learnt_locally": learnt,
         "sources": list(data.sources),
         "bank_images_per_class": {c: int((bank_y == i).sum()) for i, c in enumerate(base_classes)},
+        "base_classes_dropped": [c for c in card.class_names if c not in base_classes],
         "skipped_images": [f"{s.path}: {s.reason}" for s in data.skipped[:50]],
         "skipped_count": len(data.skipped),
         "machine": f"{platform.machine()} {os.cpu_count()} CPU(s)",

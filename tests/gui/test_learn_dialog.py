@@ -43,7 +43,7 @@ def _run(qtbot, dialog, timeout=60000):
 
 
 def test_a_genus_is_learnt_shown_and_used_with_the_old_model_kept(
-    qtbot, learn_window, teach, tmp_path, base_dir
+    qtbot, learn_window, teach, tmp_path, base_dir, artefacts
 ):
     window = learn_window
     window.act_learn.trigger()
@@ -61,6 +61,7 @@ def test_a_genus_is_learnt_shown_and_used_with_the_old_model_kept(
     assert rows["Alexandrium"] == "HAB-monitored" and rows["Closterium"] == "rough: under 20 images"
     assert "Now monitored by the HAB rules: Alexandrium" in dialog.summary.text()
     assert dialog.progress.value() == 1 and dialog.stage.text() == "done"
+    assert dialog.grab().save(str(artefacts / "learn_dialog.png"))
     # the next run would not overwrite this one's folder
     assert dialog.out_dir.text() != str(tmp_path / "learnt")
 
