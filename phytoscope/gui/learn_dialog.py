@@ -299,6 +299,7 @@ def open_learn_dialog(window: Any) -> LearnDialog:
         window.apply_settings(window.settings.with_model(model_dir))
 
     dialog = LearnDialog(settings.model_dir, window.database, use, window)
+    dialog.int8.setChecked(settings.precision == "int8")  # so the new model can run as set
     window.learn_dialog = dialog
     dialog.show()
     return dialog
