@@ -112,11 +112,17 @@ def collect(
     for folder in folders:
         for sub in _class_folders(Path(folder)):
             cls = class_name(sub.name, base_classes, taxa)
-            found += [
+            images = [
                 (p, cls)
                 for p in sorted(sub.rglob("*"))
                 if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
             ]
+            if not images and cls not in base_classes:  # a typo'd or forgotten class
+                raise ConfigError(
+                    f"{sub} holds no images ({', '.join(IMAGE_SUFFIXES)}): a new class needs "
+                    f"at least {MIN_IMAGES}; add images or remove the folder"
+                )
+            found += images
     if not found:
         shown = ", ".join(str(f) for f in folders)
         raise SourceError(f"no images found in the class sub-folders of {shown}")

@@ -77,6 +77,9 @@ def test_layout_errors_say_what_the_layout_must_be(tmp_path):
     write_class(loose, "ciliate", 3)
     with pytest.raises(SourceError, match="put them in a sub-folder named after their class"):
         learn_data.collect([loose], (), ())
+    (tmp_path / "empty" / "Karenia").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="Karenia holds no images"):
+        learn_data.collect([tmp_path / "empty"], (), ())
 
 
 def test_unreadable_images_are_listed_and_skipped(base, teach, tmp_path):
