@@ -4,6 +4,7 @@ Usage (from the repository root):
 
     python models/learn_benchmark.py --data ../shared/data [--out models/evaluation/learn]
         [--classes Tripos,Mesodinium] [--images 20] [--work build/learn_benchmark]
+    python models/learn_benchmark.py --data ../shared/data --write-bank   # models/genus.bank.npz
 
 For each held-out class H:
 
@@ -112,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", default="Tripos,Mesodinium")
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--no-curve", action="store_true")
+    parser.add_argument(
+        "--write-bank",
+        action="store_true",
+        help="only write models/genus.bank.npz (the shipped model's bank, from its training "
+        "split, as onnx_head.write_model stores banks) and stop",
+    )
     args = parser.parse_args(argv)
     data, work = args.data.resolve(), args.work.resolve()
     shutil.rmtree(work, ignore_errors=True)
@@ -135,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     test_truth = [items[i].cls for i in np.flatnonzero(test)]
 
     shipped_bank = openset.bank_path_for(card.model_path)
+    if args.write_bank:
+        openset.save_bank(shipped_bank, x[train], y[train], classes)
+        print(f"written: {shipped_bank} ({int(train.sum())} training embeddings, <= 200 per class)")
+        return 0
     base = work / "base"
     base.mkdir()
     for f in (card.model_path, card.path):

@@ -188,18 +188,34 @@ def _top1(report: dict[str, Any], names: Sequence[str], key: str, weight: str) -
     return sum(r[key] * r[weight] for r in rows) / total if total else None
 
 
+BANK_AGREEMENT = 0.5
+"""Below this share of its own bank embeddings classified right by the base head, the bank
+is taken to belong to another model (a retrained backbone gives other embeddings)."""
+
+
 def kept_columns(
-    card: ModelCard, base_classes: Sequence[str], dim: int
+    card: ModelCard, base_classes: Sequence[str], bank_x: np.ndarray, bank_y: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The base head's weight columns of the bank's classes, in the bank's order."""
+    """The base head's weight columns of the bank's classes, in the bank's order, after
+    checking that the bank belongs to this model: the bank is (a sample of) the base head's
+    training embeddings, so the head must classify most of them right."""
     weights, bias = extend.base_head(card.model_path)
+    dim = bank_x.shape[1]
     if weights.shape != (dim, card.num_classes):
         raise ModelError(
             f"the base model's logits layer is {weights.shape}, but its bank holds {dim}-long "
             f"embeddings of {card.num_classes} classes: the bank belongs to another model"
         )
     columns = [card.class_names.index(c) for c in base_classes]
-    return weights[:, columns], bias[columns]
+    weights, bias = weights[:, columns], bias[columns]
+    agreement = float(((bank_x @ weights + bias).argmax(axis=1) == bank_y).mean())
+    if agreement < BANK_AGREEMENT:
+        raise ModelError(
+            f"the base model classifies only {agreement:.0%} of its own embedding bank "
+            f"({openset.bank_path_for(card.model_path).name}) right: the bank was made with "
+            "another version of the model; rebuild it or use the model it came with"
+        )
+    return weights, bias
 
 
 def new_class_info(name: str, taxa: Sequence[tuple[str, str]]) -> ClassInfo:
@@ -224,6 +240,7 @@ def learn(request: LearnRequest, progress: Progress | None = None) -> LearnResul
             "the base bank holds no embeddings of %s: the new model leaves them out",
             ", ".join(c for c in card.class_names if c not in base_classes),
         )
+    kept_weights, kept_bias = kept_columns(card, base_classes, bank_x, bank_y)
     if request.folds < 2:
         raise ConfigError("cross-validation needs at least 2 folds")
     data = learn_data.load(
@@ -237,8 +254,7 @@ def learn(request: LearnRequest, progress: Progress | None = None) -> LearnResul
     x = np.concatenate([bank_x, local_x]) if len(bank_x) else local_x
     y = np.concatenate([bank_y, np.array([index[c] for c in data.labels], np.int64)])
 
-    weights, bias = kept_columns(card, base_classes, x.shape[1])
-    weights, bias = extend.widen(weights, bias, len(classes))
+    weights, bias = extend.widen(kept_weights, kept_bias, len(classes))
     free = sorted(index[c] for c in counts)
     progress.update("fit", 0, 2, "cross-validating")
     with _cancels(progress), one_blas_thread():

@@ -243,7 +243,7 @@ def test_host_package_contents(host_deb):
         "opt/phytoscope/resources/samples/",
     ):
         assert required in files, f"{required} missing from the package"
-    for pattern in ("*.onnx", "*.json", "*.keras"):
+    for pattern in ("*.onnx", "*.json", "*.keras", "*.bank.npz"):
         for model in (REPO / "models").glob(pattern):
             assert f"opt/phytoscope/models/{model.name}" in files
     assert not [f for f in files if f.startswith("opt/phytoscope/venv")], (

@@ -47,14 +47,20 @@ def write_class(folder: Path, source: str, count: int) -> Path:
 
 
 def base_with_bank(folder: Path, per_class: int = 16) -> Path:
-    """The tiny 3-class model with a bank of its classes' embeddings; returns tiny.onnx."""
-    model = write_tiny_model(folder)
-    card = ModelCard.load(card_path_for(model))
+    """A phytoscope-written 3-class model: the tiny backbone with an open-set head fitted on
+    real crops, and its bank of those crops' embeddings (as ``onnx_head.write_model`` leaves
+    every model it writes); returns its ``tiny.onnx``."""
+    backbone = write_tiny_model(folder / "backbone")
+    card = ModelCard.load(card_path_for(backbone))
     prepared, labels = [], []
     for index, source in enumerate(BASE_SOURCES.values()):
         for image in variants(source, per_class):
             prepared.append(prepare_uint8(image, card.input))
             labels.append(index)
-    features = onnx_head.embed(model, np.stack(prepared), card.input)
-    openset.save_bank(openset.bank_path_for(model), features, np.array(labels), card.class_names)
-    return model
+    features = onnx_head.embed(backbone, np.stack(prepared), card.input)
+    y = np.array(labels)
+    head = openset.fit_head(features, y, card.class_names, per_class=4)
+    return onnx_head.write_model(
+        backbone, card, head, folder / "model", name="tiny-test", version="0",
+        file="tiny.onnx", bank=(features, y),
+    )  # fmt: skip

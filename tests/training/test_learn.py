@@ -125,6 +125,16 @@ def test_a_base_model_without_a_bank_is_refused_with_the_reason(base, teach, tmp
         learn(LearnRequest((teach,), tmp_path / "out", model=bare))
 
 
+def test_a_bank_of_another_model_version_is_refused(base, teach, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(base.parent, other)
+    features, labels, classes = openset.load_bank(openset.bank_path_for(base))
+    shuffled = np.random.default_rng(0).permutation(labels)  # embeddings no longer match
+    openset.save_bank(openset.bank_path_for(other / base.name), features, shuffled, classes)
+    with pytest.raises(ModelError, match="another version of the model"):
+        learn(LearnRequest((teach,), tmp_path / "out", model=other))
+
+
 def test_a_cancelled_run_leaves_nothing_behind(base, teach, tmp_path):
     token = CancelToken()
 
