@@ -256,3 +256,14 @@ def test_examples_curve_takes_the_taught_classes_out_of_the_bank(base, tmp_path,
     )
     assert code == 0 and (out / "learn_curve.json").exists()
     assert "| Closterium | 32 |" in capsys.readouterr().out
+
+
+def test_the_shipped_model_carries_a_bank_that_belongs_to_it():
+    from phytoscope.training.learn import base_card, kept_columns, load_base_bank
+
+    card = base_card(Path(__file__).resolve().parents[2] / "models")
+    features, labels, classes = load_base_bank(card)
+    assert classes == card.class_names and features.shape[1] == 1280
+    assert np.bincount(labels).max() <= 200
+    weights, bias = kept_columns(card, classes, features, labels)  # raises on a foreign bank
+    assert ((features @ weights + bias).argmax(axis=1) == labels).mean() > 0.95
