@@ -29,6 +29,7 @@ from phytoscope.gui.jobs import (
 )
 from phytoscope.gui.messages import inputs_text, skipped_text
 from phytoscope.gui.sample_view import SampleView
+from phytoscope.gui.samples_tab import install_samples
 from phytoscope.gui.session import Record, Session
 from phytoscope.gui.style import GenusColours
 from phytoscope.gui.window_ui import WindowLayout, layout_settings
@@ -124,6 +125,7 @@ class MainWindow(WindowLayout):
         )
         self.exports = ReportExports(self)
         self._load_rule_set()
+        install_samples(self)  # the Samples tab (#17): past samples, alerts, manual counts
 
         # inference thread: the backend is created, used and closed there
         self.bridge = Bridge()
