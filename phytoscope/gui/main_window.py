@@ -115,17 +115,16 @@ class MainWindow(WindowLayout):
         self.sample_panel.technician.setText(self.alert_panel.technician_name())
         self.frames = FrameShelf(self.image_view)
         self.samples = SampleView(
-            self.sample_session,
-            self.sample_panel,
-            self.alert_panel,
-            self.store,
-            self._thumbnail_of,
-            self._message,
-            self.report_error,
-        )
+            self.sample_session, self.sample_panel, self.alert_panel, self.store,
+            self._thumbnail_of, self._message, self.report_error,
+        )  # fmt: skip
         self.exports = ReportExports(self)
         self._load_rule_set()
         install_samples(self)  # the Samples tab (#17): past samples, alerts, manual counts
+        # a microscope count typed where the alerts say what this model cannot see goes
+        # where the Samples tab's go
+        self.alert_panel.manual_entry = True
+        self.alert_panel.manual_count_entered.connect(self.samples_wiring.add_manual)
 
         # inference thread: the backend is created, used and closed there
         self.bridge = Bridge()

@@ -194,7 +194,7 @@ class SampleView(QObject):
             taxa = ", ".join(sorted({f"{a.taxon} ({a.level})" for a in opened}))
             self.alerts.show_earlier(
                 f"<b>{len(opened)} alert(s) from earlier samples not acknowledged</b>: {taxa} "
-                "— <code>phytoscope report --list</code>"
+                "— see the <b>Samples</b> tab"
             )
             self._message(
                 f"{len(opened)} alert(s) from earlier samples are not acknowledged: {taxa}"

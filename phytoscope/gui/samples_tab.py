@@ -35,6 +35,7 @@ from phytoscope.core import history
 from phytoscope.core.hab import describe_alert
 from phytoscope.core.sample import format_per_l
 from phytoscope.errors import PhytoscopeError
+from phytoscope.gui.flow import scrolled
 from phytoscope.gui.manual import ManualCountsBox
 from phytoscope.types import Sample
 
@@ -141,7 +142,7 @@ class SamplesTab(QWidget):
         rv.addWidget(self.manual)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
-        self.splitter.addWidget(right)
+        self.splitter.addWidget(scrolled(right))  # the window fits a 768-pixel screen
         self.splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.addLayout(top)

@@ -23,12 +23,10 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
-    QFrame,
     QLabel,
     QMainWindow,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QStyle,
     QTabWidget,
@@ -41,6 +39,7 @@ from phytoscope.config import config_dir
 from phytoscope.gui.alerts import AlertPanel
 from phytoscope.gui.bench_page import BenchPage
 from phytoscope.gui.charts import LiveCharts, charts_dock
+from phytoscope.gui.flow import scrolled
 from phytoscope.gui.imageview import ImageView
 from phytoscope.gui.messages import Banner, MessageLog, TabBadge, no_model_text
 from phytoscope.gui.predictions import Gallery, PredictionsModel, PredictionsTable
@@ -129,16 +128,13 @@ class WindowLayout(QMainWindow):
         )
         self.save_sample_button.clicked.connect(slots.save_sample)
         # the panel scrolls in a short window instead of raising the window's minimum height
-        sample_scroll = QScrollArea()
-        sample_scroll.setWidgetResizable(True)
-        sample_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        sample_scroll.setWidget(self.sample_panel)
+        sample_scroll = scrolled(self.sample_panel)
         sample_box = QWidget()
         sample_layout = QVBoxLayout(sample_box)
         sample_layout.setContentsMargins(0, 0, 0, 0)
         sample_layout.addWidget(sample_scroll, 1)
         sample_layout.addWidget(self.save_sample_button)
-        # microscope counts are entered once the window stores them (the samples work)
+        # its microscope-count entry is switched on once the Samples tab stores such counts
         self.alert_panel = AlertPanel(self.window_settings, manual_entry=False)
         self.alert_panel.review_unknown_requested.connect(slots.show_unknowns)
         right = self._splitter("right", Qt.Orientation.Vertical, self.alert_panel, sample_box)

@@ -11,7 +11,15 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QAbstractScrollArea, QHeaderView, QScrollBar, QSizePolicy, QWidget
+from PySide6.QtWidgets import (
+    QAbstractScrollArea,
+    QAbstractSpinBox,
+    QComboBox,
+    QHeaderView,
+    QScrollBar,
+    QSizePolicy,
+    QWidget,
+)
 
 from phytoscope.storage import Store
 from tests.ifcb_bins import make_bin
@@ -29,8 +37,8 @@ def cut_off(window) -> list[str]:
     for widget in window.findChildren(QWidget):
         if not widget.isVisible() or isinstance(widget, (QHeaderView, QScrollBar)):
             continue
-        if isinstance(widget.parentWidget(), QAbstractScrollArea):
-            continue  # a scroll area's viewport: it scrolls by design
+        if isinstance(widget.parentWidget(), (QAbstractScrollArea, QAbstractSpinBox, QComboBox)):
+            continue  # a scroll area's viewport scrolls; an editor's line is the style's
         need = widget.minimumSize() if not widget.minimumSize().isNull() else None
         need = need or widget.minimumSizeHint()
         policy = widget.sizePolicy()
@@ -235,3 +243,23 @@ def test_export_to_ecotaxa_writes_the_sample_on_show(qtbot, window, tmp_path, mo
     assert first["sample_id"] == "D20220522T003051_IFCB134"
     assert first["acq_instrument"] == "IFCB"
     assert sum("Dinophysis" in row for row in rows[2:]) >= 1
+
+
+def test_a_microscope_count_typed_in_the_alert_panel_is_stored_with_the_sample(qtbot, window):
+    sample_id = saved_bin_sample(qtbot, window)
+    window.refresh_panels()
+    panel = window.alert_panel
+    assert "Karenia mikimotoi" in panel.not_monitored.text() and panel.manual.isVisible()
+    panel.manual.taxon.setCurrentText("Karenia mikimotoi")
+    panel.manual.count.setValue(5)
+    panel.manual.volume.setValue(10.0)  # 500 cells/L
+    panel.manual.add.click()
+    with Store(window.database) as store:
+        (count,) = store.manual_counts(sample_id)
+        assert (count["taxon"], count["count"], count["volume_ml"]) == (
+            "Karenia mikimotoi",
+            5,
+            10.0,
+        )
+        karenia = [a for a in store.alerts(sample_id) if a.taxon.startswith("Karenia")]
+        assert karenia and karenia[0].model == "manual count"
