@@ -94,6 +94,9 @@ class WindowLayout(QMainWindow):
     status_dropped: QLabel
     status_progress: QProgressBar
     cancel_button: QPushButton
+    samples_tab: Any
+    samples_wiring: Any
+    """the Samples tab and its wiring (:func:`.samples_tab.install_samples` adds them)"""
 
     def _build_ui(self, bench_overrides: dict[str, Any] | None, bench_out: Path | None) -> None:
         slots: Any = self  # the window's slots (defined by MainWindow)
