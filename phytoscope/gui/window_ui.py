@@ -52,6 +52,11 @@ log = logging.getLogger("phytoscope.gui.main_window")
 
 NO_MODEL = "no-model"
 """Banner key of the no-model notice (removed when a model loads)."""
+GALLERY_SHARE = 0.6
+"""Share of the left pane's height the gallery takes while it is open."""
+CHARTS_FIRST_MIN_HEIGHT = 900
+"""Pixels: on a shorter screen the charts dock starts closed the first time (the status
+bar shows their latest readings; *View → Power and memory charts* opens it)."""
 FIRST_SIZE = (1600, 1000)
 """Pixels: the first size on a screen that has room for it (else the screen's size)."""
 
@@ -117,9 +122,8 @@ class WindowLayout(QMainWindow):
         lower.addTab(self.message_log, "Messages")
         self.lower_tabs = lower
         self.messages_badge = TabBadge(lower, self.message_log)
-        lower.currentChanged.connect(
-            lambda _i: self.gallery.refresh() if self.gallery.isVisible() else None
-        )
+        lower.currentChanged.connect(self._lower_tab_changed)
+        self._sizes_before_gallery: list[int] | None = None
         left = self._splitter("left", Qt.Orientation.Vertical, self.image_view, lower)
         left.setSizes([520, 400])
 
@@ -141,7 +145,7 @@ class WindowLayout(QMainWindow):
         self.alert_panel = AlertPanel(self.window_settings, manual_entry=False)
         self.alert_panel.review_unknown_requested.connect(slots.show_unknowns)
         right = self._splitter("right", Qt.Orientation.Vertical, self.alert_panel, sample_box)
-        right.setSizes([450, 450])
+        right.setSizes([540, 360])  # the alerts first: they are what a lab acts on
 
         analysis = self._splitter("analysis", Qt.Orientation.Horizontal, left, right)
         analysis.setSizes([860, 600])
@@ -206,6 +210,23 @@ class WindowLayout(QMainWindow):
         self.splitters[name] = splitter
         return splitter
 
+    def _lower_tab_changed(self, _index: int) -> None:
+        """The gallery needs height to review: while it is open it gets at least 60 % of
+        the left pane (on a laptop the image would leave it one row); the sizes chosen
+        before come back when another tab is opened."""
+        left = self.splitters["left"]
+        sizes = left.sizes()
+        if self.lower_tabs.currentWidget() is self.gallery:
+            self.gallery.refresh()
+            total = sum(sizes)
+            if total and sizes[1] < GALLERY_SHARE * total:
+                self._sizes_before_gallery = sizes
+                lower = int(GALLERY_SHARE * total)
+                left.setSizes([total - lower, lower])
+        elif self._sizes_before_gallery is not None:
+            left.setSizes(self._sizes_before_gallery)
+            self._sizes_before_gallery = None
+
     def _charts_for_tab(self, index: int) -> None:
         """The charts dock belongs to the analysis: hidden on the benchmark page (which has
         its own charts) and back, if it was open, on return."""
@@ -251,8 +272,14 @@ class WindowLayout(QMainWindow):
         self.resize(width, height)
         if not available.contains(self.frameGeometry()):
             self.move(available.topLeft())
+        if first and available.height() < CHARTS_FIRST_MIN_HEIGHT:
+            self.charts_dock.hide()
 
     def save_layout(self) -> None:
+        if self._sizes_before_gallery is not None:  # the user's sizes, not the gallery's
+            self.splitters["left"].setSizes(self._sizes_before_gallery)
+        if self._charts_hidden_by_tab:
+            self.charts_dock.show()
         saved = self.window_settings
         saved.setValue("window/geometry", self.saveGeometry())
         saved.setValue("window/state", self.saveState())

@@ -84,6 +84,7 @@ def test_splitters_and_the_charts_dock_are_remembered(qtbot, tmp_path, hab_model
     window.resize(780, 700)  # within the offscreen screen (800×800)
     qtbot.wait(100)
     window.splitters["analysis"].setSizes([300, 470])
+    window.charts_dock.show()
     window.charts_dock.toggleViewAction().trigger()  # closed with one click
     assert not window.charts_dock.isVisible()
     sizes = window.splitters["analysis"].sizes()
@@ -99,6 +100,11 @@ def test_splitters_and_the_charts_dock_are_remembered(qtbot, tmp_path, hab_model
 
 def test_charts_dock_closes_gives_a_status_summary_and_leaves_the_benchmark_alone(qtbot, window):
     dock = window.charts_dock
+    # open at first on a screen with room for it; closed on a short one (offscreen: 800)
+    short = window.screen().availableGeometry().height() < 900
+    assert dock.isVisible() is not short
+    if short:
+        dock.toggleViewAction().trigger()
     assert dock.isVisible() and not window.status_charts.isVisible()
     dock.toggleViewAction().trigger()
     assert not dock.isVisible() and window.status_charts.isVisible()
@@ -263,3 +269,15 @@ def test_a_microscope_count_typed_in_the_alert_panel_is_stored_with_the_sample(q
         )
         karenia = [a for a in store.alerts(sample_id) if a.taxon.startswith("Karenia")]
         assert karenia and karenia[0].model == "manual count"
+
+
+def test_the_gallery_gets_the_height_to_review_and_gives_it_back(qtbot, window):
+    analyse(qtbot, window, [NEW_BIN])
+    left = window.splitters["left"]
+    left.setSizes([600, 200])
+    before = left.sizes()
+    window.lower_tabs.setCurrentWidget(window.gallery)
+    sizes = left.sizes()
+    assert sizes[1] >= 0.55 * sum(sizes)
+    window.lower_tabs.setCurrentWidget(window.predictions_table)
+    assert left.sizes() == before
