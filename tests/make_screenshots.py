@@ -28,7 +28,6 @@ sys.path.insert(0, str(REPO))
 from phytoscope.config import Settings, models_dir  # noqa: E402
 from phytoscope.gui.app import make_app  # noqa: E402
 
-
 VOLUME_ML = 1.0
 """mL of water the bundled images stand for (typed as a technician would)."""
 
