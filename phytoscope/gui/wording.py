@@ -10,7 +10,7 @@ decide a level themselves.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,16 +208,6 @@ def unknown_words(unknowns: int | Mapping[str, int]) -> str:
         return ""
     noun = "organism" if total == 1 else "organisms"
     return f"{total:,} {noun} not identified — check by microscope{detail}"
-
-
-def count_unknowns(predictions: Iterable[Any]) -> dict[str, int]:
-    """Organisms labelled "unknown" by reason (``"novel"``, ``"unsure"``, ``""``)."""
-    out: dict[str, int] = {}
-    for p in predictions:
-        if p.label == "unknown":
-            reason = getattr(p, "unknown_reason", "") or ""
-            out[reason] = out.get(reason, 0) + 1
-    return out
 
 
 # -- percentages -----------------------------------------------------------------------
