@@ -196,10 +196,13 @@ class SamplePanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(form)
-        layout.addWidget(self.warnings)
+        # the counts right under the sample they belong to; at least four rows of them
+        # (the panel scrolls in a short window rather than squeezing the table shut)
+        self.table.setMinimumHeight(110)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.total)
         layout.addWidget(self.unknown)
+        layout.addWidget(self.warnings)
         self.site.textChanged.connect(self.changed)
         self.sampled_at.dateTimeChanged.connect(self.changed)
         for box in (*boxes, self.given_ml):
