@@ -16,7 +16,6 @@ from PySide6.QtGui import (
     QAction,
     QDragEnterEvent,
     QDropEvent,
-    QGuiApplication,
     QIcon,
     QKeySequence,
 )
@@ -35,7 +34,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from phytoscope.config import config_dir
 from phytoscope.gui.alerts import AlertPanel
 from phytoscope.gui.bench_page import BenchPage
 from phytoscope.gui.charts import LiveCharts, charts_dock
@@ -54,18 +52,6 @@ NO_MODEL = "no-model"
 """Banner key of the no-model notice (removed when a model loads)."""
 GALLERY_SHARE = 0.6
 """Share of the left pane's height the gallery takes while it is open."""
-CHARTS_FIRST_MIN_HEIGHT = 900
-"""Pixels: on a shorter screen the charts dock starts closed the first time (the status
-bar shows their latest readings; *View → Power and memory charts* opens it)."""
-FIRST_SIZE = (1600, 1000)
-"""Pixels: the first size on a screen that has room for it (else the screen's size)."""
-
-
-def layout_settings(settings_path: Path | None) -> QSettings:
-    """Where the window keeps its layout and remembered names: beside the settings file
-    it was given (tests keep theirs in a temporary folder), else the user's config."""
-    folder = Path(settings_path).parent if settings_path else config_dir()
-    return QSettings(str(folder / "window.ini"), QSettings.Format.IniFormat)
 
 
 class WindowLayout(QMainWindow):
@@ -237,55 +223,6 @@ class WindowLayout(QMainWindow):
         elif on_analysis and self._charts_hidden_by_tab:
             self._charts_hidden_by_tab = False
             self.charts_dock.show()
-
-    # -- the layout the user left (window size, dock, splitters) ---------------------------
-
-    def restore_layout(self) -> None:
-        """Put back the size, dock and splitters of the last session, then make sure the
-        window fits the screen it is on (a layout saved on a 4K screen opens on a laptop)."""
-        saved = self.window_settings
-        geometry = saved.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        state = saved.value("window/state")
-        if state is not None:
-            self.restoreState(state)
-        for name, splitter in self.splitters.items():
-            sizes = saved.value(f"window/splitter/{name}")
-            if sizes is not None:
-                splitter.restoreState(sizes)
-        self.fit_to_screen(first=geometry is None)
-
-    def fit_to_screen(self, first: bool = True) -> None:
-        """No fixed size: the first time, most of the available screen; later, the saved
-        size shrunk to the screen where it no longer fits."""
-        screen = self.screen() or QGuiApplication.primaryScreen()
-        if screen is None:
-            return
-        available = screen.availableGeometry()
-        if first:
-            width = min(available.width(), max(FIRST_SIZE[0], int(available.width() * 0.8)))
-            height = min(available.height(), max(FIRST_SIZE[1], int(available.height() * 0.8)))
-        else:
-            width = min(self.width(), available.width())
-            height = min(self.height(), available.height())
-        self.resize(width, height)
-        if not available.contains(self.frameGeometry()):
-            self.move(available.topLeft())
-        if first and available.height() < CHARTS_FIRST_MIN_HEIGHT:
-            self.charts_dock.hide()
-
-    def save_layout(self) -> None:
-        if self._sizes_before_gallery is not None:  # the user's sizes, not the gallery's
-            self.splitters["left"].setSizes(self._sizes_before_gallery)
-        if self._charts_hidden_by_tab:
-            self.charts_dock.show()
-        saved = self.window_settings
-        saved.setValue("window/geometry", self.saveGeometry())
-        saved.setValue("window/state", self.saveState())
-        for name, splitter in self.splitters.items():
-            saved.setValue(f"window/splitter/{name}", splitter.saveState())
-        saved.sync()
 
     def _build_actions(self) -> None:
         slots: Any = self
