@@ -82,7 +82,7 @@ def main(size: str) -> int:
     if frame:  # the microscope frame with its boxes, rather than the last small image
         window.show_record(frame[0])
     cards = [c for c in window.alert_panel.card_of.values() if c.ack_button.isEnabled()]
-    if cards:  # an alert being acknowledged: the remembered name and a note
+    if cards and screen.height() >= 900:  # acknowledging, where the form fits beside it
         cards[0].open_form("J. Smith", "phoned the harvester")
         wait(app, 0.3)
         window.alert_panel.scroller.ensureWidgetVisible(cards[0].headline)
