@@ -86,6 +86,8 @@ def main(size: str) -> int:
         cards[0].open_form("J. Smith", "phoned the harvester")
         wait(app, 0.3)
         window.alert_panel.scroller.ensureWidgetVisible(cards[0].headline)
+    hint = window.minimumSizeHint()
+    print(f"minimum size with the charts dock open: {hint.width()}x{hint.height()}")
     shot("analysis")
 
     window.lower_tabs.setCurrentWidget(window.gallery)

@@ -281,3 +281,16 @@ def test_the_gallery_gets_the_height_to_review_and_gives_it_back(qtbot, window):
     assert sizes[1] >= 0.55 * sum(sizes)
     window.lower_tabs.setCurrentWidget(window.predictions_table)
     assert left.sizes() == before
+
+
+def test_about_is_a_readable_page_of_what_is_in_use(qtbot, window):
+    window.open_about()
+    qtbot.waitUntil(lambda: getattr(window, "about_dialog", None) is not None, timeout=60000)
+    text = window.about_dialog.plain_text()
+    assert f"HAB rule set: {window.rule_set.title}" in text  # its name, not its code
+    assert f"Model: {window.backend_info.card.label}" in text and "null" not in text
+    window.about_dialog.copy_button.click()
+    from PySide6.QtWidgets import QApplication
+
+    assert QApplication.clipboard().text() == text
+    window.about_dialog.close()
