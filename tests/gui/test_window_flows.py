@@ -294,3 +294,16 @@ def test_about_is_a_readable_page_of_what_is_in_use(qtbot, window):
 
     assert QApplication.clipboard().text() == text
     window.about_dialog.close()
+
+
+def test_panes_keep_their_width_from_one_sample_to_the_next(qtbot, window):
+    window.resize(780, 700)
+    analyse(qtbot, window, [NEW_BIN])
+    window.refresh_panels()
+    qtbot.wait(100)
+    sizes = window.splitters["analysis"].sizes()
+    window.new_sample()
+    analyse(qtbot, window, [IMAGES])  # long file names, a banner, another sample
+    window.refresh_panels()
+    qtbot.wait(100)
+    assert window.splitters["analysis"].sizes() == sizes
