@@ -119,6 +119,7 @@ class MainWindow(WindowLayout):
             self.sample_session, self.sample_panel, self.alert_panel, self.store,
             self._thumbnail_of, self._message, self.report_error,
         )  # fmt: skip
+        self.gallery.counted = self.samples.counted  # its counts are the sample table's
         self.exports = ReportExports(self)
         self._load_rule_set()
         install_samples(self)  # the Samples tab (#17): past samples, alerts, manual counts

@@ -307,3 +307,18 @@ def test_panes_keep_their_width_from_one_sample_to_the_next(qtbot, window):
     window.refresh_panels()
     qtbot.wait(100)
     assert window.splitters["analysis"].sizes() == sizes
+
+
+def test_gallery_counts_are_the_sample_tables_when_a_bin_is_opened_twice(qtbot, window, tmp_path):
+    from phytoscope.gui.gallery import group_counts
+    from tests.ifcb_bins import copy_bin
+
+    analyse(qtbot, window, [copy_bin(tmp_path / "a")])
+    analyse(qtbot, window, [copy_bin(tmp_path / "b")])  # the same bin, another place
+    window.lower_tabs.setCurrentWidget(window.gallery)
+    window.gallery.refresh(force=True)
+    (draft,) = window.sample_session.samples()
+    shown = group_counts(window.gallery.counted_records())
+    assert {k: v for k, v in draft.counts.items() if v} == dict(shown)
+    assert len(window.session) == 2 * draft.organisms  # both copies were classified
+    assert "not in the counts" in window.gallery.note.text()  # listed apart, not hidden
