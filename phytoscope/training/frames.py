@@ -52,7 +52,7 @@ NEGATIVE_LABEL = "no_annotated_cell"
 NEGATIVE_CLASS = "detritus/other"
 
 
-def _annotations(
+def read_annotations(
     coco_dir: Path,
 ) -> dict[str, list[tuple[str, tuple[float, float, float, float], list]]]:
     """file name -> [(category name, bbox, polygons)] of every COCO JSON under ``coco_dir``."""
@@ -163,7 +163,7 @@ def frame_items(
     """
     frames_dir = Path(frames_dir).resolve()
     source = source or f"{frames_dir.parent.name}_frames"
-    annotations = _annotations(coco_dir)
+    annotations = read_annotations(coco_dir)
     items: list[ds.Item] = []
     counts: Counter[tuple[str, str]] = Counter()
     frames = sorted(p for p in frames_dir.rglob("*") if p.suffix.lower() in ds.IMAGE_SUFFIXES)

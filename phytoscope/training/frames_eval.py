@@ -21,6 +21,7 @@ assumed.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from phytoscope.core.classifier import Classifier
+from phytoscope.errors import SourceError
 from phytoscope.imaging import segment as seg
 from phytoscope.modelcard import UNKNOWN
 from phytoscope.training import dataset as ds
@@ -180,3 +182,93 @@ def evaluate_frames(
             "total": total.to_dict(),
         }
     return out
+
+
+def frames_report(
+    frames_dir: Path,
+    coco_dir: Path,
+    split: Sequence[ds.Item],
+    classifier: Classifier,
+    subset: str = "test",
+    variants: Mapping[str, seg.SegmentParams] = VARIANTS,
+    **facts: Any,
+) -> dict[str, Any]:
+    """The whole evaluation of the ``subset`` frames as one JSON-ready dict.
+
+    ``split`` holds the crops whose splits decide each frame's (as in training); ``facts``
+    (command, backend, precision, split file) are recorded as given.
+    """
+    frames = held_out_frames(frames_dir, split, subset)
+    if not frames:
+        raise SourceError(f"no {subset} frame under {frames_dir}")
+    annotations = fr.read_annotations(coco_dir)
+    card = classifier.card
+    return {
+        **facts,
+        "model": card.label,
+        "novelty_threshold": card.novelty.threshold if card.novelty is not None else None,
+        "hab_classes": [c.name for c in card.classes if c.hab],
+        "subset": subset,
+        "frames": [f.name for f in frames],
+        "cells": sum(len(annotations.get(f.name, [])) for f in frames),
+        "variants": evaluate_frames(frames, annotations, classifier, variants),
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    """The report as Markdown tables: one per segmentation variant, a row per frame."""
+    lines = [
+        f"# Whole-frame evaluation: {report['model']}",
+        "",
+        f"Frames: {len(report['frames'])} ({report['subset']} split of {report.get('split_file', 'the split')}), "
+        f"cells annotated: {report['cells']}. Engine: {report['backend']} {report['precision']}"
+        + (
+            f", novelty threshold {report['novelty_threshold']}"
+            if report.get("novelty_threshold") is not None
+            else ", no novelty output"
+        )
+        + ".",
+        "",
+        "Reproduce: `" + report["command"] + "`",
+        "",
+        "A segment *is* a cell when its box has IoU >= 0.3 with the cell's box or it holds >= 25 %"
+        " of the cell's polygon (the rule that labels training segments); a *non-cell* segment"
+        " holds no annotated-cell pixel; the rest (part of a cell) count in neither. *Recall*:"
+        " cells matched by a segment called Pseudo-nitzschia (*cell segments*: segments matching"
+        " a cell, more than one per cell when it comes out in pieces); *whole*: by such a segment at box"
+        " IoU >= 0.3. *False HAB*: non-cell segments given a class the card marks HAB-relevant"
+        ' ("unknown" is not).',
+        "",
+    ]
+    header = (
+        "| frame | segments | cells | found | cell segments | recall | whole | partial "
+        "| non-cell | false HAB | unknown | most frequent non-cell labels |"
+    )
+    for variant, result in report["variants"].items():
+        lines += [f"## {variant}", "", header, "|" + "---|" * 12]
+        for row in [*result["frames"], result["total"]]:
+            labels = ", ".join(f"{k} {v}" for k, v in list(row["non_cell_labels"].items())[:3])
+            name = "**total**" if row["frame"] == "total" else row["frame"]
+            lines.append(
+                f"| {name} | {row['segments']} | {row['cells']} | {row['cells_found']} "
+                f"| {row['cell_segments']} "
+                f"| {row['cells_called']} ({_pct(row['cell_recall'])}) "
+                f"| {row['cells_whole']} | {row['partial_segments']} | {row['non_cell']} "
+                f"| {row['non_cell_hab']} ({_pct(row['false_hab_share'])}) "
+                f"| {row['non_cell_unknown']} | {labels} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(report: Mapping[str, Any], folder: Path, stem: str = "frames") -> dict[str, Path]:
+    """``<stem>.json`` and ``<stem>.md`` under ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"json": folder / f"{stem}.json", "md": folder / f"{stem}.md"}
+    paths["json"].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    paths["md"].write_text(markdown(report), encoding="utf-8")
+    return paths
