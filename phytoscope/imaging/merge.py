@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -61,21 +62,43 @@ class Piece:
     line: bool = False
 
     def __post_init__(self) -> None:
+        low, high = self.points.min(axis=0), self.points.max(axis=0)
+        self.x0, self.y0 = (float(v) - self.margin for v in low)
+        self.x1, self.y1 = (float(v) + self.margin + 1 for v in high)
+
+    @cached_property
+    def _shape(self) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """Centre, unit major axis, length and width (only pieces near another need it)."""
         pts = self.points.astype(np.float64)
-        self.x0, self.y0 = pts.min(axis=0) - self.margin
-        self.x1, self.y1 = pts.max(axis=0) + self.margin + 1
-        self.centre = pts.mean(axis=0)
-        centred = pts - self.centre
+        centre = pts.mean(axis=0)
+        centred = pts - centre
+        axis = np.array([1.0, 0.0])
         if len(pts) > 1:
-            cov = centred.T @ centred / len(pts)
-            values, vectors = np.linalg.eigh(cov)
-            self.axis = vectors[:, 1]
-        else:
-            self.axis = np.array([1.0, 0.0])
-        along = centred @ self.axis
-        across = centred @ np.array([-self.axis[1], self.axis[0]])
-        self.length = float(along.max() - along.min()) + 1.0
-        self.width = float(across.max() - across.min()) + 1.0
+            axis = np.linalg.eigh(centred.T @ centred / len(pts))[1][:, 1]
+        along = centred @ axis
+        across = centred @ np.array([-axis[1], axis[0]])
+        return (
+            centre,
+            axis,
+            float(along.max() - along.min()) + 1.0,
+            float(across.max() - across.min()) + 1.0,
+        )
+
+    @property
+    def centre(self) -> np.ndarray:
+        return self._shape[0]
+
+    @property
+    def axis(self) -> np.ndarray:
+        return self._shape[1]
+
+    @property
+    def length(self) -> float:
+        return self._shape[2]
+
+    @property
+    def width(self) -> float:
+        return self._shape[3]
 
     @property
     def elongated(self) -> bool:

@@ -15,7 +15,11 @@ README "Segmentation"):
 * thin needle-shaped chains (Pseudo-nitzschia, the ASP-toxin genus) are faint and break
   into pieces under any blob threshold, so long straight edges are also found with a
   probabilistic Hough transform, collinear pieces are joined, and each joined line becomes
-  one ROI (unless a blob ROI already covers it).
+  one ROI (unless a blob ROI already covers it);
+* the pieces one object falls into (a chain's Hough line and the blobs along it, a fibre's
+  edges, a clump's parts) are joined into one ROI, and a box nested in a piece it touches
+  is suppressed into it (:mod:`phytoscope.imaging.merge`, on the pieces' pixels): one
+  organism, one ROI, one count. ``SegmentParams(merge=False)`` gives the earlier ROIs.
 
 The quality gate measures focus as the variance of the Laplacian over the pixels near
 detected objects (an empty background would otherwise dilute it) and flags the frame
