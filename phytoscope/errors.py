@@ -56,3 +56,20 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 5
     """a requested runtime, device or sensor is not present here"""
     CANCELLED = 130
+
+
+def number_ranges(numbers: list[int]) -> str:
+    """``[3, 4, 5, 9]`` -> ``"3-5, 9"``: page or ROI numbers in a message, however many."""
+    numbers = sorted(numbers)
+    if not numbers:
+        return ""
+    parts: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ", ".join(parts)

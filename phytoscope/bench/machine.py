@@ -18,21 +18,10 @@ from phytoscope import __version__
 from phytoscope.bench import stages
 from phytoscope.bench.config import BenchConfig
 from phytoscope.bench.results import BusyProcess, IdleBaseline, Machine
+from phytoscope.core.diagnostics import PACKAGES
 from phytoscope.errors import Cancelled
 from phytoscope.progress import Progress
 from phytoscope.telemetry import mean_power_w
-
-VERSIONED = (
-    "numpy",
-    "opencv-python-headless",
-    "onnxruntime",
-    "tensorflow",
-    "tensorflow-cpu",
-    "keras",
-    "tensorrt",
-    "psutil",
-    "matplotlib",
-)
 
 
 def machine_facts() -> Machine:
@@ -74,7 +63,7 @@ def machine_name(facts: Machine | None = None) -> str:
 
 def versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"phytoscope": __version__, "python": sys.version.split()[0]}
-    for dist in VERSIONED:
+    for dist in PACKAGES:
         try:
             out[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:

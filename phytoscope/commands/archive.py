@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from phytoscope.commands.progressbar import add_progress_option
+
 HELP = "re-classify an archive of IFCB bins / image folders to Parquet (Ray, resumable)"
 
 
@@ -46,12 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="also write <bin>_class.h5 per IFCB bin (IFCB Dashboard class scores v3)",
     )
-    parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar on stderr (default: when stderr is a terminal)",
-    )
+    add_progress_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from phytoscope.backends.options import TrtOptions
 from phytoscope.backends.tensorrt import CudaContext, EngineProvider, TensorRTBackend
 from phytoscope.backends.tensorrt.build import STAGE
-from phytoscope.commands.progressbar import terminal_progress
+from phytoscope.commands.progressbar import add_progress_option, terminal_progress
 from phytoscope.config import models_dir
 from phytoscope.errors import ExitCode
 from phytoscope.progress import CancelToken
@@ -70,12 +65,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--force", action="store_true", help="rebuild even when a matching engine is cached"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar on stderr (default: when stderr is a terminal)",
-    )
+    add_progress_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,9 +85,13 @@ def run(args: argparse.Namespace) -> int:
     card.verify_file()
 
     cancel = CancelToken()
-    with terminal_progress(args.progress, {STAGE: "steps"}, cancel) as progress:
+    # Ctrl-C sets the token: the build runs in TensorRT's C++ code and stops cleanly at its
+    # next step, raising Cancelled
+    with terminal_progress(
+        args.progress, {STAGE: "steps"}, cancel, interrupt_cancels=True
+    ) as progress:
         provider = EngineProvider(card, args.precision, options, progress)
-        with interrupt_cancels(cancel), CudaContext(options.device):
+        with CudaContext(options.device):
             result = provider()
     summary = {
         "engine": str(result.path) if result.path else None,
@@ -114,22 +108,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"{card.name} {args.precision} batch {args.batch} on {result.key.gpu_name}: {state}")
         print(f"engine: {where} ({summary['size_mb']} MB)")
     return ExitCode.OK
-
-
-@contextmanager
-def interrupt_cancels(cancel: CancelToken) -> Iterator[None]:
-    """Ctrl-C sets ``cancel`` instead of raising: the build runs in TensorRT's C++ code and
-    stops at its next step, raising :class:`~phytoscope.errors.Cancelled` cleanly."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_interrupt(signum: int, frame: Any) -> None:
-        cancel.cancel()
-        print("\ncancelling the build…", file=sys.stderr)
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)

@@ -32,6 +32,7 @@ from phytoscope.commands.exports import (
     export_hook,
     video_sampling,
 )
+from phytoscope.commands.progressbar import add_progress_option
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--new-run", dest="resume", action="store_false",
                            help="start a new run even if one on the same inputs never finished")  # fmt: skip
     parser.add_argument("--top-k", type=int, default=3, help="ranked classes kept per ROI")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress bar on stderr (default: when stderr is a terminal)")  # fmt: skip
+    add_progress_option(parser)
     add_sample_arguments(parser)
     add_export_arguments(parser)  # --class-scores, --ecotaxa, --every/--fps (video)
 
@@ -274,7 +274,9 @@ def execute(req: ClassifyRequest) -> int:
     stopped: str | None = None
     code = ExitCode.OK
     try:
-        with terminal_progress(req.progress, units={STAGE: "ROIs"}) as progress:
+        with terminal_progress(
+            req.progress, units={STAGE: "ROIs"}, interrupt_cancels=True
+        ) as progress:
             backend = backends.create(
                 req.backend,
                 req.precision,

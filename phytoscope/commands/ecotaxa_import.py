@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from phytoscope.commands.progressbar import add_progress_option
+
 HELP = "read an EcoTaxa export (TSV or zip) back as labelled training folders, one per category"
 
 
@@ -28,12 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=("validated", "dubious", "predicted"),
         help="which objects to take (repeatable; default: validated only, the confirmed labels)",
     )
-    parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar on stderr (default: when stderr is a terminal)",
-    )
+    add_progress_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

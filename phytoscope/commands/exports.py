@@ -151,15 +151,10 @@ class ExportRequest:
 
 
 def sample_facts(req: ExportRequest, result: Any) -> Any:
-    """``facts(prediction)`` for the EcoTaxa writer, from the run's ROI facts.
+    """``facts(prediction)`` for the EcoTaxa writer, from the run's ROI facts (the rule is
+    :func:`~phytoscope.core.formats.ecotaxa.roi_sample_facts`)."""
+    from phytoscope.core.formats.ecotaxa import SampleFacts, roi_sample_facts
 
-    Time: ``--sampled-at`` if given, else the video's recording time at that frame, else
-    the IFCB bin's time from its name (UTC, the session's rule).
-    """
-    from phytoscope.core.formats.ecotaxa import SampleFacts
-    from phytoscope.core.samples import bin_time, iso_utc
-
-    depth = req.depth or (None, None)
     by_key = {
         (p.source, p.roi_index): (name, fact)
         for p, name, fact in zip(result.predictions, result.names, result.facts, strict=True)
@@ -167,29 +162,7 @@ def sample_facts(req: ExportRequest, result: Any) -> Any:
 
     def facts(p: Any) -> SampleFacts:
         name, fact = by_key.get((p.source, p.roi_index), (p.source, None))
-        bin_id = getattr(fact, "bin_id", None)
-        video = getattr(fact, "video", None)
-        # EcoTaxa's instrument codes ("?" is its unknown instrument)
-        if bin_id:
-            instrument, sample = "IFCB", str(bin_id)
-        elif video:
-            instrument, sample = "Other microscope", Path(video).name
-        else:
-            instrument, sample = "?", Path(name).name or name
-        when = req.sampled_at or getattr(fact, "recorded_at", None)
-        if not when and bin_id:
-            moment = bin_time(str(bin_id))
-            when = iso_utc(moment) if moment is not None else None
-        return SampleFacts(
-            sample_id=sample,
-            sampled_at=when,
-            lat=req.lat,
-            lon=req.lon,
-            depth_min=depth[0],
-            depth_max=depth[1],
-            site=req.site,
-            instrument=instrument,
-        )
+        return roi_sample_facts(fact, name, req.site, req.sampled_at, req.lat, req.lon, req.depth)
 
     return facts
 

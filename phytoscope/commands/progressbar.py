@@ -9,11 +9,13 @@ piped output and logs stay clean.
 
 from __future__ import annotations
 
+import argparse
+import signal
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
@@ -77,18 +79,58 @@ def terminal_progress(
     units: dict[str, str] | None = None,
     cancel: CancelToken | None = None,
     stream: TextIO | None = None,
+    interrupt_cancels: bool = False,
 ) -> Iterator[Progress]:
     """A :class:`~phytoscope.progress.Progress` for a command, with bars when wanted.
 
     ``enabled`` None means "when stderr is a terminal" (``--progress/--no-progress``
     force it). Bars are redrawn at most ten times a second and closed on exit, also when
     the work fails or is interrupted, so the error message starts on a clean line.
+
+    ``interrupt_cancels``: the first Ctrl-C sets the cancel token, so the work stops at
+    the next batch boundary (a batch is then either stored *and* written to the output,
+    or neither); a second Ctrl-C interrupts at once.
     """
     stream = stream or sys.stderr
     draw = stream.isatty() if enabled is None else enabled
     bars = TerminalBars(stream, units) if draw else None
+    progress = Progress(bars, cancel=cancel, min_interval=0.1)
     try:
-        yield Progress(bars, cancel=cancel, min_interval=0.1)
+        with _interrupt_sets(progress.cancel, stream, interrupt_cancels):
+            yield progress
     finally:
         if bars is not None:
             bars.close()
+
+
+@contextmanager
+def _interrupt_sets(token: CancelToken, stream: TextIO, wanted: bool) -> Iterator[None]:
+    """While inside, SIGINT sets ``token`` once, then behaves as usual (main thread only)."""
+    if not wanted or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def first(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        token.cancel()
+        print(
+            "\nphytoscope: stopping at the next safe point (Ctrl-C again to stop at once)",
+            file=stream,
+            flush=True,
+        )
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def add_progress_option(parser: argparse.ArgumentParser, bars: str = "progress bar") -> None:
+    """``--progress/--no-progress``, the same for every long command."""
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"{bars} on stderr (default: when stderr is a terminal)",
+    )

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from phytoscope import config as cfg
 from phytoscope.errors import ExitCode
-from phytoscope.training.train import TrainConfig, compare_sizes, train
+from phytoscope.training.sizes import compare_sizes
+from phytoscope.training.train import TrainConfig, train
 
 HELP = "train the genus classifier (Keras MobileNetV2 transfer learning) from labelled images"
 

@@ -28,6 +28,25 @@ def _version(dist: str) -> str | None:
         return None
 
 
+PACKAGES = (
+    "numpy",
+    "opencv-python-headless",
+    "onnxruntime",
+    "tensorflow",
+    "tensorflow-cpu",
+    "keras",
+    "PySide6-Essentials",
+    "PySide6",
+    "pyqtgraph",
+    "tensorrt",
+    "pycuda",
+    "jetson-stats",
+    "psutil",
+    "matplotlib",
+)
+"""The packages whose versions ``phytoscope info``, About and benchmark reports record."""
+
+
 def collect(model: str | None = None, camera: str | None = None) -> dict[str, Any]:
     """Everything :data:`SECTIONS` report; ``camera`` (a camera setting) is also opened and
     one frame read, so a technician can check a camera before a session."""
@@ -38,24 +57,7 @@ def collect(model: str | None = None, camera: str | None = None) -> dict[str, An
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "packages": {
-            name: _version(name)
-            for name in (
-                "numpy",
-                "opencv-python-headless",
-                "onnxruntime",
-                "tensorflow",
-                "tensorflow-cpu",
-                "keras",
-                "PySide6-Essentials",
-                "PySide6",
-                "pyqtgraph",
-                "tensorrt",
-                "pycuda",
-                "jetson-stats",
-                "psutil",
-            )
-        },
+        "packages": {name: _version(name) for name in PACKAGES},
         "backends": {
             name: (reason or "available") for name, reason in backends.availability().items()
         },

@@ -29,8 +29,12 @@ import cv2
 import jinja2
 import numpy as np
 
-from phytoscope.core.sample import CHAINS, describe_volume, format_per_l
-from phytoscope.core.sample_text import stored_concentrations
+from phytoscope.core.sample import CHAINS, MANUAL, describe_volume, format_per_l
+from phytoscope.core.sample_text import (
+    stored_concentrations,
+    stored_manual,
+    stored_unidentified,
+)
 from phytoscope.errors import ConfigError
 from phytoscope.imaging.preprocess import to_uint8
 from phytoscope.sources import iter_inputs
@@ -75,7 +79,9 @@ def csv_rows(store: Any, sample_ids: Sequence[int]) -> tuple[list[str], list[dic
             "model": sample.model,
             "rule_set": sample.rule_set,
             "open_alerts": "; ".join(
-                f"{a.taxon} {'at least ' if a.lower_bound else ''}{a.level}" for a in alerts
+                f"{a.taxon} {'at least ' if a.lower_bound else ''}{a.level}"
+                + (" (manual)" if a.model == MANUAL else "")
+                for a in alerts
             ),
             # "partial": a bin read only in part, its volume scaled (warnings say how)
             "flags": ";".join(sample.flags),
@@ -84,6 +90,10 @@ def csv_rows(store: Any, sample_ids: Sequence[int]) -> tuple[list[str], list[dic
         for c in stored_concentrations(store, sid):
             column = c.taxon + (" (chains/L)" if c.unit == CHAINS else "")
             taxa.setdefault(c.taxon, column)
+            row[column] = f"{c.per_l:.0f}" if c.detected else "ND"
+        for m, c in stored_manual(store, sid):  # a microscopist's count, over its own volume
+            column = f"{m.taxon} (manual)"
+            taxa.setdefault(column, column)
             row[column] = f"{c.per_l:.0f}" if c.detected else "ND"
         rows.append(row)
     return fixed + list(taxa.values()), rows
@@ -177,7 +187,6 @@ def html_report(store: Any, sample_id: int, segment: str = "auto") -> str:
     sample = store.sample(sample_id)
     summary = store.sample_summary(sample_id)
     alerts = store.alerts(sample_id)
-    counts = store.sample_counts(sample_id)
     rule_set = summary.get("rule_set_title", sample.rule_set)
     facts = [
         ("Site", sample.site or "-"),
@@ -193,13 +202,9 @@ def html_report(store: Any, sample_id: int, segment: str = "auto") -> str:
         ("Boundary", "a concentration exactly on a threshold is in the upper band"
          if summary.get("boundary", ">=") == ">=" else "a concentration exactly on a threshold stays in the lower band"),
     ]  # fmt: skip
-    if counts.get("unknown", (0, ""))[0]:
-        facts.append(
-            (
-                "Not identified",
-                f"{counts['unknown'][0]} organisms: check by microscope (in no alert)",
-            )
-        )
+    unidentified = stored_unidentified(store, sample_id)
+    if unidentified:
+        facts.append(("Not identified", unidentified + "; in no concentration and no alert"))
     if sample.flags:
         facts.append(("Flags", ", ".join(sample.flags)))
     facts += [("Warning", w) for w in sample.warnings]
@@ -221,6 +226,7 @@ def html_report(store: Any, sample_id: int, segment: str = "auto") -> str:
         assessments=summary.get("assessments", []),
         not_monitored=summary.get("not_monitored", []),
         concentrations=stored_concentrations(store, sample_id),
+        manual=stored_manual(store, sample_id),
         evidence=evidence,
     )
 
@@ -255,8 +261,13 @@ def pdf_report(store: Any, sample_id: int, path: Path, segment: str = "auto") ->
     ]  # fmt: skip
     if summary.get("not_monitored"):
         facts.append("Not monitored by this model: " + ", ".join(summary["not_monitored"]))
+    unidentified = stored_unidentified(store, sample_id)
+    if unidentified:
+        facts.append(f"Not identified: {unidentified}; in no concentration and no alert")
+    facts += [f"Manual: {m.taxon} {c.describe()}" for m, c in stored_manual(store, sample_id)]
     levels = [
-        [a["taxon"], ("at least " if a["lower_bound"] and a["is_alert"] else "") + a["level"],
+        [a["taxon"] + (" (manual)" if a.get("manual") else ""),
+         ("at least " if a["lower_bound"] and a["is_alert"] else "") + a["level"],
          f"{f(a['per_l'])} {a['unit']}" if a["count"] else f"ND (< {f(a['detection_limit_per_l'])})",
          f"{f(a['low_per_l'])}-{f(a['high_per_l'])}", str(a["count"]), a["rule_taxon"]]
         for a in summary.get("assessments", [])
@@ -324,3 +335,21 @@ def segment_of_run(store: Any, run_id: int | None) -> str:
         return str(json.loads(row["settings"]).get("segment", "auto")) if row else "auto"
     except ValueError:
         return "auto"
+
+
+REPORT_FORMATS = ("html", "pdf", "csv")
+
+
+def write_report(store: Any, sample_id: int, path: Path, fmt: str) -> Path:
+    """One stored sample as one report file (``fmt``: html, pdf or csv); ``phytoscope
+    report`` and the window's *Export report…* both write through here. The ROIs are cut
+    again as the sample's run cut them."""
+    if fmt not in REPORT_FORMATS:
+        raise ConfigError(f"a report is html, pdf or csv, not {fmt!r}")
+    if fmt == "csv":
+        return write_csv(store, [sample_id], path)
+    segment = segment_of_run(store, store.sample(sample_id).run_id)
+    if fmt == "pdf":
+        return pdf_report(store, sample_id, path, segment=segment)
+    path.write_text(html_report(store, sample_id, segment=segment), encoding="utf-8")
+    return path

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from scipy.special import gammaincinv
@@ -273,6 +273,52 @@ def concentration(
         unit=CHAINS if chain_forming else CELLS,
         flags=(CELLS_UNDERESTIMATED,) if chain_forming else (),
     )
+
+
+MANUAL = "manual count"
+"""Flag of an assessment or alert that comes from a microscopist's count, not the model."""
+
+
+@dataclass(frozen=True)
+class ManualCount:
+    """A microscopist's count of one taxon (one the model cannot see, usually): ``count``
+    organisms found in ``volume_ml`` mL of the original water. It has its own volume, so
+    its concentration and detection limit are its own, not the imaged sample's."""
+
+    taxon: str
+    count: int
+    volume_ml: float
+    who: str = ""
+    at: str = ""
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.taxon.strip():
+            raise ConfigError("a manual count needs the taxon counted")
+        if isinstance(self.count, bool) or int(self.count) != self.count or self.count < 0:
+            raise ConfigError(f"a manual count is a whole number >= 0, not {self.count!r}")
+        if not (math.isfinite(self.volume_ml) and self.volume_ml > 0):
+            raise ConfigError(
+                f"the volume counted must be a positive number of mL, not {self.volume_ml!r}"
+            )
+
+    def concentration(self, chain_forming: bool = False) -> Concentration:
+        volume = Volume(ml_analyzed=float(self.volume_ml), method="manual")
+        c = concentration(self.taxon, int(self.count), volume, chain_forming)
+        return replace(c, flags=(*c.flags, self.describe()))
+
+    def describe(self) -> str:
+        """``manual count: 12 in 10 mL (A. Tech)``."""
+        who = f" ({self.who})" if self.who else ""
+        return f"{MANUAL}: {self.count} in {self.volume_ml:g} mL{who}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ManualCount:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
 
 
 def count_labels(predictions: Iterable[Prediction]) -> Counter[str]:

@@ -8,6 +8,7 @@ from phytoscope.core.hab import describe_alert
 from phytoscope.core.sample import (
     CHAINS,
     Concentration,
+    ManualCount,
     concentration,
     describe_volume,
     format_per_l,
@@ -40,6 +41,8 @@ def describe(d: SampleDraft, saved: Saved | None = None) -> str:
     if missing:
         limit = format_per_l(d.concentrations[0].detection_limit_per_l)
         lines.append(f"  not detected (< {limit} per L): {', '.join(missing)}")
+    for m in d.manual:
+        lines.append(f"  {m.taxon + ' (manual)':<28} {m.concentration().describe()}")
     if d.n_unidentified:
         lines.append(f"  {describe_unidentified(d.unidentified)}")
     alerts = saved.alerts if saved and saved.alerts else ()
@@ -51,11 +54,15 @@ def describe(d: SampleDraft, saved: Saved | None = None) -> str:
             lines += [f"  [{a.id}] {describe_alert(a)}" for a in shown]
         elif d.hab.alerts:
             lines.append(f"ALERTS ({len(d.hab.alerts)}, not saved{tail}):")
-            lines += [f"  {a.taxon}: {a.describe_level()}" for a in d.hab.alerts]
+            lines += [
+                f"  {a.taxon}: {a.describe_level()}" + (" (manual count)" if a.manual else "")
+                for a in d.hab.alerts
+            ]
         else:
             lines.append(f"  no taxon at or above a threshold of this rule set{tail}")
         if d.hab.not_monitored:
             lines.append("  not monitored by this model: " + ", ".join(d.hab.not_monitored))
+            lines.append("  (count these by microscope: `phytoscope report SAMPLE --manual-count`)")
     if saved and saved.problems:
         lines.append("NOT SAVED: " + "; ".join(saved.problems))
     return "\n".join(lines)
@@ -72,13 +79,29 @@ def stored_concentrations(store: Any, sample_id: int) -> list[Concentration]:
     ]
 
 
+def stored_manual(store: Any, sample_id: int) -> list[tuple[ManualCount, Concentration]]:
+    """A stored sample's manual counts, each with its concentration (over its own volume)."""
+    counts = [ManualCount.from_dict(m) for m in store.manual_counts(sample_id)]
+    return [(m, m.concentration()) for m in counts]
+
+
+def stored_unidentified(store: Any, sample_id: int) -> str:
+    """``3 organisms not identified: check by microscope (...)`` for a stored sample, or ""."""
+    reasons = store.sample_summary(sample_id).get("unidentified_reasons")
+    n = store.sample(sample_id).unidentified
+    return describe_unidentified(reasons or ({"other": n} if n else {}))
+
+
 def overview(store: Any) -> str:
     """The stored samples (revision, time, site, volume, open alerts, flags) and every open
     alert, as ``phytoscope report --list`` prints them."""
     lines = []
     for s in store.samples():
         n_open = sum(1 for a in store.alerts(s.id) if a.open)
-        flags = f"  [{', '.join(s.flags)}]" if s.flags else ""
+        marks = [*s.flags, *(["manual counts"] if store.manual_counts(s.id) else [])]
+        if s.unidentified:
+            marks.append(f"{s.unidentified} not identified")
+        flags = f"  [{', '.join(marks)}]" if marks else ""
         lines.append(
             f"{s.id:>5}  rev {s.revision:<3} {s.sampled_at or 'no time':<25} {s.site or '-':<20} "
             f"{s.volume.ml_analyzed:>9.4g} mL  {s.rule_set:<30} {n_open} open alert(s){flags}"

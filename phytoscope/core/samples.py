@@ -27,21 +27,22 @@ technician would sign for:
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from phytoscope.core.hab import HabResult, RuleSet, assess
 from phytoscope.core.sample import (
     Concentration,
+    ManualCount,
     concentrations,
     format_per_l,
     given_volume,
     utermohl_volume,
 )
+from phytoscope.core.sampletime import bin_instrument, bin_time, iso_utc, parse_time
 from phytoscope.errors import ConfigError
 from phytoscope.modelcard import UNKNOWN, ModelCard
 from phytoscope.types import Alert, Prediction, Volume
@@ -61,61 +62,6 @@ IFCB_BIN_ML = (0.1, 10.0)
 GIVEN_ML = (0.01, 10_000.0)
 UTERMOHL_ML = (0.01, 100.0)
 """Equivalent mL of a Utermöhl count: 1 % of a 1 mL chamber up to a whole 100 mL one."""
-
-_NEW_BIN = re.compile(r"D(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})_(IFCB\d+)")
-_OLD_BIN = re.compile(r"(IFCB\d+)_(\d{4})_(\d{3})_(\d{2})(\d{2})(\d{2})")
-
-
-# -- time ------------------------------------------------------------------------------
-
-
-def bin_time(bin_id: str) -> datetime | None:
-    """Sampling time (UTC) from an IFCB bin name, or None for another name.
-
-    New names are ``DYYYYMMDDTHHMMSS_IFCBnnn``; old ones ``IFCBn_YYYY_DDD_HHMMSS`` with a
-    day of the year. The IFCB stamps its bins in UTC.
-    """
-    if m := _NEW_BIN.search(bin_id):
-        y, mo, d, h, mi, s = map(int, m.groups()[:6])
-        return datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc)
-    if m := _OLD_BIN.search(bin_id):
-        y, doy, h, mi, s = map(int, m.groups()[1:])
-        return datetime(y, 1, 1, h, mi, s, tzinfo=timezone.utc) + timedelta(days=doy - 1)
-    return None
-
-
-def bin_instrument(bin_id: str) -> str | None:
-    """``IFCB134`` from ``D20220522T003051_IFCB134``, ``IFCB5`` from ``IFCB5_2012_...``."""
-    if m := _NEW_BIN.search(bin_id):
-        return m.group(7)
-    if m := _OLD_BIN.search(bin_id):
-        return m.group(1)
-    return None
-
-
-def iso_utc(moment: datetime) -> str:
-    """ISO 8601 in UTC with its zone (``2022-05-22T00:30:51+00:00``)."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
-
-
-def parse_time(text: str, local: timezone | None = None) -> str:
-    """A time the user typed, as UTC ISO 8601 with zone.
-
-    ``text`` is ISO 8601 (``2024-06-01 10:00``, ``2024-06-01T10:00:00+02:00``, ``...Z``);
-    without a zone it is read in ``local`` (default: this machine's zone), which is what a
-    technician typing a clock time means.
-    """
-    raw = (text or "").strip()
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ConfigError(
-            f"sampling time {text!r} is not a date and time: write it as ISO 8601, e.g. "
-            "2024-06-01T10:30 (local time) or 2024-06-01T08:30Z (UTC)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=local) if local else moment.astimezone()
-    return iso_utc(moment)
 
 
 # -- volume options ---------------------------------------------------------------------
@@ -172,6 +118,26 @@ class VolumeSpec:
         if not method and values.get("given_ml") is not None:
             method = "given"
         return cls(method=method, **values)
+
+    @classmethod
+    def from_volume(cls, volume: Volume) -> VolumeSpec:
+        """The spec that gives a stored volume again (a re-opened sample); IFCB volumes come
+        from their bins, so they give an empty spec."""
+        d = dict(volume.details)
+        if volume.method == "given":
+            return cls(method="given", given_ml=volume.ml_analyzed)
+        if volume.method != "utermohl":
+            return cls()
+        return cls.of(
+            settled_ml=d.get("settled_ml"),
+            chamber_area_mm2=d.get("chamber_area_mm2"),
+            counted_area_mm2=None if "fields" in d else d.get("counted_area_mm2"),
+            fields=d.get("fields"),
+            field_area_mm2=d.get("field_area_mm2"),
+            sample_ml=d.get("sample_ml"),
+            preservative_ml=d.get("preservative_ml"),
+            dilution=d.get("dilution"),
+        )
 
 
 # -- IFCB bins ---------------------------------------------------------------------------
@@ -401,6 +367,8 @@ class SampleDraft:
     """stored, and nothing changed since"""
     alerts: tuple[Alert, ...] = ()
     """the stored alerts (with acknowledgements) of the last save"""
+    manual: tuple[ManualCount, ...] = ()
+    """a microscopist's counts (taxa the model cannot see), assessed like model counts"""
 
     @property
     def organisms(self) -> int:
@@ -423,6 +391,7 @@ def build_draft(
     settings: SampleSettings,
     card: ModelCard | None,
     rule_set: RuleSet | None,
+    manual: Sequence[ManualCount] = (),
 ) -> SampleDraft:
     """One sample by the rules above: IFCB bins (``bins`` non-empty) take volume, time and
     flags from the bins; other images take the user's volume and time. ``problems`` say
@@ -476,7 +445,7 @@ def build_draft(
     if volume is not None and card is not None:
         concs = tuple(concentrations(counts, volume, card))
         if rule_set is not None:
-            hab = assess(counts, volume, card, rule_set)
+            hab = assess(counts, volume, card, rule_set, manual)
     stored = dict.fromkeys((c.name for c in card.classes), 0) if card else {}
     stored.update(counts)
     return SampleDraft(
@@ -496,4 +465,5 @@ def build_draft(
         warnings=tuple(warnings),
         problems=tuple(problems),
         predictions=predictions,
+        manual=tuple(manual),
     )

@@ -3,8 +3,9 @@
 ``phytoscope classify``, the window and the archive all drive a :class:`SampleSession`
 (pymmcore-plus drives its widgets from such a core object): batches of an
 :class:`~phytoscope.core.analysis.Analysis` go in (:meth:`SampleSession.add`), the user's
-edits go in (:meth:`~SampleSession.update`: site, time, volume, pooling; and
-:meth:`~SampleSession.correct`), and out come :class:`SampleDraft` values (kind, volume,
+edits go in (:meth:`~SampleSession.update`: site, time, volume, pooling;
+:meth:`~SampleSession.correct`; a microscopist's counts,
+:meth:`~phytoscope.core.manual.ManualCounts.add_manual_count`), and out come :class:`SampleDraft` values (kind, volume,
 time, flags, warnings, counts, concentrations, HAB assessment) computed by the rules of
 :mod:`phytoscope.core.samples`, which :meth:`~SampleSession.save` writes to the store.
 Listeners (:meth:`~SampleSession.connect`) hear ``"changed"``, ``"saved"``,
@@ -35,7 +36,8 @@ from typing import Any
 
 from phytoscope.core.analysis import AnalysisBatch, BinRead, RoiFacts
 from phytoscope.core.hab import RuleSet, make_alerts, utc_now
-from phytoscope.core.sample import evidence_by_label
+from phytoscope.core.manual import ManualCounts
+from phytoscope.core.sample import ManualCount, evidence_by_label
 from phytoscope.core.samples import (
     GROUPINGS,
     PARTIAL_POLICIES,
@@ -93,11 +95,12 @@ class _Record:
 
 def _fingerprint(d: SampleDraft, rule_set: str) -> str:
     volume = [d.volume.ml_analyzed, d.volume.method, list(d.volume.details)] if d.volume else None
-    doc = [d.kind, d.sources, volume, d.sampled_at, d.site, d.counts, d.flags, rule_set]
+    manual = [(m.taxon, m.count, m.volume_ml, m.note) for m in d.manual]
+    doc = [d.kind, d.sources, volume, d.sampled_at, d.site, d.counts, d.flags, rule_set, manual]
     return json.dumps(doc, sort_keys=True, default=str)
 
 
-class SampleSession:
+class SampleSession(ManualCounts):
     """Organisms classified so far, the user's sample settings, and their saved records.
 
     Parameters
@@ -156,6 +159,7 @@ class SampleSession:
         self._bins: dict[str, BinRead] = {}
         self._copies: dict[str, set[str]] = {}
         self._records: dict[str, _Record] = {}
+        self._manual = {}
         self.skipped: list[Any] = []
         self.run_ids: list[int] = []
         self.version = 0
@@ -218,6 +222,11 @@ class SampleSession:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def facts_of(self, source: str, roi_index: int) -> RoiFacts | None:
+        """Where an organism was found (its input, IFCB bin, video), for exports."""
+        entry = self._entries.get((source, roi_index))
+        return entry.facts if entry is not None else None
 
     # -- drafts --------------------------------------------------------------------------
 
@@ -299,6 +308,7 @@ class SampleSession:
             self.settings,
             self.card,
             self.rule_set,
+            self.manual_counts(key),
         )
         record = self._records.get(key)
         if record is None:
@@ -363,21 +373,21 @@ class SampleSession:
         units = {c.taxon: c.unit for c in d.concentrations}
         summary: dict[str, Any] = d.hab.to_dict() if d.hab else {}
         summary.update(
+            manual=[m.to_dict() for m in d.manual],
             unidentified=d.n_unidentified,
             unidentified_reasons=d.unidentified,
             flags=list(d.flags),
             warnings=list(d.warnings),
             notices=self.notices(),
         )
-        bins = [b.to_dict() for b in d.bins]
+        record = (sample, d.counts, units, summary, [b.to_dict() for b in d.bins], reason)
+        manual = [m.to_dict() for m in d.manual]
         if d.sample_id is None:
-            sample_id = store.insert_sample(sample, d.counts, units, summary, bins, reason)
+            sample_id = store.insert_sample(*record, manual=manual)
             revision, created = 1, True
         else:
             sample_id = d.sample_id
-            revision = store.update_sample(
-                sample_id, sample, d.counts, units, summary, bins, reason
-            )
+            revision = store.update_sample(sample_id, *record, manual=manual)
             created = False
         alerts: tuple[Alert, ...] = ()
         if d.hab is not None and self.card is not None:
@@ -422,38 +432,33 @@ class SampleSession:
         rule_set: RuleSet | None = None,
     ) -> SampleSession:
         """A session holding a stored sample again: its organisms (from its runs, with the
-        technician's corrections), bins and settings, tied to the same record, so a save
-        updates it."""
+        technician's corrections), bins, settings and manual counts, tied to the same
+        record, so a save updates it."""
+        session = cls(card, rule_set)
+        session.load(store, sample_id)
+        return session
+
+    def load(self, store: Any, sample_id: int) -> None:
+        """Hold a stored sample in this session instead of what it held (the window's
+        *Re-open*); see :meth:`reopen`."""
         stored = store.sample(sample_id)
         bins = [BinFacts.from_dict(b) for b in store.sample_bins(sample_id)]
-        details = dict(stored.volume.details)
-        volume = VolumeSpec()
-        if stored.volume.method == "given":
-            volume = VolumeSpec(method="given", given_ml=stored.volume.ml_analyzed)
-        elif stored.volume.method == "utermohl":
-            volume = VolumeSpec.of(
-                settled_ml=details.get("settled_ml"),
-                chamber_area_mm2=details.get("chamber_area_mm2"),
-                counted_area_mm2=None if "fields" in details else details.get("counted_area_mm2"),
-                fields=details.get("fields"),
-                field_area_mm2=details.get("field_area_mm2"),
-                sample_ml=details.get("sample_ml"),
-                preservative_ml=details.get("preservative_ml"),
-                dilution=details.get("dilution"),
-            )
-        settings = SampleSettings(
+        version = self.version  # keeps counting: views compare it with the one they showed
+        self._reset()
+        self.version = version
+        self.settings = SampleSettings(
             site=stored.site,
             sampled_at=stored.sampled_at if stored.time_source == "user" else None,
-            volume=volume,
+            volume=VolumeSpec.from_volume(stored.volume),
             grouping="pool" if len(bins) > 1 else "auto",
         )
-        session = cls(card, rule_set, settings)
+        self._emit("cleared")
         run_ids = stored.run_ids or ((stored.run_id,) if stored.run_id is not None else ())
         bin_of = {b.source: b.bin_id for b in bins}
         corrected = {(c.source, c.roi_index): c.corrected for c in list_corrections(store)}
         predictions, facts = [], []
         for run_id in run_ids:
-            session.add_run(run_id)
+            self.add_run(run_id)
             for p in store.predictions(run_id):
                 path = _source_path(p.source, bin_of, stored.sources)
                 if path is not None:
@@ -462,22 +467,21 @@ class SampleSession:
         reads = tuple(
             BinRead(b.bin_id, b.source, b.ml_analyzed, b.rois_expected, b.problems) for b in bins
         )
-        session.add(AnalysisBatch(tuple(predictions), facts=tuple(facts), bins=reads))
+        self.add(AnalysisBatch(tuple(predictions), facts=tuple(facts), bins=reads))
         for key, label in corrected.items():
-            if key in session._entries:
-                session._entries[key].corrected = (
-                    None if label == session._entries[key].prediction.label else label
-                )
-        session._emit("changed")
-        for d in session.samples():
-            session._records[d.key] = _Record(
-                sample_id,
-                stored.revision,
-                _fingerprint(d, rule_set.name if rule_set else ""),
-                tuple(store.alerts(sample_id)),
-            )
-        session._emit("changed")
-        return session
+            if key in self._entries:
+                entry = self._entries[key]
+                entry.corrected = None if label == entry.prediction.label else label
+        manual = [ManualCount.from_dict(m) for m in store.manual_counts(sample_id)]
+        for d in self.samples():
+            self._manual[d.key] = {m.taxon: m for m in manual}
+        self._emit("changed")
+        rule_name = self.rule_set.name if self.rule_set else ""
+        for d in self.samples():
+            fingerprint = _fingerprint(d, rule_name)
+            alerts = tuple(store.alerts(sample_id))
+            self._records[d.key] = _Record(sample_id, stored.revision, fingerprint, alerts)
+        self._emit("changed")
 
 
 def _source_path(source: str, bin_of: dict[str, str], sources: Sequence[str]) -> str | None:

@@ -188,6 +188,11 @@ class AlertCard(QFrame):
             self.ack_button.setToolTip(
                 "Record that you have seen this alert (your name, a note and the time are stored)"
             )
+            if alert.reopened:  # acknowledged once, then the sample changed
+                self.ack_button.setText("Acknowledge again")
+                self.ack_state.setText(f"Open again: {alert.reopened}")
+                self.ack_state.setStyleSheet("color:#a61e1e")
+                self.ack_state.show()
 
     def set_evidence(self, keys: Sequence[Key], image_of: Any) -> None:
         if self.evidence.set_evidence(keys, image_of) == 0:
@@ -314,6 +319,13 @@ class AlertPanel(QWidget):
         """A sentence in place of the assessment (alerts off, volume missing)."""
         self.title.setText(text)
 
+    def show_unknown(self, unknowns: int | Mapping[str, int]) -> None:
+        """How many organisms were not identified (they are in no alert), with a way to
+        review them; hidden when there are none."""
+        text = wording.unknown_words(unknowns)
+        self.unknown.setText(text)
+        self.unknown_box.setVisible(bool(text))
+
     def show_earlier(self, text: str) -> None:
         self.earlier.setText(text)
 
@@ -355,9 +367,7 @@ class AlertPanel(QWidget):
             else "no threshold reached"
         )
         self.title.setText(f"<b>HAB alerts</b> — {rule_set.title}: {state}")
-        text = wording.unknown_words(unknowns)
-        self.unknown.setText(text)
-        self.unknown_box.setVisible(bool(text))
+        self.show_unknown(unknowns)
         self._show_not_monitored(result.not_monitored)
         signature = (
             rule_set.name,
@@ -365,7 +375,7 @@ class AlertPanel(QWidget):
                 (a.taxon, a.level, a.concentration.count, round(a.concentration.per_l, 3))
                 for a in result.assessments
             ),
-            tuple(sorted((t, a.id, a.acknowledged_at) for t, a in stored.items())),
+            tuple(sorted((t, a.id, a.acknowledged_at, a.reopened) for t, a in stored.items())),
             image_of is not None,
         )
         if signature == self._signature:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QResizeEvent
+from PySide6.QtGui import QFont, QResizeEvent
 from PySide6.QtWidgets import (
     QBoxLayout,
     QDockWidget,
@@ -117,7 +117,7 @@ class LiveCharts(QWidget):
             + " "
             + _key(RAM_COLOUR, "system RAM used")
         )
-        self.throughput_plot = self._plot("Organisms/s")
+        self.throughput_plot = self._plot("Organisms/s · x axis: seconds ago")
         self.power_curve = self.power_plot.plot(pen=pg.mkPen(POWER_COLOUR, width=2))
         self.rss_curve = self.memory_plot.plot(pen=pg.mkPen(RSS_COLOUR, width=2))
         self.ram_curve = self.memory_plot.plot(pen=pg.mkPen(RAM_COLOUR, width=1))
@@ -145,7 +145,16 @@ class LiveCharts(QWidget):
         plot = pg.PlotWidget()
         plot.setBackground("w")
         plot.setTitle(title, size="8pt", color="#222")
-        plot.setLabel("bottom", "seconds ago", **{"font-size": "8pt"})
+        # a short strip: small tick labels, and few of them, so none overlaps another
+        small = QFont()
+        small.setPointSizeF(7.5)
+        for side in ("left", "bottom"):
+            axis = plot.getAxis(side)
+            axis.setStyle(
+                tickFont=small, maxTickLevel=0, tickTextOffset=2, hideOverlappingLabels=True
+            )
+        plot.getAxis("left").setWidth(36)
+        plot.getAxis("bottom").setHeight(18)
         plot.showGrid(x=True, y=True, alpha=0.25)
         plot.setXRange(-self.history_s, 0, padding=0)
         plot.setMouseEnabled(x=False, y=False)
@@ -156,8 +165,9 @@ class LiveCharts(QWidget):
         return plot
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
-        # a dock's first size: a strip of about a fifth of a 768-pixel screen
-        return QSize(900, 170)
+        # a dock's first size: a strip of about a sixth of a 768-pixel screen, so the
+        # analysis above keeps its room on a laptop (#17: the charts took a third)
+        return QSize(900, 130)
 
     def _arrange(self, width: int, height: int) -> None:
         """Side by side when wide (a dock under the analysis), stacked when tall."""

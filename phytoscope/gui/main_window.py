@@ -13,12 +13,10 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QIcon
-from PySide6.QtWidgets import (
-    QFileDialog,
-)
 
 from phytoscope.config import Settings, default_database, resources_dir
 from phytoscope.core.session import SampleSession
+from phytoscope.gui.exporting import ReportExports
 from phytoscope.gui.frames import FrameShelf
 from phytoscope.gui.jobs import (
     BackendInfo,
@@ -29,10 +27,12 @@ from phytoscope.gui.jobs import (
     JobFinished,
     Progress,
 )
+from phytoscope.gui.messages import inputs_text, skipped_text
 from phytoscope.gui.sample_view import SampleView
+from phytoscope.gui.samples_tab import install_samples
 from phytoscope.gui.session import Record, Session
 from phytoscope.gui.style import GenusColours
-from phytoscope.gui.window_ui import WindowLayout
+from phytoscope.gui.window_ui import WindowLayout, layout_settings
 from phytoscope.gui.workers import (
     LOAD_CANCELLED,
     Bridge,
@@ -102,13 +102,17 @@ class MainWindow(WindowLayout):
         self._loading = False
         self.messages: list[str] = []
         self.fps = 0.0
+        self._banner_version = -1
+        self.window_settings = layout_settings(settings_path)
+        self.splitters = {}
 
         self.setWindowTitle("phytoscope — harmful algal bloom analyser")
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
-        self.resize(1600, 1000)
         self._build_ui(bench_overrides, bench_out)
         self._build_actions()
+        self.restore_layout()
+        self.sample_panel.technician.setText(self.alert_panel.technician_name())
         self.frames = FrameShelf(self.image_view)
         self.samples = SampleView(
             self.sample_session,
@@ -119,7 +123,9 @@ class MainWindow(WindowLayout):
             self._message,
             self.report_error,
         )
+        self.exports = ReportExports(self)
         self._load_rule_set()
+        install_samples(self)  # the Samples tab (#17): past samples, alerts, manual counts
 
         # inference thread: the backend is created, used and closed there
         self.bridge = Bridge()
@@ -139,7 +145,7 @@ class MainWindow(WindowLayout):
 
         # telemetry thread: sampler and timer live there
         self.telemetry = TelemetryWorker()
-        self.telemetry.sampled.connect(self._on_sample)
+        self.telemetry.sampled.connect(self.charts.add_sample)
         self.telemetry.described.connect(self.charts.set_power_label)
         self.telemetry.error.connect(self.report_error)
         self.bridge.start_telemetry.connect(self.telemetry.start)
@@ -248,12 +254,6 @@ class MainWindow(WindowLayout):
 
     # -- camera --------------------------------------------------------------------------
 
-    def toggle_camera(self, checked: bool) -> None:
-        if checked:
-            self.start_camera()
-        else:
-            self.stop_camera()
-
     def start_camera(self) -> int | None:
         if self._camera_job is not None:
             return self._camera_job.job_id
@@ -285,6 +285,8 @@ class MainWindow(WindowLayout):
         for s in batch.skipped:
             self.session.skipped.append((s.source, s.reason))
             self._message(f"skipped {s.source}: {s.reason}", error=True)
+        if batch.skipped:
+            self.banner.post_once("skipped", skipped_text(self.session.skipped))
         if batch.analysis is not None:
             self.sample_session.add(batch.analysis)
         self.charts.add_classified(len(batch.predictions))
@@ -344,6 +346,7 @@ class MainWindow(WindowLayout):
         self.predictions_model.sync()
         self.frames.clear()
         self.samples.new_sample()
+        self.banner.forget()
         self._force_refresh()
 
     # -- panels --------------------------------------------------------------------------
@@ -356,6 +359,9 @@ class MainWindow(WindowLayout):
     def refresh_panels(self) -> None:
         """Table, gallery, sample and alerts: redrawn at most 4 times a second."""
         self.samples.refresh()
+        if self.sample_session.version != self._banner_version:
+            self._banner_version = self.sample_session.version
+            self._post_inputs_notice()
         if self.session.version == self._shown_version:
             return
         self._shown_version = self.session.version
@@ -364,6 +370,16 @@ class MainWindow(WindowLayout):
             self.predictions_table.scrollToBottom()
         if self.gallery.isVisible():  # thumbnails are built only for a gallery on show
             self.gallery.refresh()
+
+    # -- what changes the numbers: a banner that stays ------------------------------------
+
+    def _post_inputs_notice(self) -> None:
+        """Copies counted once, bins left out or partial: the session's notices and every
+        sample's partial-bin warnings stay on the banner until the inputs change."""
+        lines = list(self.sample_session.notices())
+        for draft in self.sample_session.samples():
+            lines += [w for w in draft.warnings if w.startswith("PARTIAL")]
+        self.banner.post_once("inputs", inputs_text(lines))
 
     def _thumbnail_of(self, key: tuple[str, int]) -> np.ndarray | None:
         record = self.session.by_key.get(key)
@@ -391,34 +407,9 @@ class MainWindow(WindowLayout):
         self._force_refresh()
 
     def export_corrections(self, folder: str | None = None) -> dict[str, int] | None:
-        if not folder:
-            folder = QFileDialog.getExistingDirectory(
-                self, "Export corrections as a training folder"
-            )
-        return self.samples.export_corrections(Path(folder)) if folder else None
-
-    # -- telemetry -----------------------------------------------------------------------
-
-    def _on_sample(self, sample: Any) -> None:
-        self.charts.add_sample(sample)
+        return self.exports.corrections(folder)
 
     # -- dialogs -------------------------------------------------------------------------
-
-    def open_settings(self) -> None:
-        from phytoscope.gui.dialogs import SettingsDialog
-
-        try:
-            from phytoscope.core import hab
-
-            rule_sets = hab.available_rule_sets()
-        except Exception as exc:  # noqa: BLE001
-            rule_sets = [self.settings.rule_set]
-            self.report_error(f"cannot list rule sets: {describe_error(exc)}")
-        dialog = SettingsDialog(
-            self.settings, rule_sets, self.backend_info.card if self.backend_info else None, self
-        )
-        if dialog.exec() and dialog.result_settings is not None:
-            self.apply_settings(dialog.result_settings)
 
     def apply_settings(self, new: Settings) -> None:
         old, self.settings = self.settings, new
@@ -442,22 +433,31 @@ class MainWindow(WindowLayout):
         self._force_refresh()
 
     def open_about(self) -> None:
+        """Help → About: what ``phytoscope info`` knows (it imports every runtime: not on
+        the GUI thread) as a readable page, with what is in use now."""
         from phytoscope.core.diagnostics import collect
-        from phytoscope.gui.dialogs import AboutDialog
+        from phytoscope.gui.about import AboutDialog
 
         self.statusBar().showMessage("collecting versions, backends and sensors…")
+        info = self.backend_info
+        card, engine = (info.card, f"{info.backend} {info.precision}") if info else (None, "")
 
-        def show(info: dict[str, Any]) -> None:
+        def show(facts: dict[str, Any]) -> None:
             if not self._closing:
-                self.about_dialog = AboutDialog(info, self)
+                self.about_dialog = AboutDialog(facts, self, self.rule_set, card, engine)
                 self.about_dialog.show()
 
+        self.run_task(lambda progress: collect(), "phytoscope info", "phytoscope-info", show)
+
+    def run_task(self, work: Any, what: str, name: str, on_result: Any) -> Task:
+        """Run ``work`` on a worker thread; its result to ``on_result``, a failure to the
+        user; joined when the window closes."""
         self._calls = [c for c in self._calls if c.running]
-        # `phytoscope info` imports every runtime: not on the GUI thread
-        call = Task(lambda progress: collect(), what="phytoscope info", name="phytoscope-info")
-        call.result.connect(show)
-        call.failed.connect(self.report_error)
-        self._calls.append(call.start())
+        task = Task(work, what=what, name=name)
+        task.result.connect(on_result)
+        task.failed.connect(self.report_error)
+        self._calls.append(task.start())
+        return task
 
     # -- shutdown ------------------------------------------------------------------------
 
@@ -470,6 +470,7 @@ class MainWindow(WindowLayout):
         if self._closing:
             return
         self._closing = True
+        self.save_layout()
         self.refresh_timer.stop()
         self.charts.stop()
         for job in self._jobs.values():

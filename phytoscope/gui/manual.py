@@ -11,17 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
     QLabel,
+    QListWidget,
     QPushButton,
     QSizePolicy,
     QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
+
+from phytoscope.core.sample import ManualCount
 
 
 class ManualCountEntry(QWidget):
@@ -93,3 +99,64 @@ class ManualCountEntry(QWidget):
             return
         self.error.hide()
         self.entered.emit(taxon, int(self.count.value()), volume)
+
+
+class ManualCountsBox(QGroupBox):
+    """The manual counts of the sample on show: which taxa to count (the rule set's taxa
+    the model cannot see), the entry, the counts already entered and *Remove*."""
+
+    entered = Signal(str, int, float)
+    remove_requested = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__("Manual counts (by microscope)", parent)
+        self.target = QLabel("No sample on show: open or re-open one first.")
+        self.target.setWordWrap(True)
+        self.hint = QLabel()
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet("color: #555")
+        self.entry = ManualCountEntry()
+        self.entry.entered.connect(self.entered)
+        self.counts = QListWidget()
+        self.counts.setMaximumHeight(90)
+        self.remove = QPushButton("Remove count")
+        self.remove.setToolTip("Forget the selected count (the saved sample is updated)")
+        self.remove.clicked.connect(self._remove)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.target)
+        layout.addWidget(self.hint)
+        layout.addWidget(self.entry)
+        layout.addWidget(self.counts)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.remove)
+        layout.addLayout(row)
+        self.show_sample(None, (), ())
+
+    def show_sample(
+        self, name: str | None, candidates: Sequence[str], counts: Sequence[ManualCount]
+    ) -> None:
+        """``name``: the sample on show (None: there is none, and entry is off)."""
+        self.entry.setEnabled(name is not None)
+        if name is not None:
+            self.target.setText(f"For {name}; each count over the volume you counted in.")
+        else:
+            self.target.setText("No sample on show: open or re-open one first.")
+        self.hint.setText(
+            "The model cannot see these taxa of the rule set; count them by microscope: "
+            + ", ".join(candidates)
+            if candidates
+            else ""
+        )
+        self.entry.set_taxa(candidates)
+        self.counts.clear()
+        for m in counts:
+            self.counts.addItem(f"{m.taxon}: {m.count} in {m.volume_ml:g} mL" + (
+                f" ({m.who})" if m.who else ""))  # fmt: skip
+            self.counts.item(self.counts.count() - 1).setData(Qt.ItemDataRole.UserRole, m.taxon)
+        self.remove.setEnabled(bool(counts))
+
+    def _remove(self) -> None:
+        item = self.counts.currentItem() or self.counts.item(0)
+        if item is not None:
+            self.remove_requested.emit(str(item.data(Qt.ItemDataRole.UserRole)))

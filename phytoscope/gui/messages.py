@@ -149,6 +149,7 @@ class Banner(QWidget):
         super().__init__(parent)
         self.notices: dict[str, Notice] = {}
         self.rows: dict[str, _NoticeRow] = {}
+        self._said: dict[str, str] = {}
         self.box = QVBoxLayout(self)
         self.box.setContentsMargins(0, 0, 0, 4)
         self.box.setSpacing(3)
@@ -168,6 +169,22 @@ class Banner(QWidget):
         self.notices[key], self.rows[key] = notice, row
         self.setVisible(True)
         self.changed.emit()
+
+    def post_once(self, key: str, text: str, level: str = "warning") -> None:
+        """Post ``text`` unless it is what ``key`` last said (shown or dismissed): a notice
+        the user dismissed comes back only when it has something new; "" removes it."""
+        if not text:
+            self.dismiss(key)
+        elif self._said.get(key) != text:
+            self.post(key, text, level)
+        self._said[key] = text
+
+    def forget(self) -> None:
+        """Remove every dismissable notice and what they said (a new sample)."""
+        for key, notice in list(self.notices.items()):
+            if notice.dismissable:
+                self.dismiss(key)
+        self._said.clear()
 
     def dismiss(self, key: str) -> None:
         """Remove a notice (the button, or the window when its cause is gone)."""
@@ -216,3 +233,19 @@ def skipped_text(skipped: list[tuple[str, str]], shown: int = 3) -> str:
     more = f" and {n - shown} more (see Messages)" if n > shown else ""
     noun = "input" if n == 1 else "inputs"
     return f"<b>{n} {noun} skipped — not in the counts or concentrations</b>: {names}{more}."
+
+
+CHANGES_NUMBERS = ("counted once", "left out", "PARTIAL")
+"""Words of the core session's notices and warnings that mean the counts are not simply
+every organism opened: a copy counted once, a bin left out, a partial (truncated) bin.
+Pooling choices and mixed inputs stay in the sample panel only."""
+
+
+def inputs_text(lines: list[str]) -> str:
+    """What the inputs did to the numbers (copies counted once, bins left out or partial),
+    as one notice; "" when there is nothing to say."""
+    lines = [line for line in lines if any(word in line for word in CHANGES_NUMBERS)]
+    if not lines:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in dict.fromkeys(lines))
+    return f"<b>Check before using the numbers</b>:<ul style='margin:0'>{items}</ul>"

@@ -37,9 +37,8 @@ from PySide6.QtWidgets import (
 )
 
 from phytoscope.core.sample import describe_volume, format_per_l
-from phytoscope.core.samples import SampleDraft, VolumeSpec, describe_unidentified
+from phytoscope.core.samples import SampleDraft, VolumeSpec
 from phytoscope.core.session import SampleSettings
-from phytoscope.storage.corrections import current_user
 
 VOLUME_NONE, VOLUME_GIVEN, VOLUME_UTERMOHL = (
     "not given (counts only)",
@@ -81,6 +80,8 @@ class SamplePanel(QWidget):
     """the user edited a setting"""
     selected = Signal()
     """another sample of the session was chosen"""
+    review_unknown_requested = Signal()
+    """the user asked to see the organisms not identified (the gallery's "unknown")"""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -99,7 +100,9 @@ class SamplePanel(QWidget):
         self.clear_time.setToolTip("Forget the time typed")
         self.clear_time.setFixedWidth(24)
         self.clear_time.clicked.connect(lambda: self.sampled_at.setDateTime(_NO_TIME))
-        self.technician = QLineEdit(current_user())
+        # never the login: a shared lab computer's login is not the person who signs
+        self.technician = QLineEdit()
+        self.technician.setPlaceholderText("your name")
         self.method = QComboBox()
         self.method.addItems([VOLUME_NONE, VOLUME_GIVEN, VOLUME_UTERMOHL])
         self.given_ml = _spin(" mL")
@@ -137,6 +140,12 @@ class SamplePanel(QWidget):
             self.partial.addItem(label, key)
         self.choice = QComboBox()
         self.choice.setToolTip("The samples of this session (bins and other images are apart)")
+        for combo in (self.method, self.grouping, self.partial, self.choice):
+            # a long entry must not widen the window: the box shrinks, the list shows it whole
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(12)
         self.state = QLabel()
         self.state.setWordWrap(True)
         self.warnings = QLabel()
@@ -174,12 +183,22 @@ class SamplePanel(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(20)
         self.total = QLabel()
         self.total.setWordWrap(True)
+        self.unknown = QLabel()
+        self.unknown.setWordWrap(True)
+        self.unknown.setTextFormat(Qt.TextFormat.RichText)
+        self.unknown.setStyleSheet(
+            "background:#fff3bf; color:#3d2c00; border:1px solid #f08c00; padding:3px"
+        )
+        self.unknown.setToolTip("Open the gallery on the organisms the model could not identify")
+        self.unknown.linkActivated.connect(lambda _link: self.review_unknown_requested.emit())
+        self.unknown.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(form)
         layout.addWidget(self.warnings)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.total)
+        layout.addWidget(self.unknown)
         self.site.textChanged.connect(self.changed)
         self.sampled_at.dateTimeChanged.connect(self.changed)
         for box in (*boxes, self.given_ml):
@@ -279,10 +298,6 @@ class SamplePanel(QWidget):
         volume = describe_volume(draft.volume) if draft.volume else ""
         self.volume_note.setText("; ".join(t for t in (volume, when) if t))
         self.show_counts(draft.counts, list(draft.concentrations), draft.n_unidentified)
-        if draft.n_unidentified:
-            self.total.setText(
-                f"{draft.organisms} organisms counted; {describe_unidentified(draft.unidentified)}"
-            )
         return draft
 
     def show_counts(self, counts: dict[str, int], concentrations: list[Any], unknown: int) -> None:
@@ -317,6 +332,16 @@ class SamplePanel(QWidget):
                     item.setForeground(QBrush(QColor("#999999")))
                 self.table.setItem(row, column, item)
         self.total.setText(f"{sum(counts.values())} organisms counted")
+        self.show_unknown(unknown)
+
+    def show_unknown(self, n: int) -> None:
+        """ "N organisms not identified: check by microscope", a click away from the gallery."""
+        noun = "organism" if n == 1 else "organisms"
+        self.unknown.setText(
+            f"<b>{n:,} {noun} not identified</b>: check by microscope — "
+            "<a href='unknown'>show them in the gallery</a>"
+        )
+        self.unknown.setVisible(n > 0)
 
 
 def _title(d: SampleDraft) -> str:

@@ -20,7 +20,7 @@ from phytoscope.core.sample import evidence_by_label
 from phytoscope.core.samples import SampleDraft
 from phytoscope.core.session import SampleSession, Saved
 from phytoscope.errors import PhytoscopeError
-from phytoscope.gui.panels import AlertPanel
+from phytoscope.gui.alerts import AlertPanel
 from phytoscope.gui.sample_panel import SamplePanel
 from phytoscope.gui.session import Record, Session
 from phytoscope.storage.corrections import Correction, add_correction, export_training_folder
@@ -90,10 +90,11 @@ class SampleView(QObject):
         if d is None or d.hab is None:
             why = "; ".join(d.problems) if d is not None else "no organism classified yet"
             self.alerts.show_message(f"HAB alerts: {why}")
+            self.alerts.show_unknown(d.unidentified if d is not None else 0)
             return
         stored = {a.taxon: a for a in d.alerts if a.withdrawn_at is None}
-        evidence = evidence_by_label(d.predictions, per_label=AlertPanel.EVIDENCE)
-        self.alerts.show_result(d.hab, stored, self._thumbnail_of, evidence)
+        evidence = evidence_by_label(d.predictions, per_label=self.alerts.evidence_shown)
+        self.alerts.show_result(d.hab, stored, self._thumbnail_of, d.unidentified, evidence)
 
     def save(self, manual: bool = True) -> list[Saved]:
         """Save every sample that can be (manual) or may be saved by itself (not manual)."""
@@ -123,19 +124,18 @@ class SampleView(QObject):
         self.saved.emit(results)
         return results
 
-    def acknowledge(self, alert: Alert) -> None:
-        who = self.panel.technician.text().strip()
-        if not who:
-            self._error("type your name in the Sample panel (Technician) to acknowledge an alert")
-            return
+    def acknowledge(self, alert: Alert, who: str, note: str = "") -> None:
+        """Store an acknowledgement the alert panel confirmed (a name is required there)."""
         if alert.id is None:
             self._error("save the sample first: only a saved alert can be acknowledged")
             return
         try:
-            self.session.acknowledge(self._store(), alert.id, who)
+            self.session.acknowledge(self._store(), alert.id, who, note)
         except PhytoscopeError as exc:
             self._error(f"acknowledgement not stored: {exc}")
             return
+        if not self.panel.technician.text().strip():
+            self.panel.technician.setText(who)
         self._message(f"{alert.taxon} alert acknowledged by {who} at its current concentration")
         self.refresh(force=True)
 
@@ -192,7 +192,7 @@ class SampleView(QObject):
             return
         if opened:
             taxa = ", ".join(sorted({f"{a.taxon} ({a.level})" for a in opened}))
-            self.alerts.earlier.setText(
+            self.alerts.show_earlier(
                 f"<b>{len(opened)} alert(s) from earlier samples not acknowledged</b>: {taxa} "
                 "— <code>phytoscope report --list</code>"
             )

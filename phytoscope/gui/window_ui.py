@@ -8,20 +8,27 @@ them to the core session and the workers.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, QUrl
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtCore import QSettings, QSize, Qt, QUrl
+from PySide6.QtGui import (
+    QAction,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QIcon,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
+    QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QMainWindow,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QStyle,
     QTabWidget,
@@ -30,16 +37,31 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from phytoscope.config import config_dir
+from phytoscope.gui.alerts import AlertPanel
 from phytoscope.gui.bench_page import BenchPage
-from phytoscope.gui.charts import LiveCharts
+from phytoscope.gui.charts import LiveCharts, charts_dock
 from phytoscope.gui.imageview import ImageView
-from phytoscope.gui.panels import AlertPanel
+from phytoscope.gui.messages import Banner, MessageLog, TabBadge, no_model_text
 from phytoscope.gui.predictions import Gallery, PredictionsModel, PredictionsTable
 from phytoscope.gui.sample_panel import SamplePanel
 from phytoscope.gui.session import Session
 from phytoscope.gui.style import GenusColours
+from phytoscope.gui.workers import describe_error
 
 log = logging.getLogger("phytoscope.gui.main_window")
+
+NO_MODEL = "no-model"
+"""Banner key of the no-model notice (removed when a model loads)."""
+FIRST_SIZE = (1600, 1000)
+"""Pixels: the first size on a screen that has room for it (else the screen's size)."""
+
+
+def layout_settings(settings_path: Path | None) -> QSettings:
+    """Where the window keeps its layout and remembered names: beside the settings file
+    it was given (tests keep theirs in a temporary folder), else the user's config."""
+    folder = Path(settings_path).parent if settings_path else config_dir()
+    return QSettings(str(folder / "window.ini"), QSettings.Format.IniFormat)
 
 
 class WindowLayout(QMainWindow):
@@ -47,17 +69,24 @@ class WindowLayout(QMainWindow):
 
     colours: GenusColours
     session: Session
-    banner: QLabel
+    window_settings: QSettings
+    """the window's own layout and remembered names (not the analysis settings)"""
+    splitters: dict[str, QSplitter]
+    banner: Banner
     image_view: ImageView
     predictions_model: PredictionsModel
     predictions_table: PredictionsTable
     gallery: Gallery
-    log_list: QListWidget
+    message_log: MessageLog
+    messages_badge: TabBadge
+    analysis_page: QWidget
     lower_tabs: QTabWidget
     sample_panel: SamplePanel
     save_sample_button: QPushButton
     alert_panel: AlertPanel
     charts: LiveCharts
+    charts_dock: QDockWidget
+    status_charts: QLabel
     bench_page: BenchPage
     tabs: QTabWidget
     status_backend: QLabel
@@ -69,12 +98,7 @@ class WindowLayout(QMainWindow):
 
     def _build_ui(self, bench_overrides: dict[str, Any] | None, bench_out: Path | None) -> None:
         slots: Any = self  # the window's slots (defined by MainWindow)
-        self.banner = QLabel()
-        self.banner.setWordWrap(True)
-        self.banner.setStyleSheet(
-            "background:#fff3bf; color:#5c3c00; padding:6px; border:1px solid #f59f00"
-        )
-        self.banner.hide()
+        self.banner = Banner()
 
         self.image_view = ImageView(self.colours)
         self.predictions_model = PredictionsModel(self.session, self.colours)
@@ -84,48 +108,50 @@ class WindowLayout(QMainWindow):
         self.gallery.correction_requested.connect(slots.correct)
         self.gallery.export_requested.connect(slots.export_corrections)
         self.gallery.record_activated.connect(slots.show_record)
-        self.log_list = QListWidget()
+        self.message_log = MessageLog()
         lower = QTabWidget()
         lower.addTab(self.predictions_table, "Predictions")
-        lower.addTab(self.gallery, "Gallery by genus (correct labels)")
-        lower.addTab(self.log_list, "Messages")
+        lower.addTab(self.gallery, "Gallery (review and correct)")
+        lower.addTab(self.message_log, "Messages")
         self.lower_tabs = lower
+        self.messages_badge = TabBadge(lower, self.message_log)
         lower.currentChanged.connect(
             lambda _i: self.gallery.refresh() if self.gallery.isVisible() else None
         )
-        left = QSplitter(Qt.Orientation.Vertical)
-        left.addWidget(self.image_view)
-        left.addWidget(lower)
+        left = self._splitter("left", Qt.Orientation.Vertical, self.image_view, lower)
         left.setSizes([520, 400])
 
         self.sample_panel = SamplePanel()
+        self.sample_panel.review_unknown_requested.connect(slots.show_unknowns)
         self.save_sample_button = QPushButton("Save sample")
         self.save_sample_button.setToolTip(
             "Record the samples, their counts and alerts (a saved sample is updated in place)"
         )
         self.save_sample_button.clicked.connect(slots.save_sample)
+        # the panel scrolls in a short window instead of raising the window's minimum height
+        sample_scroll = QScrollArea()
+        sample_scroll.setWidgetResizable(True)
+        sample_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        sample_scroll.setWidget(self.sample_panel)
         sample_box = QWidget()
         sample_layout = QVBoxLayout(sample_box)
         sample_layout.setContentsMargins(0, 0, 0, 0)
-        sample_layout.addWidget(self.sample_panel, 1)
+        sample_layout.addWidget(sample_scroll, 1)
         sample_layout.addWidget(self.save_sample_button)
-        self.alert_panel = AlertPanel()
-        self.charts = LiveCharts(horizontal=True)
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.alert_panel)
-        right.addWidget(sample_box)
-        right.addWidget(self.charts)
-        right.setSizes([250, 450, 250])
+        # microscope counts are entered once the window stores them (the samples work)
+        self.alert_panel = AlertPanel(self.window_settings, manual_entry=False)
+        self.alert_panel.review_unknown_requested.connect(slots.show_unknowns)
+        right = self._splitter("right", Qt.Orientation.Vertical, self.alert_panel, sample_box)
+        right.setSizes([450, 450])
 
-        analysis = QSplitter(Qt.Orientation.Horizontal)
-        analysis.addWidget(left)
-        analysis.addWidget(right)
-        analysis.setSizes([860, 740])
+        analysis = self._splitter("analysis", Qt.Orientation.Horizontal, left, right)
+        analysis.setSizes([860, 600])
         analysis_page = QWidget()
         page_layout = QVBoxLayout(analysis_page)
         page_layout.setContentsMargins(4, 4, 4, 4)
         page_layout.addWidget(self.banner)
         page_layout.addWidget(analysis, 1)
+        self.analysis_page = analysis_page
 
         self.bench_page = BenchPage(overrides=bench_overrides, out_root=bench_out)
         self.tabs = QTabWidget()
@@ -133,11 +159,25 @@ class WindowLayout(QMainWindow):
         self.tabs.addTab(self.bench_page, "Benchmark")
         self.setCentralWidget(self.tabs)
 
+        # live charts: a dock under the analysis, closed with one click, back with one
+        self.charts = LiveCharts()
+        self.charts_dock = charts_dock(self.charts, self)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.charts_dock)
+        self.tabs.currentChanged.connect(self._charts_for_tab)
+        self._charts_hidden_by_tab = False
+
         status = self.statusBar()
         self.status_backend = QLabel("backend: —")
         self.status_model = QLabel("model: loading…")
         self.status_fps = QLabel("— organisms/s")
         self.status_dropped = QLabel("dropped frames: —")
+        self.status_charts = QLabel()
+        self.status_charts.setToolTip("Latest power, memory and throughput (charts closed)")
+        self.charts.summary_changed.connect(self.status_charts.setText)
+        self.charts_dock.visibilityChanged.connect(
+            lambda shown: self.status_charts.setVisible(not shown)
+        )
+        self.status_charts.hide()
         self.status_progress = QProgressBar()
         self.status_progress.setMaximumWidth(220)
         self.status_progress.setRange(0, 0)
@@ -151,10 +191,75 @@ class WindowLayout(QMainWindow):
             self.status_model,
             self.status_fps,
             self.status_dropped,
+            self.status_charts,
         ):
             status.addPermanentWidget(widget)
         status.addPermanentWidget(self.status_progress)
         status.addPermanentWidget(self.cancel_button)
+
+    def _splitter(self, name: str, orientation: Qt.Orientation, *widgets: QWidget) -> QSplitter:
+        """A splitter whose sizes the window remembers (QSettings, by ``name``)."""
+        splitter = QSplitter(orientation)
+        splitter.setObjectName(f"{name}-splitter")
+        splitter.setChildrenCollapsible(False)
+        for widget in widgets:
+            splitter.addWidget(widget)
+        self.splitters[name] = splitter
+        return splitter
+
+    def _charts_for_tab(self, index: int) -> None:
+        """The charts dock belongs to the analysis: hidden on the benchmark page (which has
+        its own charts) and back, if it was open, on return."""
+        on_analysis = self.tabs.widget(index) is self.analysis_page
+        if not on_analysis and self.charts_dock.isVisible():
+            self._charts_hidden_by_tab = True
+            self.charts_dock.hide()
+        elif on_analysis and self._charts_hidden_by_tab:
+            self._charts_hidden_by_tab = False
+            self.charts_dock.show()
+
+    # -- the layout the user left (window size, dock, splitters) ---------------------------
+
+    def restore_layout(self) -> None:
+        """Put back the size, dock and splitters of the last session, then make sure the
+        window fits the screen it is on (a layout saved on a 4K screen opens on a laptop)."""
+        saved = self.window_settings
+        geometry = saved.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = saved.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        for name, splitter in self.splitters.items():
+            sizes = saved.value(f"window/splitter/{name}")
+            if sizes is not None:
+                splitter.restoreState(sizes)
+        self.fit_to_screen(first=geometry is None)
+
+    def fit_to_screen(self, first: bool = True) -> None:
+        """No fixed size: the first time, most of the available screen; later, the saved
+        size shrunk to the screen where it no longer fits."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        available = screen.availableGeometry()
+        if first:
+            width = min(available.width(), max(FIRST_SIZE[0], int(available.width() * 0.8)))
+            height = min(available.height(), max(FIRST_SIZE[1], int(available.height() * 0.8)))
+        else:
+            width = min(self.width(), available.width())
+            height = min(self.height(), available.height())
+        self.resize(width, height)
+        if not available.contains(self.frameGeometry()):
+            self.move(available.topLeft())
+
+    def save_layout(self) -> None:
+        saved = self.window_settings
+        saved.setValue("window/geometry", self.saveGeometry())
+        saved.setValue("window/state", self.saveState())
+        for name, splitter in self.splitters.items():
+            saved.setValue(f"window/splitter/{name}", splitter.saveState())
+        saved.sync()
 
     def _build_actions(self) -> None:
         slots: Any = self
@@ -165,7 +270,8 @@ class WindowLayout(QMainWindow):
         toolbar.setObjectName("main-toolbar")
         self.addToolBar(toolbar)
         menu_file = self.menuBar().addMenu("&File")
-        menu_tools = self.menuBar().addMenu("&Tools")
+        menu_view = self.menuBar().addMenu("&View")
+        menu_tools = self.menu_tools = self.menuBar().addMenu("&Tools")
         menu_help = self.menuBar().addMenu("&Help")
 
         def action(
@@ -199,13 +305,41 @@ class WindowLayout(QMainWindow):
             "Open video…", slots.open_video_dialog, SP.SP_MediaSeekForward, None, menu_file, False
         )
         toolbar.addSeparator()
-        self.act_camera = action("Live camera", slots.toggle_camera, SP.SP_MediaPlay, "Ctrl+L")
+        self.act_camera = action(
+            "Live camera",
+            lambda on: slots.start_camera() if on else slots.stop_camera(),
+            SP.SP_MediaPlay,
+            "Ctrl+L",
+        )
         self.act_camera.setCheckable(True)
         self.act_cancel = action("Stop", slots.cancel_jobs, SP.SP_MediaStop, "Esc")
         self.act_clear = action(
             "New sample", slots.new_sample, SP.SP_FileDialogNewFolder, QKeySequence.StandardKey.New
         )
         menu_file.addSeparator()
+        self.act_save = action(
+            "Save sample", slots.save_sample, None, QKeySequence.StandardKey.Save, menu_file, False
+        )
+        self.act_report = action(
+            "Export report…",
+            lambda: slots.exports.report_dialog(),
+            None,
+            "Ctrl+R",
+            menu_file,
+            False,
+        )
+        self.act_report.setToolTip(
+            "The sample on show as HTML, PDF or CSV (the files `phytoscope report` writes)"
+        )
+        self.act_ecotaxa = action(
+            "Export to EcoTaxa…",
+            lambda: slots.exports.ecotaxa_dialog(),
+            None,
+            None,
+            menu_file,
+            False,
+        )
+        self.act_ecotaxa.setToolTip("The organisms of the sample on show as an EcoTaxa import zip")
         self.act_export = action(
             "Export corrections…", slots.export_corrections, None, None, menu_file, False
         )
@@ -215,15 +349,17 @@ class WindowLayout(QMainWindow):
         self.act_settings = action(
             "Settings…", slots.open_settings, SP.SP_FileDialogDetailedView, "Ctrl+,", menu_tools
         )
+        menu_view.addAction(self.charts_dock.toggleViewAction())
         self.act_pause = action(
             "Pause charts",
             lambda checked: self.charts.pause_button.setChecked(checked),
             None,
             None,
-            menu_tools,
+            menu_view,
             False,
         )
         self.act_pause.setCheckable(True)
+        self.charts.pause_button.toggled.connect(self.act_pause.setChecked)
         self.act_about = action(
             "About / doctor…", slots.open_about, SP.SP_MessageBoxInformation, "F1", menu_help
         )
@@ -237,16 +373,12 @@ class WindowLayout(QMainWindow):
         self._message(message, error=True)
 
     def _message(self, message: str, error: bool = False) -> None:
-        stamp = datetime.now().strftime("%H:%M:%S")
         self.messages.append(message)
-        item = QListWidgetItem(f"{stamp}  {message}")
         if error:
-            item.setForeground(Qt.GlobalColor.darkRed)
             log.warning("%s", message)
         else:
             log.info("%s", message)
-        self.log_list.addItem(item)
-        self.log_list.scrollToBottom()
+        self.message_log.add(message, error)
         self.statusBar().showMessage(message, 15000 if error else 6000)
 
     def _show_busy(self, busy: bool) -> None:
@@ -255,9 +387,13 @@ class WindowLayout(QMainWindow):
 
     def show_model(self, info: Any) -> None:
         """The loaded model in the status bar, its classes in the colours and the gallery."""
-        self.banner.hide()
+        self.banner.dismiss(NO_MODEL)
         self.colours.set_classes(info.classes)
-        self.gallery.set_classes(info.classes)
+        # confidences printed on the right side of their class's threshold (#17)
+        card = info.card
+        thresholds = {c.name: c.threshold for c in card.classes if c.threshold > 0} if card else {}
+        self.predictions_model.thresholds = thresholds
+        self.gallery.set_classes(info.classes, thresholds)
         self.status_backend.setText(f"backend: {info.backend} {info.precision}")
         self.status_model.setText(f"model: {info.model}")
         self.status_model.setToolTip(
@@ -267,12 +403,29 @@ class WindowLayout(QMainWindow):
     def show_no_model(self, reason: str) -> None:
         self.status_backend.setText("backend: —")
         self.status_model.setText("model: no model installed")
-        self.banner.setText(
-            "<b>No model installed</b> — images can be opened once a model is available. "
-            f"{reason}<br>Choose a model folder in <i>Tools → Settings</i>, or train one with "
-            "<code>phytoscope train</code>."
-        )
-        self.banner.show()
+        self.banner.post(NO_MODEL, no_model_text(reason), "error", dismissable=False)
+
+    def show_unknowns(self) -> None:
+        """The organisms the model could not identify, in the gallery (a click from the
+        sample and alert panels)."""
+        self.tabs.setCurrentWidget(self.analysis_page)
+        self.lower_tabs.setCurrentWidget(self.gallery)
+        self.gallery.show_group("unknown")
+
+    def open_settings(self) -> None:
+        from phytoscope.core import hab
+        from phytoscope.gui.dialogs import SettingsDialog
+
+        slots: Any = self
+        try:
+            rule_sets = hab.available_rule_sets()
+        except Exception as exc:  # noqa: BLE001 - the one in use still shows
+            rule_sets = [slots.settings.rule_set]
+            self.report_error(f"cannot list rule sets: {describe_error(exc)}")
+        info = slots.backend_info
+        dialog = SettingsDialog(slots.settings, rule_sets, info.card if info else None, self)
+        if dialog.exec() and dialog.result_settings is not None:
+            slots.apply_settings(dialog.result_settings)
 
     # -- choosing inputs (files, folders, bins; drag and drop) --------------------------
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from phytoscope.errors import SourceError
+from phytoscope.errors import SourceError, number_ranges
 from phytoscope.imaging.decode import (
     FILE_PAGE_BUDGET,
     Decoded,
@@ -77,20 +77,6 @@ _tifffile_logger.propagate = False
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
     return text[:200]
-
-
-def _ranges(numbers: list[int]) -> str:
-    """``[3, 4, 5, 9]`` -> ``"3-5, 9"`` (1-based page numbers for messages)."""
-    parts: list[str] = []
-    start = prev = numbers[0]
-    for n in numbers[1:] + [None]:  # type: ignore[list-item]
-        if n is not None and n == prev + 1:
-            prev = n
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        if n is not None:
-            start = prev = n
-    return ", ".join(parts)
 
 
 def _to_grey_or_colour(data: np.ndarray, photometric: int, colormap: Any) -> np.ndarray:
@@ -284,7 +270,7 @@ def read_tiff_pages(path: Path | str) -> Decoded:
         )
     for reason, numbers in failed.items():
         label = "page" if len(numbers) == 1 else "pages"
-        problems.insert(0, f"{label} {_ranges(numbers)} cannot be read: {reason}")
+        problems.insert(0, f"{label} {number_ranges(numbers)} cannot be read: {reason}")
     if expected and read == expected and problems:
         # every announced page was read (from the stack's bytes): nothing is lost
         log.info("%s: all %d pages read despite: %s", path, read, "; ".join(problems))

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from phytoscope.errors import SourceError
+from phytoscope.errors import SourceError, number_ranges
 
 SUFFIXES = (".hdr", ".adc", ".roi")
 NEW_NAME = re.compile(r"^D\d{8}T\d{6}_IFCB\d+$")
@@ -93,21 +93,6 @@ class BinReport:
         if len(self.bad_rows) > 5:
             parts.append(f"{len(self.bad_rows) - 5} more ADC lines skipped")
         return "; ".join(parts)
-
-
-def number_ranges(numbers: list[int]) -> str:
-    """``[3, 4, 5, 9]`` -> ``"3-5, 9"``."""
-    numbers = sorted(numbers)
-    parts: list[str] = []
-    start = prev = numbers[0]
-    for n in [*numbers[1:], None]:
-        if n is not None and n == prev + 1:
-            prev = n
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        if n is not None:
-            start = prev = n
-    return ", ".join(parts)
 
 
 def bin_stem(path: Path | str) -> Path:

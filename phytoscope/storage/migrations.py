@@ -162,4 +162,19 @@ MIGRATIONS: list[str] = [
     CREATE INDEX runs_inputs ON runs(inputs_key);
     CREATE INDEX predictions_roi ON predictions(run_id, source, roi_index)
     """,
+    # 6: a microscopist's counts of taxa the model cannot see, each over its own volume,
+    #    stored with their sample (one per taxon; replaced with each revision, whose record
+    #    keeps them too) and assessed by the alerts like the model's counts
+    """
+    CREATE TABLE manual_counts (
+        sample_id   INTEGER NOT NULL REFERENCES samples(id),
+        taxon       TEXT NOT NULL,
+        count       INTEGER NOT NULL CHECK (count >= 0),
+        volume_ml   REAL NOT NULL CHECK (volume_ml > 0),
+        who         TEXT NOT NULL DEFAULT '',
+        at          TEXT NOT NULL DEFAULT '',
+        note        TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (sample_id, taxon)
+    );
+    """,
 ]

@@ -9,6 +9,8 @@ A mixin of :class:`~phytoscope.storage.store.Store` (it uses the store's connect
   technician signed is ever lost.
 - **Alerts follow their sample.** :meth:`SampleRecords.sync_alerts` updates the alert of a
   taxon in place, adds new ones and marks those no longer reached as withdrawn.
+- **Manual counts** (a microscopist's count per taxon, with its volume) are rewritten with
+  each revision of their sample, like its counts.
 - **An acknowledgement covers what it saw.** It stores the alert's level, concentration and
   count; when a later revision changes any of them the alert is open again (``reopened``
   says whose acknowledgement went stale).
@@ -105,9 +107,10 @@ class SampleRecords:
         summary: Mapping[str, Any] | None = None,
         bins: Iterable[Mapping[str, Any]] = (),
         reason: str = "",
+        manual: Iterable[Mapping[str, Any]] = (),
     ) -> int:
         """Store a new sample (revision 1) and its counts in one transaction; its id."""
-        bins = list(bins)
+        bins, manual = list(bins), list(manual)
         now = utc_now()
         columns = ", ".join(("created_at", "revision", *_SAMPLE_COLUMNS))
         marks = ",".join("?" * (len(_SAMPLE_COLUMNS) + 2))
@@ -117,8 +120,9 @@ class SampleRecords:
                 (sample.created_at or now, 1, *_sample_values(sample, summary, bins)),
             )
             sample_id = int(cur.lastrowid or 0)
-            self._write_counts(db, sample_id, counts, units or {})
-            self._write_revision(db, sample_id, 1, now, reason, sample, counts, summary, bins)
+            self._write_counts(db, sample_id, counts, units or {}, manual)
+            record = (sample, counts, summary, bins, manual)
+            self._write_revision(db, sample_id, 1, now, reason, *record)
         return sample_id
 
     def save_sample(
@@ -140,9 +144,10 @@ class SampleRecords:
         summary: Mapping[str, Any] | None = None,
         bins: Iterable[Mapping[str, Any]] = (),
         reason: str = "",
+        manual: Iterable[Mapping[str, Any]] = (),
     ) -> int:
         """Rewrite a sample in place as its next revision (kept in the history); returns it."""
-        bins = list(bins)
+        bins, manual = list(bins), list(manual)
         now = utc_now()
         assignments = ", ".join(f"{c}=?" for c in _SAMPLE_COLUMNS)
         with self.transaction() as db:
@@ -155,20 +160,33 @@ class SampleRecords:
                 (revision, now, *_sample_values(sample, summary, bins), sample_id),
             )
             db.execute("DELETE FROM sample_counts WHERE sample_id=?", (sample_id,))
-            self._write_counts(db, sample_id, counts, units or {})
-            self._write_revision(
-                db, sample_id, revision, now, reason, sample, counts, summary, bins
-            )
+            db.execute("DELETE FROM manual_counts WHERE sample_id=?", (sample_id,))
+            self._write_counts(db, sample_id, counts, units or {}, manual)
+            record = (sample, counts, summary, bins, manual)
+            self._write_revision(db, sample_id, revision, now, reason, *record)
         return revision
 
     @staticmethod
     def _write_counts(
-        db: sqlite3.Connection, sample_id: int, counts: Mapping[str, int], units: Mapping[str, str]
+        db: sqlite3.Connection,
+        sample_id: int,
+        counts: Mapping[str, int],
+        units: Mapping[str, str],
+        manual: list[Mapping[str, Any]],
     ) -> None:
         db.executemany(
             "INSERT INTO sample_counts(sample_id, taxon, count, unit) VALUES (?,?,?,?)",
             [(sample_id, t, int(n), units.get(t, "cells/L")) for t, n in counts.items()],
         )
+        db.executemany(
+            "INSERT INTO manual_counts(sample_id, taxon, count, volume_ml, who, at, note)"
+            " VALUES (?,?,?,?,?,?,?)",
+            [
+                (sample_id, m["taxon"], int(m["count"]), float(m["volume_ml"]),
+                 m.get("who", ""), m.get("at", ""), m.get("note", ""))
+                for m in manual
+            ],
+        )  # fmt: skip
 
     @staticmethod
     def _write_revision(
@@ -181,6 +199,7 @@ class SampleRecords:
         counts: Mapping[str, int],
         summary: Mapping[str, Any] | None,
         bins: list[Mapping[str, Any]],
+        manual: list[Mapping[str, Any]],
     ) -> None:
         record = {
             "site": sample.site,
@@ -197,6 +216,7 @@ class SampleRecords:
             "warnings": list(sample.warnings),
             "unidentified": sample.unidentified,
             "bins": bins,
+            "manual": [dict(m) for m in manual],
             "summary": dict(summary or {}),
         }
         db.execute(
@@ -264,6 +284,13 @@ class SampleRecords:
         if row is None:
             raise StorageError(f"no sample {sample_id} in {self.path}")
         return list(json.loads(row["bins"]))
+
+    def manual_counts(self, sample_id: int | None = None) -> list[dict[str, Any]]:
+        """A microscopist's counts of one sample (or of all) as dicts: sample_id, taxon,
+        count, volume_ml, who, at, note."""
+        where, args = ("WHERE sample_id=?", (sample_id,)) if sample_id is not None else ("", ())
+        rows = self.db.execute(f"SELECT * FROM manual_counts {where} ORDER BY rowid", args)
+        return [dict(r) for r in rows]
 
     def sample_revisions(self, sample_id: int) -> list[dict[str, Any]]:
         """Every saved state of a sample, oldest first: revision, saved_at, reason, record."""

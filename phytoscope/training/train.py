@@ -33,8 +33,10 @@ import numpy as np
 
 from phytoscope.errors import Cancelled, ConfigError
 from phytoscope.modelcard import ClassInfo, InputSpec, ModelCard, card_path_for, sha256_of
+from phytoscope.training import checkpoint as run_files
 from phytoscope.training import dataset as ds
 from phytoscope.training.augment import augment_batch
+from phytoscope.training.cardnotes import card_notes, not_recognised
 
 log = logging.getLogger(__name__)
 
@@ -43,24 +45,6 @@ MODEL_VERSION = "1.0.0"
 
 Progress = Callable[[str, int, int, dict[str, float]], None]
 """progress(stage, step, total, metrics): stage is "prepare", "features", "head" or "fine-tune"."""
-
-# HAB taxa named by the rule sets of ../shared/domain/hab_thresholds.csv (and the domain
-# notes); used when no rule file is given, to say plainly what the model cannot see.
-KNOWN_HAB_TAXA = (
-    "Alexandrium",
-    "Dinophysis",
-    "Prorocentrum",
-    "Pseudo-nitzschia",
-    "Karenia",
-    "Gymnodinium",
-    "Protoceratium",
-    "Lingulodinium",
-    "Chaetoceros",
-    "Heterosigma",
-    "Pseudochattonella",
-    "Phaeocystis",
-    "Cyanobacteria",
-)
 
 
 @dataclass
@@ -126,78 +110,11 @@ def _check(cancel: Callable[[], bool] | None) -> None:
         )
 
 
-def not_recognised(classes: tuple[ClassInfo, ...], rules: Path | None = None) -> tuple[str, ...]:
-    """HAB taxa of the rule sets (genus level) that no class of the model stands for."""
-    taxa: list[str] = []
-    if rules is not None and Path(rules).exists():
-        import csv
-
-        with open(rules, newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                taxon = (row.get("taxon") or "").strip()
-                rank = (row.get("rank") or "").strip()
-                name = taxon if rank == "group" else taxon.split(" ")[0]
-                if name and name not in taxa:
-                    taxa.append(name)
-    else:
-        taxa = list(KNOWN_HAB_TAXA)
-    names = {c.name for c in classes} | {c.group for c in classes if c.group}
-    return tuple(t for t in taxa if t not in names)
-
-
-def _card_notes(items: list[ds.Item], missing: tuple[str, ...]) -> str:
-    """Plain words for the card: what the model cannot see, and how far its sources reach."""
-    by_class: dict[str, set[str]] = {}
-    for item in items:
-        by_class.setdefault(item.cls, set()).add(item.source)
-    single = sorted(c for c, s in by_class.items() if len(s) == 1)
-    parts = []
-    if missing:
-        parts.append(
-            "Cannot recognise these HAB taxa (no training images): "
-            + ", ".join(missing)
-            + "; a run of this model never shows they are absent."
-        )
-    if single:
-        parts.append(
-            f"{len(single)} of {len(by_class)} classes come from a single data source "
-            "(one instrument each), so the model partly learns the instrument; accuracy "
-            "is reported per source, and counts from another instrument need re-training "
-            "or at least re-evaluation on its labelled images."
-        )
-    return " ".join(parts)
-
-
 def _class_weights(y: np.ndarray, n: int) -> dict[int, float]:
     """Inverse-frequency weights (mean 1) so 22 Mesodinium count as much as 900 zooplankton."""
     counts = np.bincount(y, minlength=n).astype(np.float64)
     weights = np.where(counts > 0, len(y) / (n * np.maximum(counts, 1)), 0.0)
     return {i: float(w) for i, w in enumerate(weights)}
-
-
-def _save_state(folder: Path, state: dict[str, Any]) -> None:
-    tmp = folder / "state.json.tmp"
-    tmp.write_text(json.dumps(state, indent=2))
-    tmp.replace(folder / "state.json")
-
-
-def _load_state(folder: Path) -> dict[str, Any]:
-    path = folder / "state.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _save_weights(model: Any, path: Path) -> None:
-    """Weights only, as a plain .npz (atomic). Optimizer moments are not kept: a resumed
-    epoch restarts Adam's averages, which costs far less than Keras' optimizer-mismatch
-    pitfalls when a checkpoint is loaded into a differently compiled model."""
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, *model.get_weights())
-    tmp.replace(path)
-
-
-def _load_weights(model: Any, path: Path) -> None:
-    with np.load(path) as data:
-        model.set_weights([data[f"arr_{i}"] for i in range(len(data.files))])
 
 
 def _augmented_epochs(
@@ -284,7 +201,7 @@ def train(
     out = Path(config.out_dir)
     ckpt = out / "checkpoints"
     ckpt.mkdir(parents=True, exist_ok=True)
-    state = _load_state(ckpt) if config.resume else {}
+    state = run_files.load_state(ckpt) if config.resume else {}
     if state and state.get("config", {}).get("size") not in (None, config.size):
         raise ConfigError(
             f"checkpoint in {ckpt} was made at size {state['config']['size']}, not {config.size}"
@@ -434,14 +351,14 @@ def train(
         stopped(callback)
         head.set_weights(best["weights"])
         model.get_layer("logits").set_weights(head.get_layer("logits").get_weights())
-        _save_weights(model, head_file)
-        _save_state(ckpt, run_state(stage="head_done", head_val_top1=best["val"]))
-        state = _load_state(ckpt)
+        run_files.save_weights(model, head_file)
+        run_files.save_state(ckpt, run_state(stage="head_done", head_val_top1=best["val"]))
+        state = run_files.load_state(ckpt)
 
     # -- stage 2: fine-tuning ------------------------------------------------------------
     done = int(state.get("epoch", 0)) if state.get("stage") in ("fine_tune", "done") else 0
     last_file, best_file = ckpt / "last.weights.npz", ckpt / "best.weights.npz"
-    _load_weights(model, last_file if done and last_file.exists() else head_file)
+    run_files.load_weights(model, last_file if done and last_file.exists() else head_file)
     best_val = float(state.get("best_val", -1.0))
     best_epoch = int(state.get("best_epoch", 0))
     if config.fine_tune_epochs > 0 and done < config.fine_tune_epochs:
@@ -457,7 +374,7 @@ def train(
         x_val = normalise(prepared[val_idx], spec)
         if best_val < 0:  # the head-only model is the baseline fine-tuning must beat
             best_val = float(model.evaluate(x_val, y[val_idx], batch_size=64, verbose=0)[1])
-            _save_weights(model, best_file)
+            run_files.save_weights(model, best_file)
         sample_weight = np.array([weights[int(k)] for k in y], dtype=np.float32)
         data = _augmented_epochs(
             keras, prepared, train_idx, y, sample_weight, spec, config.batch_size, config.seed, done
@@ -467,9 +384,9 @@ def train(
         def checkpoint(record: dict[str, Any]) -> None:
             if record["val_top1"] >= tracker["best"]:
                 tracker["best"], tracker["epoch"] = record["val_top1"], record["epoch"]
-                _save_weights(model, best_file)
-            _save_weights(model, last_file)
-            _save_state(
+                run_files.save_weights(model, best_file)
+            run_files.save_weights(model, last_file)
+            run_files.save_state(
                 ckpt,
                 run_state(
                     stage="fine_tune",
@@ -491,9 +408,9 @@ def train(
         stopped(callback)
         best_val, best_epoch = tracker["best"], tracker["epoch"]
         done = config.fine_tune_epochs
-        _load_weights(model, best_file)
+        run_files.load_weights(model, best_file)
     elif best_file.exists():
-        _load_weights(model, best_file)
+        run_files.load_weights(model, best_file)
 
     # -- evaluation on the held-out split, thresholds from validation --------------------
     logits_fn = lambda batch: np.asarray(model(batch, training=False))  # noqa: E731
@@ -521,7 +438,9 @@ def train(
     shipped.set_weights(model.get_weights())
     shipped.save(model_path)
     seconds = elapsed_before + time.perf_counter() - started
-    _save_state(ckpt, run_state(stage="done", epoch=done, best_val=best_val, best_epoch=best_epoch))
+    run_files.save_state(
+        ckpt, run_state(stage="done", epoch=done, best_val=best_val, best_epoch=best_epoch)
+    )
     classes = tuple(
         ClassInfo(**{**asdict(c), "threshold": round(float(thresholds.get(c.name, 0.0)), 4)})
         for c in classes
@@ -564,7 +483,7 @@ def train(
         if test_report
         else {"val_top1": round(val_report.top1, 4)},
         not_recognised=missing,
-        notes=_card_notes(items, missing),
+        notes=card_notes(items, missing),
     )
     card_path = card.save(card_path_for(model_path))
     (out / "history.json").write_text(json.dumps(history, indent=2))
@@ -577,75 +496,3 @@ def train(
     return TrainResult(
         model_path, card_path, split_path, history, seconds, ModelCard.load(card_path)
     )
-
-
-def compare_sizes(
-    config: TrainConfig,
-    sizes: tuple[int, ...] = (96, 128, 160),
-    progress: Progress | None = None,
-    repeats: int = 5,
-) -> list[dict[str, Any]]:
-    """Accuracy against speed per input size, to choose the shipped size by measurement.
-
-    For each size: the frozen-backbone stage only (same split, same seed; fine-tuning is too
-    slow to repeat per size on two cores), its validation top-1, and the ONNX Runtime CPU
-    latency of the whole network at batch 1 and 16 (median of ``repeats`` timed runs after a
-    warm-up). Test images are not touched, so the choice cannot leak into the reported
-    test accuracy.
-    """
-    import tempfile
-
-    import onnxruntime as ort
-
-    results = []
-    for size in sizes:
-        run = TrainConfig(
-            **{
-                **asdict(config),
-                "size": size,
-                "fine_tune_epochs": 0,
-                "resume": False,
-                "out_dir": Path(config.out_dir) / f"size_{size}",
-            }
-        )
-        result = train(run, progress)
-        head_val = max(h["val_top1"] for h in result.history if h["stage"] == "head")
-        timing: dict[str, float] = {}
-        with tempfile.TemporaryDirectory() as tmp:
-            import keras
-
-            model = keras.models.load_model(result.model_path, compile=False)
-            model(np.zeros((1, size, size, 3), np.float32))
-            onnx_path = Path(tmp) / "m.onnx"
-            model.export(str(onnx_path), format="onnx", verbose=False)
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
-            session = ort.InferenceSession(
-                str(onnx_path), options, providers=["CPUExecutionProvider"]
-            )
-            name = session.get_inputs()[0].name
-            for batch in (1, 16):
-                x = (
-                    np.random.default_rng(0)
-                    .uniform(-1, 1, (batch, size, size, 3))
-                    .astype(np.float32)
-                )
-                session.run(None, {name: x})
-                times = []
-                for _ in range(repeats):
-                    t0 = time.perf_counter()
-                    session.run(None, {name: x})
-                    times.append(time.perf_counter() - t0)
-                timing[f"ms_per_image_batch{batch}"] = round(
-                    1000 * float(np.median(times)) / batch, 2
-                )
-        results.append(
-            {
-                "size": size,
-                "val_top1_frozen_backbone": round(head_val, 4),
-                **timing,
-                "seconds_to_train_head": round(result.seconds, 1),
-            }
-        )
-        log.info("size %d: %s", size, results[-1])
-    return results

@@ -49,7 +49,7 @@ def test_images_and_an_ifcb_bin_are_classified_shown_stored_and_charted(qtbot, w
     assert panel.choice.count() == 2 and panel.choice.currentText().startswith("IFCB")
     assert "mix IFCB bins and other images" in panel.warnings.text()
     assert "analysed in 1 IFCB bin" in panel.volume_note.text()
-    qtbot.waitUntil(lambda: window.alert_panel.table.rowCount() == 3, timeout=5000)
+    qtbot.waitUntil(lambda: len(window.alert_panel.card_of) == 3, timeout=5000)
     assert set(window.alert_panel.levels_shown) == {"Pseudo-nitzschia", "Dinophysis", "Alexandrium"}
     assert "Karenia mikimotoi" in window.alert_panel.not_monitored.text()
     # telemetry arrives on its thread; charts redraw from their timer
@@ -89,24 +89,27 @@ def test_correcting_labels_drives_counts_alerts_and_acknowledgement(qtbot, windo
     assert window.alert_panel.levels_shown["Alexandrium"] == "red"
     assert window.alert_panel.levels_shown["Dinophysis"] == "green"
 
-    # saving the sample stores the alert; acknowledging it records who
-    window.sample_panel.technician.setText("A. Tester")
+    # saving the sample stores the alert; acknowledging it records who, with a note
     sample_id = window.save_sample()
     assert sample_id is not None
     window.refresh_panels()
 
-    def button():
-        rows = window.alert_panel.table.rowCount()
-        taxa = [window.alert_panel.table.item(r, 1).text().split("\n")[0] for r in range(rows)]
-        return window.alert_panel.table.cellWidget(taxa.index("Alexandrium"), 5)
+    def card():
+        return window.alert_panel.card_of["Alexandrium"]
 
-    assert button().text() == "Acknowledge"
-    button().click()
+    assert card().ack_button.text() == "Acknowledge" and card().ack_button.isEnabled()
+    card().ack_button.click()
+    assert card().form.name.text() == ""  # never the login name
+    card().form.name.setText("A. Tester")
+    card().form.note.setText("phoned the harvester")
+    card().form.confirm.click()
     with Store(window.database) as store:
         alerts = [a for a in store.alerts(sample_id) if a.taxon == "Alexandrium"]
         assert alerts[0].level == "red" and alerts[0].acknowledged_by == "A. Tester"
         assert len(store.db.execute("SELECT * FROM corrections").fetchall()) == n
-    assert "acknowledged" in button().text()
+    window.refresh_panels()
+    assert "Acknowledged by A. Tester" in card().ack_state.text()
+    assert window.alert_panel.technician_name() == "A. Tester"  # remembered for next time
 
     # #16.6: a later correction changes the concentration: the same record is updated and
     # the acknowledgement no longer covers the alert, which is open again
@@ -118,7 +121,9 @@ def test_correcting_labels_drives_counts_alerts_and_acknowledgement(qtbot, windo
         (alert,) = [a for a in store.alerts(sample_id) if a.taxon == "Alexandrium"]
         assert alert.open and "A. Tester" in alert.reopened and alert.count == n - 1
     window.refresh_panels()
-    assert button().text() == "Acknowledge again"
+    assert card().ack_button.text() == "Acknowledge again"
+    card().ack_button.click()
+    assert card().form.name.text() == "A. Tester"
 
     # corrections export as a training folder of class sub-folders (the latest one wins)
     written = window.export_corrections(str(tmp_path / "training"))

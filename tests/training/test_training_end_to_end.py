@@ -19,7 +19,8 @@ pytest.importorskip(
 from phytoscope.errors import Cancelled, ModelError  # noqa: E402
 from phytoscope.modelcard import ModelCard  # noqa: E402
 from phytoscope.training import dataset as ds  # noqa: E402
-from phytoscope.training.train import TrainConfig, not_recognised, train  # noqa: E402
+from phytoscope.training.cardnotes import not_recognised  # noqa: E402
+from phytoscope.training.train import TrainConfig, train  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "training"
 

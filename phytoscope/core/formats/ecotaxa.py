@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -73,6 +74,42 @@ class SampleFacts:
     depth_max: float | None = None
     site: str = ""
     instrument: str = ""
+
+
+def roi_sample_facts(
+    fact: Any,
+    name: str,
+    site: str = "",
+    sampled_at: str | None = None,
+    lat: float | None = None,
+    lon: float | None = None,
+    depth: tuple[float, float] | None = None,
+) -> SampleFacts:
+    """The sample facts of one organism from where it was found (``fact``: a
+    :class:`~phytoscope.core.analysis.RoiFacts`, or None), for ``phytoscope classify
+    --ecotaxa`` and the window alike.
+
+    Sample: the IFCB bin, else the video file, else the input's name. Time: ``sampled_at``
+    if the user gave one, else the video's recording time at that frame, else the IFCB
+    bin's time from its name (UTC, the session's rule).
+    """
+    from phytoscope.core.samples import bin_time, iso_utc
+
+    bin_id = getattr(fact, "bin_id", None)
+    video = getattr(fact, "video", None)
+    # EcoTaxa's instrument codes ("?" is its unknown instrument)
+    if bin_id:
+        instrument, sample = "IFCB", str(bin_id)
+    elif video:
+        instrument, sample = "Other microscope", Path(video).name
+    else:
+        instrument, sample = "?", Path(name).name or name
+    when = sampled_at or getattr(fact, "recorded_at", None)
+    if not when and bin_id:
+        moment = bin_time(str(bin_id))
+        when = iso_utc(moment) if moment is not None else None
+    low, high = depth or (None, None)
+    return SampleFacts(sample, when, lat, lon, low, high, site, instrument)
 
 
 @dataclass

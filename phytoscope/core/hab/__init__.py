@@ -9,7 +9,9 @@ row (see ``resources/rules/README.md``). Public API, used by the CLI and the GUI
   is recorded with every alert.
 - :func:`assess` (counts per model class, volume, model card, rule set) ->
   :class:`Assessment` per monitored taxon (every level, "green" included) and the rule-set
-  taxa that the model cannot recognise ("not monitored by this model").
+  taxa that the model cannot recognise ("not monitored by this model"); a microscopist's
+  counts of those taxa (``manual``, each over its own volume) are assessed alike and
+  marked "manual count" (:func:`manual_candidates` lists the taxa to count).
 - :func:`make_alerts` -> frozen :class:`~phytoscope.types.Alert` for every assessment above
   the rule set's lowest ("below") level.
 - :func:`record_sample` does all of it and persists the sample, its counts and its alerts.
@@ -42,7 +44,13 @@ from phytoscope.core.hab.alerts import (
     record_sample,
     utc_now,
 )
-from phytoscope.core.hab.assess import Assessment, HabResult, assess, classes_for
+from phytoscope.core.hab.assess import (
+    Assessment,
+    HabResult,
+    assess,
+    classes_for,
+    manual_candidates,
+)
 from phytoscope.core.hab.rules import (
     BOUNDARIES,
     COLUMNS,
@@ -76,6 +84,7 @@ __all__ = [
     "describe_alert",
     "load_rule_set",
     "make_alerts",
+    "manual_candidates",
     "record_sample",
     "rules_dir",
     "user_overrides_path",

@@ -11,6 +11,7 @@ from phytoscope.core.hab.assess import HabResult, assess
 from phytoscope.core.hab.rules import RuleSet
 from phytoscope.core.sample import (
     CELLS_UNDERESTIMATED,
+    MANUAL,
     Concentration,
     evidence_by_label,
     format_per_l,
@@ -37,14 +38,15 @@ def make_alerts(
     """One :class:`~phytoscope.types.Alert` per assessment above the lowest level.
 
     ``evidence`` maps model class -> (source, roi_index) of its ROIs, most confident first;
-    ``clock`` is injected so tests and replays stamp a known time.
+    ``clock`` is injected so tests and replays stamp a known time. An alert from a
+    microscopist's count names "manual count" as its model and has no ROI evidence.
     """
     evidence = evidence or {}
     raised = clock().isoformat(timespec="seconds")
     alerts = []
     for a in result.alerts:
         rois: list[tuple[str, int]] = []
-        for name in a.classes:
+        for name in () if a.manual else a.classes:
             rois.extend(evidence.get(name, ()))
         c = a.concentration
         alerts.append(
@@ -59,7 +61,7 @@ def make_alerts(
                 unit=c.unit,
                 rule_set=result.rule_set.name,
                 rule_set_version=result.rule_set.version,
-                model=model,
+                model=MANUAL if a.manual else model,
                 rule_taxon=a.rule_taxon,
                 syndrome=a.syndrome,
                 lower_bound=a.lower_bound,
@@ -82,6 +84,9 @@ def describe_alert(alert: Alert) -> str:
     )
     if CELLS_UNDERESTIMATED in alert.flags:
         text += " - cells underestimated"
+    manual = [f for f in alert.flags if f.startswith(MANUAL)]
+    if manual:
+        text += f" - {manual[0]}"
     return text
 
 

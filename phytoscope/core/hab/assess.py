@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from phytoscope.core.hab.rules import RuleSet, RuleTaxon
-from phytoscope.core.sample import Concentration, concentration, format_per_l
+from phytoscope.core.sample import (
+    Concentration,
+    ManualCount,
+    concentration,
+    format_per_l,
+)
 from phytoscope.modelcard import UNKNOWN, ClassInfo, ModelCard
 from phytoscope.types import Volume
 
@@ -19,13 +24,17 @@ def _genus(name: str) -> str:
 
 
 def classes_for(rule: RuleTaxon, card: ModelCard) -> tuple[ClassInfo, ...]:
-    """The model classes a rule taxon is evaluated on (empty: not monitored by this model).
+    """The model classes a rule taxon is evaluated on (empty: not monitored by this model)."""
+    return matching(rule, card.classes)
+
+
+def matching(rule: RuleTaxon, classes: Sequence[ClassInfo]) -> tuple[ClassInfo, ...]:
+    """The classes a rule taxon is evaluated on.
 
     group rows: every class of that card ``group`` (or named as the group); genus rows:
     the genus class and any species class of the genus; species rows: that species class,
     or else the genus class (a genus-only model gets the species threshold conservatively).
     """
-    classes = card.classes
     if rule.rank == "group":
         key = rule.taxon.casefold()
         return tuple(
@@ -35,6 +44,20 @@ def classes_for(rule: RuleTaxon, card: ModelCard) -> tuple[ClassInfo, ...]:
         return tuple(c for c in classes if _genus(c.name) == rule.taxon)
     exact = tuple(c for c in classes if c.name == rule.taxon)
     return exact or tuple(c for c in classes if c.name == rule.genus and c.rank != "species")
+
+
+def manual_taxon(name: str) -> ClassInfo:
+    """A taxon counted by hand, as a class: a species when it has two words, else a genus
+    (a genus count is compared with its species' thresholds, conservatively)."""
+    words = name.split()
+    return ClassInfo(name=" ".join(words), rank="species" if len(words) > 1 else "genus")
+
+
+def manual_candidates(rule_set: RuleSet, card: ModelCard | None) -> list[str]:
+    """The rule set's taxa this model cannot see: what to count by microscope."""
+    if card is None:
+        return [r.taxon for r in rule_set.taxa]
+    return [r.taxon for r in rule_set.taxa if not classes_for(r, card)]
 
 
 @dataclass(frozen=True)
@@ -59,6 +82,8 @@ class Assessment:
     is_alert: bool
     lower_bound: bool
     flags: tuple[str, ...] = ()
+    manual: bool = False
+    """from a microscopist's count (its own volume), not from the model"""
 
     def describe_level(self) -> str:
         """The level, saying when a chain count makes it a lower bound."""
@@ -85,6 +110,7 @@ class Assessment:
             "is_alert": self.is_alert,
             "lower_bound": self.lower_bound,
             "flags": list(self.flags),
+            "manual": self.manual,
             "count": c.count,
             "per_l": c.per_l,
             "low_per_l": c.low_per_l,
@@ -103,6 +129,8 @@ class HabResult:
     not_monitored: tuple[str, ...]
     unidentified: int = 0
     """organisms labelled "unknown": in no concentration and no alert, but said with them"""
+    manual: tuple[ManualCount, ...] = ()
+    """the microscopist's counts assessed (their assessments are marked ``manual``)"""
 
     @property
     def alerts(self) -> tuple[Assessment, ...]:
@@ -118,6 +146,7 @@ class HabResult:
             "assessments": [a.to_dict() for a in self.assessments],
             "not_monitored": list(self.not_monitored),
             "unidentified": self.unidentified,
+            "manual": [m.to_dict() for m in self.manual],
         }
 
 
@@ -177,8 +206,28 @@ def _conservative_key(a: Assessment, rule_set: RuleSet) -> tuple[float, float]:
     return (-rule_set.severity(a.level), threshold)
 
 
+def _assess_manual(m: ManualCount, rule_set: RuleSet, model_taxa: set[str]) -> Assessment | None:
+    """A manual count against the most conservative rule row it falls under (None: the
+    rule set has no threshold for it)."""
+    cls = manual_taxon(m.taxon)
+    found = [
+        _assess_one(r, (cls,), {cls.name: m.count}, Volume(m.volume_ml, "manual"), rule_set)
+        for r in rule_set.taxa
+        if matching(r, (cls,))
+    ]
+    if not found:
+        return None
+    a = min(found, key=lambda a: _conservative_key(a, rule_set))
+    taxon = f"{a.taxon} (manual)" if a.taxon in model_taxa else a.taxon
+    return replace(a, taxon=taxon, manual=True, flags=(m.describe(), *a.flags))
+
+
 def assess(
-    counts: Mapping[str, int], volume: Volume, card: ModelCard, rule_set: RuleSet
+    counts: Mapping[str, int],
+    volume: Volume,
+    card: ModelCard,
+    rule_set: RuleSet,
+    manual: Sequence[ManualCount] = (),
 ) -> HabResult:
     """Level of every rule-set taxon the model can see, and the taxa it cannot.
 
@@ -194,6 +243,10 @@ def assess(
         The model card: class names, ranks, ``group`` and ``chain_forming``.
     rule_set
         From :func:`load_rule_set`.
+    manual
+        A microscopist's counts, each over its own volume: assessed like model counts
+        against the rows they fall under, marked ``manual`` (a rule taxon so counted is no
+        longer "not monitored").
     """
     identified = {k: n for k, n in counts.items() if k != UNKNOWN}
     candidates: dict[tuple[str, ...], list[Assessment]] = {}
@@ -208,10 +261,18 @@ def assess(
     chosen = [
         min(group, key=lambda a: _conservative_key(a, rule_set)) for group in candidates.values()
     ]
+    model_taxa = {a.taxon for a in chosen}
+    counted = tuple(manual_taxon(m.taxon) for m in manual)
+    for m in manual:
+        found = _assess_manual(m, rule_set, model_taxa)
+        if found is not None:
+            chosen.append(found)
+    not_monitored = [t for t in not_monitored if not matching(rule_set.taxon(t), counted)]
     chosen.sort(key=lambda a: (-rule_set.severity(a.level), a.taxon))
     return HabResult(
         rule_set=rule_set,
         assessments=tuple(chosen),
         not_monitored=tuple(not_monitored),
         unidentified=int(counts.get(UNKNOWN, 0)),
+        manual=tuple(manual),
     )

@@ -1,0 +1,364 @@
+"""The open-set head: logits and a novelty score fitted on frozen-backbone embeddings.
+
+The shipped network is a frozen MobileNetV2 backbone with a linear head (the fine-tuned stage
+never beat it, models/README.md), so everything that decides *what* an organism is, and
+*whether it is like anything the model was taught*, lives in a few small matrices fitted on the
+backbone's pooled embeddings. That makes two things cheap enough for a lab's own 2-core PC:
+
+* the novelty score: ``1 - max cosine(embedding, prototype)`` over k-means prototypes of each
+  class's training embeddings. An organism unlike every class is far from all prototypes,
+  whatever its softmax says (Sun et al. 2022 use the same normalised-feature nearest-neighbour
+  distance; prototypes keep it to a few hundred vectors inside the exported graph);
+* re-fitting: teaching a new genus (``phytoscope learn``) refits the head on stored embeddings,
+  with no backbone training and no TensorFlow.
+
+Only numpy and scipy here; :mod:`phytoscope.training.onnx_head` turns a :class:`Head` into
+graph nodes, so every backend computes the same numbers as :func:`head_logits` and
+:func:`head_novelty`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from phytoscope.errors import ModelError
+
+METHOD = "cosine-prototypes"
+"""The card's ``novelty.method`` for this head."""
+
+EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Head:
+    """A fitted head: ``logits = features @ weights + bias``; novelty against ``prototypes``."""
+
+    classes: tuple[str, ...]
+    weights: np.ndarray
+    """(D, C) float32."""
+    bias: np.ndarray
+    """(C,) float32."""
+    prototypes: np.ndarray
+    """(M, D) float32, unit-norm."""
+    prototype_class: np.ndarray
+    """(M,) int: the class index of each prototype."""
+    threshold: float
+    """Novelty above this is "unknown"."""
+    coverage: float = 0.95
+    """The share of held-out training embeddings of the known classes kept below
+    ``threshold`` when it was chosen."""
+
+    @property
+    def dim(self) -> int:
+        return int(self.weights.shape[0])
+
+    def details(self) -> dict[str, Any]:
+        """Facts for the model card's ``novelty.details``."""
+        counts = np.bincount(self.prototype_class, minlength=len(self.classes))
+        return {
+            "prototypes": int(len(self.prototypes)),
+            "prototypes_per_class": {c: int(n) for c, n in zip(self.classes, counts, strict=True)},
+            "score": "1 - max cosine similarity of the pooled backbone embedding to a prototype",
+            "coverage": self.coverage,
+        }
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (an all-zero row stays zero), as the graph does."""
+    x = np.asarray(x, np.float32)
+    norms = np.sqrt(np.maximum((x * x).sum(axis=1, keepdims=True), EPS * EPS))
+    return x / norms
+
+
+def head_logits(head: Head, features: np.ndarray) -> np.ndarray:
+    return np.asarray(features, np.float32) @ head.weights + head.bias
+
+
+def novelty_against(prototypes: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """``1 - max cosine`` of each row of ``features`` to any of ``prototypes`` (unit rows)."""
+    if len(prototypes) == 0:
+        return np.ones(len(features), np.float32)
+    sims = unit_rows(features) @ prototypes.T
+    return (1.0 - sims.max(axis=1)).astype(np.float32)
+
+
+def head_novelty(head: Head, features: np.ndarray) -> np.ndarray:
+    return novelty_against(head.prototypes, features)
+
+
+def threshold_at_coverage(known_scores: np.ndarray, coverage: float) -> float:
+    """The novelty below which ``coverage`` of the known organisms' scores lie."""
+    if not 0.0 < coverage <= 1.0:
+        raise ModelError(f"coverage must be in (0, 1], not {coverage}")
+    scores = np.asarray(known_scores, np.float64)
+    if scores.size == 0:
+        raise ModelError("no known-class scores to choose a novelty threshold from")
+    return float(np.quantile(scores, coverage))
+
+
+# -- fitting ------------------------------------------------------------------------------
+
+
+def _check(features: np.ndarray, labels: np.ndarray, n_classes: int) -> None:
+    if features.ndim != 2 or len(features) != len(labels):
+        raise ModelError(f"features {features.shape} and labels {labels.shape} do not match")
+    if len(features) == 0:
+        raise ModelError("no embeddings to fit a head on")
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise ModelError("a label is outside the class list")
+
+
+def fit_logistic(
+    features: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    l2: float = 1e-3,
+    max_iter: int = 500,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class-balanced multinomial logistic regression (L-BFGS); returns ``(W (D, C), b (C,))``.
+
+    Features are standardised for the optimiser and the scaling folded back into ``W`` and
+    ``b``, so the exported graph multiplies raw embeddings. Each class weighs the same in the
+    loss whatever its image count (a 16-image Mesodinium must not be drowned by 860
+    zooplankton); ``l2`` is per standardised weight.
+    """
+    from scipy.optimize import minimize
+
+    x = np.asarray(features, np.float64)
+    y = np.asarray(labels, np.int64)
+    _check(x, y, n_classes)
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0) + 1e-3
+    z = (x - mean) / scale
+    n, d = z.shape
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    sample_w = (1.0 / np.where(present, counts, 1.0))[y] / present.sum()
+    onehot = np.zeros((n, n_classes))
+    onehot[np.arange(n), y] = 1.0
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w = theta[: d * n_classes].reshape(d, n_classes)
+        b = theta[d * n_classes :]
+        logits = z @ w + b
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=1, keepdims=True)
+        nll = -(sample_w * np.log(np.maximum((p * onehot).sum(axis=1), 1e-12))).sum()
+        g = (p - onehot) * sample_w[:, None]
+        grad_w = z.T @ g + l2 * w
+        grad_b = g.sum(axis=0)
+        value = nll + 0.5 * l2 * float((w * w).sum())
+        return value, np.concatenate([grad_w.ravel(), grad_b])
+
+    theta0 = np.zeros(d * n_classes + n_classes)
+    result = minimize(loss, theta0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
+    w = result.x[: d * n_classes].reshape(d, n_classes)
+    b = result.x[d * n_classes :]
+    weights = w / scale[:, None]
+    bias = b - mean @ weights
+    return weights.astype(np.float32), bias.astype(np.float32)
+
+
+def fit_prototypes(
+    features: np.ndarray, labels: np.ndarray, n_classes: int, per_class: int = 16, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``per_class`` unit-norm k-means centres of each class's unit embeddings.
+
+    A class with no more images than ``per_class`` keeps every image as a prototype.
+    """
+    from scipy.cluster.vq import kmeans2
+
+    units = unit_rows(features)
+    protos: list[np.ndarray] = []
+    owners: list[np.ndarray] = []
+    for c in range(n_classes):
+        members = units[labels == c]
+        if len(members) == 0:
+            continue
+        if len(members) <= per_class:
+            centres = members
+        else:
+            centres, _ = kmeans2(members.astype(np.float64), per_class, minit="++", seed=seed + c)
+            centres = unit_rows(centres[np.isfinite(centres).all(axis=1)])
+        protos.append(centres.astype(np.float32))
+        owners.append(np.full(len(centres), c, np.int64))
+    return np.concatenate(protos), np.concatenate(owners)
+
+
+def _folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """A stratified fold number for each item (classes dealt round-robin after a shuffle)."""
+    rng = np.random.default_rng(seed)
+    fold = np.zeros(len(labels), np.int64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        fold[idx] = np.arange(len(idx)) % folds
+    return fold
+
+
+def held_out_novelty(
+    features: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    per_class: int = 16,
+    folds: int = 5,
+    seed: int = 0,
+) -> np.ndarray:
+    """Each training embedding's novelty against prototypes fitted *without* its fold.
+
+    Scores of the embeddings the prototypes were fitted on are optimistic (an image that is
+    its own prototype scores 0), so the threshold is chosen on these cross-fitted ones.
+    """
+    fold = _folds(labels, folds, seed)
+    scores = np.zeros(len(labels), np.float32)
+    for k in range(folds):
+        test = fold == k
+        if not test.any():
+            continue
+        protos, _ = fit_prototypes(features[~test], labels[~test], n_classes, per_class, seed)
+        scores[test] = novelty_against(protos, features[test])
+    return scores
+
+
+def fit_head(
+    features: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    *,
+    per_class: int = 16,
+    l2: float = 1e-3,
+    seed: int = 0,
+    coverage: float = 0.95,
+    cancel: Callable[[], bool] | None = None,
+) -> Head:
+    """Fit logits, prototypes and the novelty threshold on embeddings of known classes.
+
+    The threshold keeps ``coverage`` of the known classes' *held-out* embeddings (5-fold
+    cross-fitted prototypes) below it, so about ``1 - coverage`` of real organisms of known
+    classes are expected to come out "unknown": the price of calling unknown organisms so.
+    """
+    features = np.asarray(features, np.float32)
+    labels = np.asarray(labels, np.int64)
+    n = len(classes)
+    _check(features, labels, n)
+    if cancel is not None and cancel():
+        raise InterruptedError("cancelled")
+    weights, bias = fit_logistic(features, labels, n, l2=l2)
+    if cancel is not None and cancel():
+        raise InterruptedError("cancelled")
+    protos, owners = fit_prototypes(features, labels, n, per_class, seed)
+    held = held_out_novelty(features, labels, n, per_class, seed=seed)
+    return Head(
+        classes=tuple(classes),
+        weights=weights,
+        bias=bias,
+        prototypes=protos,
+        prototype_class=owners,
+        threshold=threshold_at_coverage(held, coverage),
+        coverage=coverage,
+    )
+
+
+def cross_validate(
+    features: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    **fit_kw: Any,
+) -> dict[str, Any]:
+    """Stratified k-fold figures per class: top-1, coverage and top-1 of the classified.
+
+    A class with fewer images than ``folds`` is tested in as many folds as it has images.
+    """
+    features = np.asarray(features, np.float32)
+    labels = np.asarray(labels, np.int64)
+    fold = _folds(labels, folds, seed)
+    predicted = np.full(len(labels), -1, np.int64)
+    unknown = np.zeros(len(labels), bool)
+    for k in range(folds):
+        test = fold == k
+        if not test.any() or not (~test).any():
+            continue
+        head = fit_head(features[~test], labels[~test], classes, seed=seed, **fit_kw)
+        predicted[test] = head_logits(head, features[test]).argmax(axis=1)
+        unknown[test] = head_novelty(head, features[test]) > head.threshold
+    per_class: dict[str, dict[str, Any]] = {}
+    for c, name in enumerate(classes):
+        mine = labels == c
+        if not mine.any():
+            continue
+        right = predicted[mine] == c
+        kept = ~unknown[mine]
+        per_class[name] = {
+            "images": int(mine.sum()),
+            "top1": float(right.mean()),
+            "coverage": float(kept.mean()),
+            "top1_classified": float(right[kept].mean()) if kept.any() else None,
+        }
+    return {"folds": folds, "seed": seed, "per_class": per_class}
+
+
+# -- the embedding bank -------------------------------------------------------------------
+
+BANK_SUFFIX = ".bank.npz"
+
+
+def bank_path_for(model_path: Path) -> Path:
+    """``genus.onnx`` -> ``genus.bank.npz``, beside the model."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.stem + BANK_SUFFIX)
+
+
+def save_bank(
+    path: Path,
+    features: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    cap_per_class: int = 200,
+    seed: int = 0,
+) -> Path:
+    """Keep a capped, seeded sample of each class's embeddings (float16) beside a model.
+
+    With it a head can be refitted later (new genera, more examples) without the training
+    images, which a lab receiving the model does not have.
+    """
+    rng = np.random.default_rng(seed)
+    keep: list[np.ndarray] = []
+    for c in range(len(classes)):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) > cap_per_class:
+            idx = np.sort(rng.choice(idx, cap_per_class, replace=False))
+        keep.append(idx)
+    chosen = np.concatenate(keep) if keep else np.zeros(0, np.int64)
+    path = Path(path)
+    with path.open("wb") as f:
+        np.savez_compressed(
+            f,
+            features=np.asarray(features, np.float32)[chosen].astype(np.float16),
+            labels=np.asarray(labels, np.int64)[chosen],
+            classes=np.asarray(list(classes), dtype=str),
+        )
+    return path
+
+
+def load_bank(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """``(features float32 (N, D), labels (N,), classes)`` of a stored bank."""
+    try:
+        with np.load(Path(path), allow_pickle=False) as data:
+            return (
+                data["features"].astype(np.float32),
+                data["labels"].astype(np.int64),
+                tuple(str(c) for c in data["classes"]),
+            )
+    except FileNotFoundError as exc:
+        raise ModelError(f"embedding bank {path} does not exist") from exc
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"cannot read embedding bank {path}: {exc}") from exc

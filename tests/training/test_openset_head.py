@@ -1,0 +1,97 @@
+"""The open-set head: fitted in numpy, computed identically by the exported ONNX graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from phytoscope import backends
+from phytoscope.errors import ModelError
+from phytoscope.imaging.preprocess import normalise
+from phytoscope.modelcard import ModelCard, card_path_for
+from phytoscope.training import onnx_head, openset
+
+CLASSES = ("a", "b", "c")
+
+
+def _clusters(rng, per_class=40, dim=8, spread=0.2):
+    centres = np.eye(len(CLASSES), dim) * 3 + 0.5
+    x = np.concatenate([centres[c] + rng.normal(0, spread, (per_class, dim)) for c in range(3)])
+    return np.abs(x).astype(np.float32), np.repeat(np.arange(3), per_class)
+
+
+def test_head_separates_classes_and_calls_far_points_novel():
+    rng = np.random.default_rng(0)
+    x, y = _clusters(rng)
+    head = openset.fit_head(x, y, CLASSES, per_class=4)
+    assert (openset.head_logits(head, x).argmax(axis=1) == y).mean() == 1.0
+    # about `coverage` of the known classes stay below the threshold ...
+    known = (openset.head_novelty(head, x) <= head.threshold).mean()
+    assert known >= 0.9
+    # ... while an embedding unlike every class is above it
+    far = np.zeros((5, 8), np.float32)
+    far[:, 6:] = 3.0
+    assert (openset.head_novelty(head, far) > head.threshold).all()
+
+
+def test_cross_validate_reports_every_class():
+    rng = np.random.default_rng(1)
+    x, y = _clusters(rng)
+    report = openset.cross_validate(x, y, CLASSES, folds=4, per_class=4)
+    assert set(report["per_class"]) == set(CLASSES)
+    assert all(r["top1"] == 1.0 for r in report["per_class"].values())
+
+
+def test_bank_round_trip_caps_each_class(tmp_path):
+    rng = np.random.default_rng(2)
+    x, y = _clusters(rng)
+    path = openset.save_bank(tmp_path / "m.bank.npz", x, y, CLASSES, cap_per_class=10)
+    features, labels, classes = openset.load_bank(path)
+    assert classes == CLASSES and features.shape == (30, 8)
+    assert np.bincount(labels).tolist() == [10, 10, 10]
+    with pytest.raises(ModelError):
+        openset.load_bank(tmp_path / "missing.bank.npz")
+
+
+def test_exported_graph_computes_the_head(tiny_model_dir, tmp_path, images_for_tiny):
+    base = tiny_model_dir / "tiny.onnx"
+    card = ModelCard.load(card_path_for(base))
+    prepared = images_for_tiny(card)
+    features = onnx_head.embed(base, prepared)
+    labels = np.arange(len(features)) % 2
+    head = openset.fit_head(features, labels, ("Alpha", "Delta"), per_class=2)
+    path = onnx_head.write_model(
+        base, card, head, tmp_path / "m", name="t", version="1", bank=(features, labels)
+    )
+    new = ModelCard.load(card_path_for(path))
+    assert new.novelty is not None and new.novelty.method == openset.METHOD
+    assert new.class_names == ("Alpha", "Delta")
+    assert openset.bank_path_for(path).exists()
+    # every backend reads the two outputs by name; they equal the numpy reference
+    with backends.create("onnxruntime", model=card_path_for(path)) as backend:
+        out = backend.infer(normalise(prepared, new.input))
+    np.testing.assert_allclose(out.logits, openset.head_logits(head, features), atol=1e-4)
+    assert out.novelty is not None
+    np.testing.assert_allclose(out.novelty, openset.head_novelty(head, features), atol=1e-5)
+
+
+def test_a_model_without_a_linear_logits_layer_is_refused(tmp_path):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["input"], ["logits"])],
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])],
+    )
+    with pytest.raises(ModelError, match="logits layer"):
+        onnx_head.feature_tensor(helper.make_model(graph))
+
+
+@pytest.fixture
+def images_for_tiny():
+    def make(card):
+        rng = np.random.default_rng(3)
+        return (rng.random((12, card.input.height, card.input.width)) * 255).astype(np.uint8)
+
+    return make
