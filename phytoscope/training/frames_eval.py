@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from phytoscope.core.classifier import Classifier
+from phytoscope.core.classifier import NOVEL, Classifier
 from phytoscope.errors import SourceError
 from phytoscope.imaging import segment as seg
 from phytoscope.modelcard import UNKNOWN
@@ -64,6 +64,8 @@ class FrameResult:
     non_cell: int = 0
     non_cell_hab: int = 0
     non_cell_unknown: int = 0
+    non_cell_novel: int = 0
+    """...of which "unknown" because the novelty score says unlike every class"""
     non_cell_labels: dict[str, int] = field(default_factory=dict)
     seconds_segment: float = 0.0
 
@@ -80,6 +82,7 @@ class FrameResult:
             "non_cell",
             "non_cell_hab",
             "non_cell_unknown",
+            "non_cell_novel",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.seconds_segment += other.seconds_segment
@@ -147,6 +150,7 @@ def evaluate_frame(
             labels[prediction.label] += 1
             result.non_cell_hab += prediction.label in hab
             result.non_cell_unknown += prediction.label == UNKNOWN
+            result.non_cell_novel += prediction.unknown_reason == NOVEL
     result.cells_found, result.cells_called, result.cells_whole = (
         len(found),
         len(called),
@@ -259,7 +263,7 @@ def markdown(report: Mapping[str, Any]) -> str:
                 f"| {row['cells_called']} ({_pct(row['cell_recall'])}) "
                 f"| {row['cells_whole']} | {row['partial_segments']} | {row['non_cell']} "
                 f"| {row['non_cell_hab']} ({_pct(row['false_hab_share'])}) "
-                f"| {row['non_cell_unknown']} | {labels} |"
+                f"| {row['non_cell_unknown']} ({row['non_cell_novel']} novel) | {labels} |"
             )
         lines.append("")
     return "\n".join(lines)

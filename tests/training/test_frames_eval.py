@@ -18,6 +18,7 @@ import numpy as np
 from conftest import make_tiny_model  # tests/conftest.py
 
 from phytoscope import cli
+from phytoscope.core.classifier import NOVEL
 from phytoscope.imaging.segment import SegmentParams
 from phytoscope.modelcard import UNKNOWN, ModelCard, card_path_for
 from phytoscope.training import dataset as ds
@@ -40,7 +41,12 @@ class _ByBox:
                 return "Pseudo-nitzschia"
             return "colonial cyanobacteria" if box[0] < 1000 else UNKNOWN
 
-        return [SimpleNamespace(label=label(r.box)) for r in rois]
+        return [
+            SimpleNamespace(
+                label=label(r.box), unknown_reason=NOVEL if label(r.box) == UNKNOWN else ""
+            )
+            for r in rois
+        ]
 
 
 def _chain_frame() -> tuple[np.ndarray, list]:
@@ -69,7 +75,7 @@ def test_counts_of_a_frame_before_and_after_merging():
     assert (after.segments, after.cell_segments, after.cells_found) == (4, 1, 1)
     assert (after.cells_called, after.cells_whole) == (1, 1)
     for r in (before, after):  # the round cells touch no annotated pixel: non-cell
-        assert (r.non_cell, r.non_cell_hab, r.non_cell_unknown) == (3, 1, 2)
+        assert (r.non_cell, r.non_cell_hab, r.non_cell_unknown, r.non_cell_novel) == (3, 1, 2, 2)
         assert r.non_cell_labels == {UNKNOWN: 2, "colonial cyanobacteria": 1}
     d = after.to_dict()
     assert d["cell_recall"] == 1.0 and d["false_hab_share"] == round(1 / 3, 4)
