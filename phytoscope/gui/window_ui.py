@@ -39,6 +39,7 @@ from phytoscope.gui.bench_page import BenchPage
 from phytoscope.gui.charts import LiveCharts, charts_dock
 from phytoscope.gui.flow import scrolled
 from phytoscope.gui.imageview import ImageView
+from phytoscope.gui.learn_dialog import open_learn_dialog
 from phytoscope.gui.messages import Banner, MessageLog, TabBadge, no_model_text
 from phytoscope.gui.predictions import Gallery, PredictionsModel, PredictionsTable
 from phytoscope.gui.sample_panel import SamplePanel
@@ -323,6 +324,15 @@ class WindowLayout(QMainWindow):
         )
         self.act_pause.setCheckable(True)
         self.charts.pause_button.toggled.connect(self.act_pause.setChecked)
+        # -- learning (issue 15): teach the model a lab's genera; the dialog does the rest
+        self.act_learn = action(
+            "Add genus / improve model…",
+            lambda: open_learn_dialog(self),
+            None,
+            None,
+            menu_tools,
+            False,
+        )
         self.act_about = action(
             "About / doctor…", slots.open_about, SP.SP_MessageBoxInformation, "F1", menu_help
         )
