@@ -1,5 +1,5 @@
 """Settings dialog (saved through :class:`phytoscope.config.Settings`); About/doctor is
-:class:`phytoscope.gui.about.AboutDialog`, re-exported here where the window looks for it."""
+:class:`phytoscope.gui.about.AboutDialog`."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ from PySide6.QtWidgets import (
 from phytoscope.config import BACKEND_CHOICES, PRECISION_CHOICES, Settings
 from phytoscope.core import hab
 from phytoscope.errors import ConfigError
-from phytoscope.gui.about import AboutDialog, unknown_rules
+from phytoscope.gui.about import unknown_rules
 
-__all__ = ["AboutDialog", "SettingsDialog", "rule_set_titles"]
+__all__ = ["SettingsDialog", "rule_set_titles"]
 
 
 def rule_set_titles(names: list[str]) -> dict[str, str]:

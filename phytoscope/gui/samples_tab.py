@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from phytoscope.core import history
 from phytoscope.core.hab import describe_alert
-from phytoscope.core.sample import format_per_l
+from phytoscope.core.sample import PRESENCE, format_per_l, level_words
 from phytoscope.errors import PhytoscopeError
 from phytoscope.gui.manual import ManualCountsBox
 from phytoscope.types import Sample
@@ -270,20 +270,28 @@ class SamplesTab(QWidget):
         latest = points[-1]
         lines = history.thresholds(latest.rule_set, latest.rule_taxon)
         span = [min(xs) - 43200, max(xs) + 43200]  # half a day each side
+        presence = [level for level, per_l in lines if per_l < PRESENCE]
         for n, (level, per_l) in enumerate(lines):
+            if per_l < PRESENCE:  # "any cell found": no line that drags the log axis to 1e-4
+                continue
             pen = pg.mkPen(LEVEL_PENS.get(n, "#343a40"), width=1, style=Qt.PenStyle.DashLine)
             self.plot.plot(span, [per_l, per_l], pen=pen)
-            # labels sit in view coordinates, which are log10 on a log axis
+            # labels sit in view coordinates, which are log10 on a log axis; alternate ends,
+            # so two close levels (40,000 and 50,000) do not print over each other
+            left = n % 2 == 0
             label = pg.TextItem(
-                f"{level} ≥ {format_per_l(per_l)}", color=pen.color(), anchor=(0, 1)
+                f"{level_words(level)} ≥ {format_per_l(per_l)}",
+                color=pen.color(),
+                anchor=(0, 1) if left else (1, 1),
             )
-            label.setPos(span[0], math.log10(per_l))
+            label.setPos(span[0] if left else span[1], math.log10(per_l))
             self.plot.addItem(label)
         manual = sum(1 for p in points if p.manual)
         self.series_note.setText(
             f"{self.taxon.currentText()} in {unit}: {len(points)} sample(s), filled where found, "
             "an open triangle at the detection limit where not; dashed: the thresholds of "
             f"{latest.rule_set} ({latest.rule_taxon})"
+            + (f"; {', '.join(presence)}: any cell found" if presence else "")
             + (f"; {manual} from manual counts" if manual else "")
             + ("; chains/L: cells may be higher" if unit == "chains/L" else "")
         )

@@ -115,7 +115,9 @@ def test_a_taxon_over_time_is_drawn_on_log_y_with_its_thresholds(qtbot, tmp_path
         assert list(detected.yData) == [200.0, 600.0]  # 1 and 3 in 5 mL
         assert list(not_detected.yData) == [200.0]  # the detection limit of 8 April
         bands = RULES.taxon("Dinophysis").bands
-        assert [ln.yData[0] for ln in lines] == [b.min_per_l for b in bands]
+        # a presence level ("any cell found", 0.0001 in the rule file) is said, not drawn
+        assert [ln.yData[0] for ln in lines] == [b.min_per_l for b in bands if b.min_per_l >= 1]
+        assert "any cell found" in tab.series_note.text()
         assert "Dinophysis" in tab.series_note.text()
         tab.taxon.setCurrentText("Alexandrium")
         detected, *lines = tab.plot.getPlotItem().listDataItems()
