@@ -159,7 +159,7 @@ def load_base_bank(card: ModelCard) -> tuple[np.ndarray, np.ndarray, tuple[str, 
 
 
 @contextlib.contextmanager
-def _cancels(progress: Progress) -> Iterator[None]:
+def stopping(progress: Progress) -> Iterator[None]:
     """The head code says "stop" with InterruptedError; the contract says Cancelled."""
     try:
         yield
@@ -170,7 +170,7 @@ def _cancels(progress: Progress) -> Iterator[None]:
 
 def embed(card: ModelCard, data: TeachingSet, progress: Progress) -> np.ndarray:
     """The backbone's embeddings of the lab's images (stage "embed")."""
-    with _cancels(progress):
+    with stopping(progress):
         return onnx_head.embed(
             card.model_path,
             data.prepared,
@@ -257,7 +257,7 @@ def learn(request: LearnRequest, progress: Progress | None = None) -> LearnResul
     weights, bias = extend.widen(kept_weights, kept_bias, len(classes))
     free = sorted(index[c] for c in counts)
     progress.update("fit", 0, 2, "cross-validating")
-    with _cancels(progress), one_blas_thread():
+    with stopping(progress), one_blas_thread():
         report = extend.cross_validate(
             x, y, classes, weights, bias, free, len(base_classes), bank_rows=len(bank_x),
             folds=request.folds, seed=request.seed, cancel=progress.cancel,
@@ -313,7 +313,7 @@ def learn(request: LearnRequest, progress: Progress | None = None) -> LearnResul
     notes = _notes(card, counts, new, rough, missing)
     progress.update("write", 0, 2 if request.int8 else 1)
     with _staging(out_dir) as stage:
-        with _cancels(progress):
+        with stopping(progress):
             path = onnx_head.write_model(
                 card.model_path,
                 card,
@@ -425,7 +425,7 @@ def write_int8(fp32_path: Path, data: TeachingSet, progress: Progress) -> Path:
     rng = np.random.default_rng(0)
     chosen = np.sort(rng.choice(len(data.prepared), min(300, len(data.prepared)), replace=False))
     calibration = export.calibration_batches(data.prepared[chosen], card)
-    with _cancels(progress):
+    with stopping(progress):
         export.quantise_int8(fp32_path, out, calibration, keep_float_prefixes=(onnx_head.PREFIX,))
     agreement = _agreement(fp32_path, out, data, card)
     training = {

@@ -21,7 +21,7 @@ import numpy as np
 from phytoscope.progress import Progress
 from phytoscope.training import learn_data, openset
 from phytoscope.training.blas import one_blas_thread
-from phytoscope.training.learn import _cancels, base_card, embed, load_base_bank
+from phytoscope.training.learn import base_card, embed, load_base_bank, stopping
 
 CURVE_SIZES = (5, 10, 20, 50)
 
@@ -71,7 +71,7 @@ def examples_curve(
             if not train_idx:
                 break
             tr, te = np.concatenate(train_idx), np.concatenate(test_idx)
-            with _cancels(progress), one_blas_thread():
+            with stopping(progress), one_blas_thread():
                 head = openset.fit_head(
                     np.concatenate([base_x, x[tr]]),
                     np.concatenate([base_y, labels[tr]]),
