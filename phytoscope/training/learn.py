@@ -160,10 +160,12 @@ def load_base_bank(card: ModelCard) -> tuple[np.ndarray, np.ndarray, tuple[str, 
 
 @contextlib.contextmanager
 def stopping(progress: Progress) -> Iterator[None]:
-    """The head code says "stop" with InterruptedError; the contract says Cancelled."""
+    """A cancel inside the head code is said in learn's words (what is kept, what is not)."""
     try:
         yield
-    except InterruptedError as exc:
+    except Cancelled as exc:
+        if str(exc) == CANCELLED:
+            raise
         raise Cancelled(CANCELLED) from exc
     progress.check(CANCELLED)
 
