@@ -15,7 +15,6 @@ from types import SimpleNamespace
 
 import cv2
 import numpy as np
-from conftest import make_tiny_model  # tests/conftest.py
 
 from phytoscope import cli
 from phytoscope.core.classifier import NOVEL
@@ -23,6 +22,7 @@ from phytoscope.imaging.segment import SegmentParams
 from phytoscope.modelcard import UNKNOWN, ModelCard, card_path_for
 from phytoscope.training import dataset as ds
 from phytoscope.training import frames_eval as fe
+from tests.conftest import make_tiny_model
 
 FRAME_DIR = Path(__file__).resolve().parents[1] / "data" / "frame"
 
