@@ -158,10 +158,9 @@ cp "$APPWHEEL" "$POOL/"
 OPT=$ROOT/opt/phytoscope
 mkdir -p "$OPT/models" "$OPT/resources"
 # What a pip install ships too (pyproject's data-files): models, their cards, the model README;
-# the embedding bank (`phytoscope learn` refits heads from it); not the training split or
-# evaluation scripts.
+# not the training split or evaluation scripts.
 for f in "$SRC"/models/*.onnx "$SRC"/models/*.json "$SRC"/models/*.keras "$SRC"/models/*.md \
-    "$SRC"/models/*.bank.npz; do
+    "$SRC"/models/*.bank.npz; do  # the bank: `phytoscope learn` keeps the base classes by it
     [ -f "$f" ] && cp "$f" "$OPT/models/"
 done
 compgen -G "$OPT/models/*.onnx" >/dev/null \

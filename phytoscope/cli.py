@@ -35,6 +35,7 @@ COMMANDS = (
     "report",
     "bench",
     "train",
+    "learn",
     "evaluate",
     "export",
     "build-engine",

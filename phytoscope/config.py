@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from phytoscope.errors import ConfigError
@@ -96,6 +96,14 @@ class Settings:
     camera: str = "0"
     telemetry_hz: float = 2.0
     batch_size: int = 16
+    recent_models: list[str] = field(default_factory=list)
+    """models used before (newest first; "" = the installed one), offered again in Settings"""
+
+    def with_model(self, model_dir: str, keep: int = 8) -> Settings:
+        """These settings running ``model_dir``, the model used until now kept as recent."""
+        recent = [self.model_dir, *(m for m in self.recent_models if m != self.model_dir)]
+        recent = [m for m in recent if m != model_dir][:keep]
+        return replace(self, model_dir=model_dir, recent_models=recent)
 
     def validate(self) -> Settings:
         if self.backend not in BACKEND_CHOICES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -77,6 +78,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "DATASET is a split CSV, else from the evaluated images)",
     )
     parser.add_argument("--cache", type=Path, help="folder for prepared image arrays")
+    frames = parser.add_argument_group(
+        "whole frames",
+        "instead of crops: segment annotated whole frames and classify every segment "
+        "(annotated-cell recall and false HAB-relevant share of the other segments, before "
+        "and after box merging); DATASET is then the split CSV whose --subset frames are used",
+    )
+    frames.add_argument("--frames", type=Path, metavar="DIR", help="folder of whole frames")
+    frames.add_argument(
+        "--frames-coco", type=Path, metavar="DIR", help="folder of the frames' COCO JSON files"
+    )
     group = parser.add_argument_group(
         "open set",
         "--open-set: refit the model's head on cached backbone embeddings leaving classes and "
@@ -94,17 +105,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(default: manifest.csv in --data-root)",
     )
     group.add_argument(
-        "--frames",
-        type=Path,
-        help="folder of annotated whole frames whose segments are embedded too (debris as "
-        "hard negatives, frame figures); needs --frames-coco",
-    )
-    group.add_argument("--frames-coco", type=Path, help="the frames' COCO annotation folder")
-    group.add_argument(
         "--methods",
         choices=("chosen", "study"),
         default="chosen",
-        help="chosen: the shipped method only; study: the comparison grid (slow)",
+        help="chosen: the shipped method only; study: the comparison grid (slow); with "
+        "--frames/--frames-coco the frames' segments are embedded too (hard negatives, frame "
+        "figures)",
     )
 
 
@@ -124,12 +130,70 @@ def _backend_name(args: argparse.Namespace) -> str:
     return "tensorflow" if card.format == "keras" else "onnxruntime"
 
 
+def _frames_command(args: argparse.Namespace) -> str:
+    """The command line that reproduces a frames evaluation (rebuilt from the options, so it
+    is the same whether typed or called in-process)."""
+    words = ["phytoscope", "evaluate", str(args.model), str(args.dataset)]
+    if args.data_root is not None:
+        words += ["--data-root", str(args.data_root)]
+    if args.subset != "test":
+        words += ["--subset", args.subset]
+    if args.backend != "auto":
+        words += ["--backend", args.backend]
+    if args.precision != "fp32":
+        words += ["--precision", args.precision]
+    words += ["--frames", str(args.frames), "--frames-coco", str(args.frames_coco)]
+    if args.out is not None:
+        words += ["--out", str(args.out)]
+    return shlex.join(words)
+
+
+def _run_frames(args: argparse.Namespace, backend_name: str) -> int:
+    """``--frames``: the whole-frame evaluation (:mod:`phytoscope.training.frames_eval`)."""
+    from phytoscope.core.classifier import Classifier
+    from phytoscope.training import frames_eval
+
+    if args.frames_coco is None or not _is_split_csv(args.dataset):
+        print(
+            "phytoscope: --frames needs --frames-coco and a split CSV as DATASET", file=sys.stderr
+        )
+        return ExitCode.USAGE
+    split = ds.read_split(args.dataset, args.data_root or args.dataset.parent)
+    backend = backends.create(backend_name, args.precision, model=args.model)
+    with backend:
+        report = frames_eval.frames_report(
+            args.frames,
+            args.frames_coco,
+            split,
+            Classifier(backend),
+            args.subset,
+            command=_frames_command(args),
+            backend=backend_name,
+            precision=backend.precision,
+            split_file=args.dataset.name,
+        )
+    out = args.out or Path("build") / "evaluation" / backend.card.model_path.name
+    paths = frames_eval.write_report(report, out)
+    for variant, result in report["variants"].items():
+        total = result["total"]
+        print(
+            f"{variant}: {total['segments']} segments; cells called Pseudo-nitzschia "
+            f"{total['cells_called']}/{total['cells']}; non-cell segments called HAB-relevant "
+            f"{total['non_cell_hab']}/{total['non_cell']} ({total['false_hab_share']:.1%})"
+        )
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return ExitCode.OK
+
+
 def run(args: argparse.Namespace) -> int:
     if args.open_set:
         return run_open_set(args)
     # through create(), so each engine chooses its card and precision (select_card): TensorRT
     # builds its fp16/int8 engine from the FP32 ONNX model, as classify does
     backend_name = _backend_name(args)
+    if args.frames is not None:
+        return _run_frames(args, backend_name)
     backend = backends.create(
         backend_name,
         args.precision,

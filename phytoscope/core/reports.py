@@ -35,6 +35,7 @@ from phytoscope.core.sample_text import (
     stored_manual,
     stored_unidentified,
 )
+from phytoscope.core.samples import describe_unidentified
 from phytoscope.errors import ConfigError
 from phytoscope.imaging.preprocess import to_uint8
 from phytoscope.sources import iter_inputs
@@ -66,7 +67,6 @@ def csv_rows(store: Any, sample_ids: Sequence[int]) -> tuple[list[str], list[dic
     rows = []
     for sid in sample_ids:
         sample = store.sample(sid)
-        counts = store.sample_counts(sid)
         alerts = [a for a in store.alerts(sid) if a.open]
         row = {
             "sample_id": str(sid),
@@ -75,7 +75,7 @@ def csv_rows(store: Any, sample_ids: Sequence[int]) -> tuple[list[str], list[dic
             "analysed_at": sample.created_at or "",
             "ml_analyzed": f"{sample.volume.ml_analyzed:.4g}",
             "detection_limit_cells_per_l": f"{1000.0 / sample.volume.ml_analyzed:.0f}",
-            "unknown_rois": str(counts.get("unknown", (0, ""))[0]),
+            "unknown_rois": str(sum(stored_unidentified(store, sid).values())),
             "model": sample.model,
             "rule_set": sample.rule_set,
             "open_alerts": "; ".join(
@@ -202,7 +202,7 @@ def html_report(store: Any, sample_id: int, segment: str = "auto") -> str:
         ("Boundary", "a concentration exactly on a threshold is in the upper band"
          if summary.get("boundary", ">=") == ">=" else "a concentration exactly on a threshold stays in the lower band"),
     ]  # fmt: skip
-    unidentified = stored_unidentified(store, sample_id)
+    unidentified = describe_unidentified(stored_unidentified(store, sample_id))
     if unidentified:
         facts.append(("Not identified", unidentified + "; in no concentration and no alert"))
     if sample.flags:
@@ -261,7 +261,7 @@ def pdf_report(store: Any, sample_id: int, path: Path, segment: str = "auto") ->
     ]  # fmt: skip
     if summary.get("not_monitored"):
         facts.append("Not monitored by this model: " + ", ".join(summary["not_monitored"]))
-    unidentified = stored_unidentified(store, sample_id)
+    unidentified = describe_unidentified(stored_unidentified(store, sample_id))
     if unidentified:
         facts.append(f"Not identified: {unidentified}; in no concentration and no alert")
     facts += [f"Manual: {m.taxon} {c.describe()}" for m, c in stored_manual(store, sample_id)]

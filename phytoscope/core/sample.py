@@ -255,6 +255,27 @@ def format_per_l(value: float) -> str:
     return f"{value:.3g}"
 
 
+PRESENCE = 1.0
+"""A threshold below one cell per litre means "any cell found" (Scotland's yellow): rule
+sets write it as 0.0001 cells/L, which no report should print."""
+
+
+def level_words(level: str) -> str:
+    """``"moderate_probability"`` -> ``"moderate probability"``."""
+    return level.replace("_", " ")
+
+
+def threshold_words(per_l: float | None, boundary: str = ">=") -> str:
+    """``"50,000 cells/L"``, ``"any cell found"``, or ``"more than 1,000 cells/L"``."""
+    if per_l is None:
+        return "—"
+    if per_l < PRESENCE:
+        return "any cell found"
+    prefix = "more than " if boundary == ">" else ""
+    unit = "cell/L" if per_l == 1 else "cells/L"
+    return f"{prefix}{format_per_l(per_l)} {unit}"
+
+
 def concentration(
     taxon: str, count: int, volume: Volume, chain_forming: bool = False
 ) -> Concentration:

@@ -62,7 +62,11 @@ def describe(d: SampleDraft, saved: Saved | None = None) -> str:
             lines.append(f"  no taxon at or above a threshold of this rule set{tail}")
         if d.hab.not_monitored:
             lines.append("  not monitored by this model: " + ", ".join(d.hab.not_monitored))
-            lines.append("  (count these by microscope: `phytoscope report SAMPLE --manual-count`)")
+            sid = saved.sample_id if saved and saved.sample_id else d.sample_id or "SAMPLE"
+            lines.append(
+                "  count these by microscope, then: "
+                f"phytoscope report {sid} --manual-count TAXON N --volume-ml ML --by NAME"
+            )
     if saved and saved.problems:
         lines.append("NOT SAVED: " + "; ".join(saved.problems))
     return "\n".join(lines)
@@ -85,11 +89,15 @@ def stored_manual(store: Any, sample_id: int) -> list[tuple[ManualCount, Concent
     return [(m, m.concentration()) for m in counts]
 
 
-def stored_unidentified(store: Any, sample_id: int) -> str:
-    """``3 organisms not identified: check by microscope (...)`` for a stored sample, or ""."""
+def stored_unidentified(store: Any, sample_id: int) -> dict[str, int]:
+    """Organisms a stored sample did not identify, by reason (``other``: a record from
+    before reasons were kept); what its report states, in :func:`describe_unidentified`."""
     reasons = store.sample_summary(sample_id).get("unidentified_reasons")
-    n = store.sample(sample_id).unidentified
-    return describe_unidentified(reasons or ({"other": n} if n else {}))
+    n = (
+        store.sample(sample_id).unidentified
+        or store.sample_counts(sample_id).get(UNKNOWN, (0, ""))[0]
+    )
+    return dict(reasons) if reasons else ({"other": n} if n else {})
 
 
 def overview(store: Any) -> str:

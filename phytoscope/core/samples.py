@@ -318,7 +318,11 @@ def describe_unidentified(reasons: dict[str, int]) -> str:
     n = sum(reasons.values())
     if not n:
         return ""
-    words = {"novel": "unlike any class the model knows", "unsure": "below the class threshold"}
+    words = {
+        "novel": "unlike any class the model knows",
+        "unsure": "below the class threshold",
+        "other": "reason not recorded",
+    }
     parts = [f"{k} {words.get(r, r)}" for r, k in sorted(reasons.items())]
     noun = "organism" if n == 1 else "organisms"
     return f"{n} {noun} not identified: check by microscope ({', '.join(parts)})"

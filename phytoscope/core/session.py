@@ -129,6 +129,7 @@ class SampleSession(ManualCounts):
         self._listeners: list[Callable[[str, Any], None]] = []
         self._drafts: list[SampleDraft] | None = None
         self._notices: list[str] = []
+        self.version = 0  # counts on across clear() and load(): views compare it with theirs
         self._reset()
 
     # -- events --------------------------------------------------------------------------
@@ -162,7 +163,6 @@ class SampleSession(ManualCounts):
         self._manual = {}
         self.skipped: list[Any] = []
         self.run_ids: list[int] = []
-        self.version = 0
         self._drafts = None
 
     def add(self, batch: AnalysisBatch) -> None:
@@ -443,9 +443,7 @@ class SampleSession(ManualCounts):
         *Re-open*); see :meth:`reopen`."""
         stored = store.sample(sample_id)
         bins = [BinFacts.from_dict(b) for b in store.sample_bins(sample_id)]
-        version = self.version  # keeps counting: views compare it with the one they showed
         self._reset()
-        self.version = version
         self.settings = SampleSettings(
             site=stored.site,
             sampled_at=stored.sampled_at if stored.time_source == "user" else None,
@@ -476,11 +474,10 @@ class SampleSession(ManualCounts):
         for d in self.samples():
             self._manual[d.key] = {m.taxon: m for m in manual}
         self._emit("changed")
-        rule_name = self.rule_set.name if self.rule_set else ""
+        rule_name, alerts = self.rule_set.name if self.rule_set else "", store.alerts(sample_id)
         for d in self.samples():
             fingerprint = _fingerprint(d, rule_name)
-            alerts = tuple(store.alerts(sample_id))
-            self._records[d.key] = _Record(sample_id, stored.revision, fingerprint, alerts)
+            self._records[d.key] = _Record(sample_id, stored.revision, fingerprint, tuple(alerts))
         self._emit("changed")
 
 
@@ -493,11 +490,4 @@ def _source_path(source: str, bin_of: dict[str, str], sources: Sequence[str]) ->
     return None
 
 
-__all__ = [
-    "IMAGES",
-    "UNKNOWN",
-    "SampleDraft",
-    "SampleSession",
-    "SampleSettings",
-    "Saved",
-]
+__all__ = ["IMAGES", "UNKNOWN", "SampleDraft", "SampleSession", "SampleSettings", "Saved"]

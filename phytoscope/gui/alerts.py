@@ -351,7 +351,7 @@ class AlertPanel(QWidget):
             scaled from it; a click opens it at full size).
         unknowns
             Organisms labelled "unknown": a total or counts by reason (``"novel"``,
-            ``"unsure"``), e.g. :func:`.wording.count_unknowns` of the predictions.
+            ``"unsure"``): a sample draft's ``unidentified`` (core.samples).
         evidence
             Model class -> (source, roi_index) of its organisms, for taxa without a stored
             alert yet (before the sample is saved).

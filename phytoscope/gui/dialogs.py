@@ -1,5 +1,5 @@
 """Settings dialog (saved through :class:`phytoscope.config.Settings`); About/doctor is
-:class:`phytoscope.gui.about.AboutDialog`, re-exported here where the window looks for it."""
+:class:`phytoscope.gui.about.AboutDialog`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -26,9 +27,9 @@ from PySide6.QtWidgets import (
 from phytoscope.config import BACKEND_CHOICES, PRECISION_CHOICES, Settings
 from phytoscope.core import hab
 from phytoscope.errors import ConfigError
-from phytoscope.gui.about import AboutDialog, unknown_rules
+from phytoscope.gui.about import unknown_rules
 
-__all__ = ["AboutDialog", "SettingsDialog", "rule_set_titles"]
+__all__ = ["SettingsDialog", "rule_set_titles"]
 
 
 def rule_set_titles(names: list[str]) -> dict[str, str]:
@@ -72,6 +73,15 @@ class SettingsDialog(QDialog):
         model_row = QHBoxLayout()
         model_row.addWidget(self.model_dir, 1)
         model_row.addWidget(browse)
+        self.recent = QPushButton("Recent")  # models used before (e.g. before a learn)
+        recent_menu = QMenu(self.recent)
+        for model in settings.recent_models:
+            act = recent_menu.addAction(model or "installed model (default)")
+            act.setData(model)
+        recent_menu.triggered.connect(lambda act: self.model_dir.setText(str(act.data() or "")))
+        self.recent.setMenu(recent_menu)
+        self.recent.setEnabled(bool(settings.recent_models))
+        model_row.addWidget(self.recent)
         self.rule_set = QComboBox()
         self.rule_set.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         for code, title in rule_set_titles(rule_sets or [settings.rule_set]).items():
@@ -136,11 +146,12 @@ class SettingsDialog(QDialog):
             self.model_dir.setText(folder)
 
     def values(self) -> Settings:
+        model = self.model_dir.text().strip()
+        base = self._base if model == self._base.model_dir else self._base.with_model(model)
         return replace(
-            self._base,
+            base,
             backend=self.backend.currentText(),
             precision=self.precision.currentText(),
-            model_dir=self.model_dir.text().strip(),
             rule_set=str(self.rule_set.currentData() or self.rule_set.currentText()),
             camera=self.camera.text().strip(),
             telemetry_hz=float(self.telemetry_hz.value()),

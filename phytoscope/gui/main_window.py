@@ -18,6 +18,7 @@ from phytoscope.config import Settings, default_database, resources_dir
 from phytoscope.core.session import SampleSession
 from phytoscope.gui.exporting import ReportExports
 from phytoscope.gui.frames import FrameShelf
+from phytoscope.gui.geometry import layout_settings, restore_layout, save_layout
 from phytoscope.gui.jobs import (
     BackendInfo,
     BackendRequest,
@@ -32,7 +33,7 @@ from phytoscope.gui.sample_view import SampleView
 from phytoscope.gui.samples_tab import install_samples
 from phytoscope.gui.session import Record, Session
 from phytoscope.gui.style import GenusColours
-from phytoscope.gui.window_ui import WindowLayout, layout_settings
+from phytoscope.gui.window_ui import WindowLayout
 from phytoscope.gui.workers import (
     LOAD_CANCELLED,
     Bridge,
@@ -111,21 +112,21 @@ class MainWindow(WindowLayout):
         self.setAcceptDrops(True)
         self._build_ui(bench_overrides, bench_out)
         self._build_actions()
-        self.restore_layout()
+        restore_layout(self)
         self.sample_panel.technician.setText(self.alert_panel.technician_name())
         self.frames = FrameShelf(self.image_view)
         self.samples = SampleView(
-            self.sample_session,
-            self.sample_panel,
-            self.alert_panel,
-            self.store,
-            self._thumbnail_of,
-            self._message,
-            self.report_error,
-        )
+            self.sample_session, self.sample_panel, self.alert_panel, self.store,
+            self._thumbnail_of, self._message, self.report_error,
+        )  # fmt: skip
+        self.gallery.counted = self.samples.counted  # its counts are the sample table's
         self.exports = ReportExports(self)
         self._load_rule_set()
         install_samples(self)  # the Samples tab (#17): past samples, alerts, manual counts
+        # a microscope count typed where the alerts say what this model cannot see goes
+        # where the Samples tab's go
+        self.alert_panel.manual_entry = True
+        self.alert_panel.manual_count_entered.connect(self.samples_wiring.add_manual)
 
         # inference thread: the backend is created, used and closed there
         self.bridge = Bridge()
@@ -470,7 +471,7 @@ class MainWindow(WindowLayout):
         if self._closing:
             return
         self._closing = True
-        self.save_layout()
+        save_layout(self)
         self.refresh_timer.stop()
         self.charts.stop()
         for job in self._jobs.values():

@@ -110,7 +110,9 @@ class ManualCountsBox(QGroupBox):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__("Manual counts (by microscope)", parent)
-        self.target = QLabel("No sample on show: open or re-open one first.")
+        self.target = QLabel(
+            "No sample on show: analyse one, or select a stored one and click Re-open sample."
+        )
         self.target.setWordWrap(True)
         self.hint = QLabel()
         self.hint.setWordWrap(True)
@@ -118,7 +120,7 @@ class ManualCountsBox(QGroupBox):
         self.entry = ManualCountEntry()
         self.entry.entered.connect(self.entered)
         self.counts = QListWidget()
-        self.counts.setMaximumHeight(90)
+        self.counts.setMaximumHeight(64)
         self.remove = QPushButton("Remove count")
         self.remove.setToolTip("Forget the selected count (the saved sample is updated)")
         self.remove.clicked.connect(self._remove)
@@ -141,7 +143,9 @@ class ManualCountsBox(QGroupBox):
         if name is not None:
             self.target.setText(f"For {name}; each count over the volume you counted in.")
         else:
-            self.target.setText("No sample on show: open or re-open one first.")
+            self.target.setText(
+                "No sample on show: analyse one, or select a stored one and click Re-open sample."
+            )
         self.hint.setText(
             "The model cannot see these taxa of the rule set; count them by microscope: "
             + ", ".join(candidates)

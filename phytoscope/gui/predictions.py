@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,10 @@ class Gallery(QWidget):
         self._shown_version = -1
         self._group: str = ALL
         self._records: list[Any] = []
+        self.counted: Callable[[tuple[str, int]], bool] | None = None
+        """Whether the sample counts an organism (the window's core session decides): a
+        copy of a bin opened from a second place is listed apart, not in the groups, so the
+        gallery's counts are the sample table's."""
         self.genera = QListWidget()
         self.genera.setMaximumWidth(230)
         self.genera.setToolTip("Pick a group; 'All' and 'unknown' list what needs review first")
@@ -303,6 +308,12 @@ class Gallery(QWidget):
 
     # -- groups and pages ----------------------------------------------------------------
 
+    def counted_records(self) -> list[Any]:
+        """The records the samples count (all of them until the window says otherwise)."""
+        records = list(self.session.records)
+        counted = self.counted
+        return records if counted is None else [r for r in records if counted(r.key)]
+
     def selected_label(self) -> str | None:
         """The group on show: a label, or None for all organisms."""
         return None if self._group == ALL else self._group
@@ -312,11 +323,11 @@ class Gallery(QWidget):
         if not force and self.session.version == self._shown_version:
             return
         self._shown_version = self.session.version
-        counts = group_counts(self.session.records)
+        counts = group_counts(self.counted_records())
         self.genera.blockSignals(True)
         self.genera.clear()
         groups: list[tuple[str, str]] = [
-            (ALL, f"All, least confident first  ({len(self.session.records)})")
+            (ALL, f"All, least confident first  ({len(self.counted_records())})")
         ]
         if counts.get(UNKNOWN):
             groups.append((UNKNOWN, f"{UNKNOWN}  ({counts[UNKNOWN]}) — not identified"))
@@ -363,7 +374,7 @@ class Gallery(QWidget):
             self._show_page(keep=False)
 
     def _show_page(self, keep: bool) -> None:
-        records = self.session.records
+        records = self.counted_records()
         if self._group != ALL:
             records = [r for r in records if r.label == self._group]
         self._records = sorted(records, key=review_rank)
@@ -385,6 +396,9 @@ class Gallery(QWidget):
         self.next_page.setEnabled(self.page < self.pages - 1)
         pictureless = sum(1 for r in self._records if r.thumbnail is None)
         notes = [f"{len(self._records)} organisms, most in need of review first"]
+        apart = len(self.session.records) - len(self.counted_records())
+        if apart:
+            notes.append(f"{apart} not in the counts (a copy counted once, a bin left out)")
         if pictureless:
             notes.append(f"{pictureless} without a picture kept (memory limit)")
         self.note.setText("; ".join(notes))

@@ -11,6 +11,7 @@ other images apart), its volume, time, flags, warnings and counts. Every field s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QDateTime, Qt, QTimeZone, Signal
@@ -195,10 +196,13 @@ class SamplePanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(form)
-        layout.addWidget(self.warnings)
+        # the counts right under the sample they belong to; at least four rows of them
+        # (the panel scrolls in a short window rather than squeezing the table shut)
+        self.table.setMinimumHeight(110)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.total)
         layout.addWidget(self.unknown)
+        layout.addWidget(self.warnings)
         self.site.textChanged.connect(self.changed)
         self.sampled_at.dateTimeChanged.connect(self.changed)
         for box in (*boxes, self.given_ml):
@@ -277,6 +281,9 @@ class SamplePanel(QWidget):
         self.choice.clear()
         for d in drafts:
             self.choice.addItem(_title(d), d.key)
+            self.choice.setItemData(
+                self.choice.count() - 1, "\n".join(d.sources), Qt.ItemDataRole.ToolTipRole
+            )
         keys = [d.key for d in drafts]
         if key in keys:
             self.choice.setCurrentIndex(keys.index(key))
@@ -349,7 +356,8 @@ def _title(d: SampleDraft) -> str:
         names = ", ".join(b.bin_id for b in d.bins[:2]) + ("…" if len(d.bins) > 2 else "")
         what = f"IFCB {names}"
     else:
-        what = f"{d.kind}: {', '.join(d.sources[:2])}" + ("…" if len(d.sources) > 2 else "")
+        names = ", ".join(Path(s).name or s for s in d.sources[:2])  # the full paths: tooltip
+        what = f"{d.kind}: {names}" + ("…" if len(d.sources) > 2 else "")
     flags = f" [{', '.join(d.flags)}]" if d.flags else ""
     return f"{what} — {d.organisms} organisms{flags}"
 

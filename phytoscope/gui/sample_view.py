@@ -65,11 +65,21 @@ class SampleView(QObject):
         self._message = message
         self._error = error
         self._shown = -1
+        self._counted: tuple[int, set[tuple[str, int]]] = (-1, set())
         self.draft: SampleDraft | None = None
         """the sample on show"""
         panel.changed.connect(self.forward_edits)
         panel.selected.connect(lambda: self.refresh(force=True))
         alerts.acknowledge_requested.connect(self.acknowledge)
+
+    def counted(self, key: tuple[str, int]) -> bool:
+        """Whether a sample of the session counts this organism (a copy of a bin opened
+        from a second place, or a bin left out, is not): the gallery's filter, so its counts
+        are the sample table's."""
+        if self._counted[0] != self.session.version:
+            keys = {(p.source, p.roi_index) for d in self.session.samples() for p in d.predictions}
+            self._counted = (self.session.version, keys)
+        return key in self._counted[1]
 
     def forward_edits(self) -> None:
         try:
@@ -194,7 +204,7 @@ class SampleView(QObject):
             taxa = ", ".join(sorted({f"{a.taxon} ({a.level})" for a in opened}))
             self.alerts.show_earlier(
                 f"<b>{len(opened)} alert(s) from earlier samples not acknowledged</b>: {taxa} "
-                "— <code>phytoscope report --list</code>"
+                "— see the <b>Samples</b> tab"
             )
             self._message(
                 f"{len(opened)} alert(s) from earlier samples are not acknowledged: {taxa}"

@@ -12,6 +12,7 @@ into the window.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -20,10 +21,12 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -33,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from phytoscope.core import history
 from phytoscope.core.hab import describe_alert
-from phytoscope.core.sample import format_per_l
+from phytoscope.core.sample import PRESENCE, format_per_l, level_words
 from phytoscope.errors import PhytoscopeError
 from phytoscope.gui.manual import ManualCountsBox
 from phytoscope.types import Sample
@@ -105,6 +108,11 @@ class SamplesTab(QWidget):
         self.samples = _table(SAMPLE_COLUMNS)
         self.samples.doubleClicked.connect(lambda _: self._reopen_selected(self.samples))
         self.alerts = _table(ALERT_COLUMNS)
+        self.alerts.setTextElideMode(Qt.TextElideMode.ElideNone)
+        # the plain words wrap at whatever width the column gets: never cut off
+        self.alerts.horizontalHeader().sectionResized.connect(
+            lambda *_: self.alerts.resizeRowsToContents()
+        )
         self.alerts.doubleClicked.connect(lambda _: self._reopen_selected(self.alerts))
         self.alerts_label = QLabel("Open alerts")
         self.manual = ManualCountsBox()
@@ -119,7 +127,6 @@ class SamplesTab(QWidget):
         self.plot.setLabel("left", "per L (log)")
         self.plot.setLabel("bottom", "sampled at (UTC)")
         self.plot.setMinimumHeight(180)
-        self.legend = self.plot.addLegend(offset=(-10, 10))
         self.series_note = QLabel()
         self.series_note.setWordWrap(True)
 
@@ -129,8 +136,8 @@ class SamplesTab(QWidget):
         lv.addWidget(self.samples, 3)
         lv.addWidget(self.alerts_label)
         lv.addWidget(self.alerts, 2)
-        right = QWidget()
-        rv = QVBoxLayout(right)
+        series = QWidget()
+        rv = QVBoxLayout(series)
         rv.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
         row.addWidget(QLabel("Taxon"))
@@ -138,11 +145,26 @@ class SamplesTab(QWidget):
         rv.addLayout(row)
         rv.addWidget(self.plot, 1)
         rv.addWidget(self.series_note)
-        rv.addWidget(self.manual)
+        # the manual counts scroll rather than raise the window's minimum height (their
+        # wrapped words grow tall in a narrow pane): the window fits 1366x768 and less
+        scroller = QScrollArea()
+        scroller.setWidgetResizable(True)
+        scroller.setFrameShape(QFrame.Shape.NoFrame)
+        scroller.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroller.setWidget(self.manual)
+        scroller.setMinimumHeight(80)
+        self.right = QSplitter(Qt.Orientation.Vertical)
+        self.right.addWidget(series)
+        self.right.addWidget(scroller)
+        self.right.setChildrenCollapsible(False)
+        self.right.setSizes([3000, 2000])
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
-        self.splitter.addWidget(right)
+        self.splitter.addWidget(self.right)
         self.splitter.setChildrenCollapsible(False)
+        self.splitter.setStretchFactor(0, 5)  # the tables' columns first, the plot takes the rest
+        self.splitter.setStretchFactor(1, 4)
+        self.splitter.setSizes([5000, 4000])
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.splitter, 1)
@@ -173,6 +195,7 @@ class SamplesTab(QWidget):
             cells = (str(a.id), str(a.sample_id), site_of.get(a.sample_id, ""), describe_alert(a))
             for c, text in enumerate(cells):
                 self.alerts.setItem(r, c, _item(text, a.sample_id))
+        self.alerts.resizeRowsToContents()
         try:
             self._series = history.series(store, site) if site != ALL_SITES else {}
         except PhytoscopeError as exc:
@@ -222,7 +245,6 @@ class SamplesTab(QWidget):
         """The chosen taxon at the chosen site: detected (filled), not detected drawn at
         its detection limit (open triangle), and the thresholds of its latest rule set."""
         self.plot.clear()
-        self.legend.clear()
         points = self._series.get(self.taxon.currentText(), [])
         if not points:
             self.series_note.setText(
@@ -238,22 +260,38 @@ class SamplesTab(QWidget):
         if found:
             self.plot.plot(
                 [x for x, _ in found], [p.per_l for _, p in found], pen=pg.mkPen("#1c7ed6", width=2),
-                symbol="o", symbolBrush="#1c7ed6", name=f"{self.taxon.currentText()} ({unit})",
+                symbol="o", symbolBrush="#1c7ed6",
             )  # fmt: skip
         if zeros:
             self.plot.plot(
                 [x for x, _ in zeros], [p.detection_limit_per_l for _, p in zeros], pen=None,
-                symbol="t", symbolBrush=None, symbolPen="#495057", name="not detected (< limit)",
+                symbol="t", symbolBrush=None, symbolPen="#495057",
             )  # fmt: skip
         latest = points[-1]
         lines = history.thresholds(latest.rule_set, latest.rule_taxon)
         span = [min(xs) - 43200, max(xs) + 43200]  # half a day each side
+        presence = [level for level, per_l in lines if per_l < PRESENCE]
         for n, (level, per_l) in enumerate(lines):
+            if per_l < PRESENCE:  # "any cell found": no line that drags the log axis to 1e-4
+                continue
             pen = pg.mkPen(LEVEL_PENS.get(n, "#343a40"), width=1, style=Qt.PenStyle.DashLine)
-            self.plot.plot(span, [per_l, per_l], pen=pen, name=f"{level} ≥ {format_per_l(per_l)}")
+            self.plot.plot(span, [per_l, per_l], pen=pen)
+            # labels sit in view coordinates, which are log10 on a log axis; alternate ends,
+            # so two close levels (40,000 and 50,000) do not print over each other
+            left = n % 2 == 0
+            label = pg.TextItem(
+                f"{level_words(level)} ≥ {format_per_l(per_l)}",
+                color=pen.color(),
+                anchor=(0, 1) if left else (1, 1),
+            )
+            label.setPos(span[0] if left else span[1], math.log10(per_l))
+            self.plot.addItem(label)
         manual = sum(1 for p in points if p.manual)
         self.series_note.setText(
-            f"{len(points)} sample(s); thresholds of {latest.rule_set} ({latest.rule_taxon})"
+            f"{self.taxon.currentText()} in {unit}: {len(points)} sample(s), filled where found, "
+            "an open triangle at the detection limit where not; dashed: the thresholds of "
+            f"{latest.rule_set} ({latest.rule_taxon})"
+            + (f"; {', '.join(presence)}: any cell found" if presence else "")
             + (f"; {manual} from manual counts" if manual else "")
             + ("; chains/L: cells may be higher" if unit == "chains/L" else "")
         )

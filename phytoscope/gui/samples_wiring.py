@@ -2,7 +2,8 @@
 
 Re-open: the window's analysis is cleared (as *New sample* does) and the stored sample is
 loaded into the window's own core session, whose settings are shown in the sample panel.
-Manual counts: given to the core session for the sample on show, then saved by the
+Manual counts (from the tab, or from the alert panel's "this model cannot see" line): given
+to the core session for the sample on show, then saved by the
 session's own rule (a sample saved before is updated; a new one once its site is given).
 No sample rule lives here.
 """
@@ -12,10 +13,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from PySide6.QtCore import QObject, QTimer
 
+from phytoscope.core.reports import read_rois, segment_of_run
 from phytoscope.core.samples import SampleSettings
 from phytoscope.errors import PhytoscopeError
+from phytoscope.gui.jobs import THUMB_SIZE, shrink
 
 if TYPE_CHECKING:
     from phytoscope.gui.samples_tab import SamplesTab
@@ -31,10 +35,19 @@ class SamplesWiring(QObject):
         self.window = window
         self.tab = tab
         self._shown = (-1, None)
+        self._reopened = 0
+        """counts re-opens: pictures read for an earlier one are not shown with a later one"""
         tab.reopen_requested.connect(self.reopen)
         tab.manual.entered.connect(self.add_manual)
         tab.manual.remove_requested.connect(self.remove_manual)
-        window.samples.saved.connect(lambda _: tab.refresh())
+        # saved or acknowledged: the list, the open alerts and the series change
+        window.sample_session.connect(
+            lambda event, _: tab.refresh() if event in ("saved", "acknowledged") else None
+        )
+        alerts = window.alert_panel  # its "this model cannot see ..." line takes a count too
+        if hasattr(alerts, "manual_count_entered"):
+            alerts.manual_entry = True
+            alerts.manual_count_entered.connect(self.add_manual)
         self.timer = QTimer(self)
         self.timer.setInterval(SYNC_MS)
         self.timer.timeout.connect(self.sync)
@@ -108,6 +121,7 @@ class SamplesWiring(QObject):
             window.report_error(f"sample {sample_id} cannot be re-opened: {exc}")
             return
         show_settings(window.sample_panel, window.sample_session.settings)
+        self._list_organisms()
         window.samples.refresh(force=True)
         window.tabs.setCurrentIndex(0)  # the sample and alert panels are on the first page
         n = len(window.sample_session)
@@ -116,6 +130,52 @@ class SamplesWiring(QObject):
             "manual counts; Save sample updates the same record"
         )
         self.sync(force=True)
+
+    def _list_organisms(self) -> None:
+        """The re-opened organisms in the table and gallery at once (with the technician's
+        labels, so they can be corrected again); their pictures are read again from their
+        sources on a worker thread, as the report does (a moved source shows none)."""
+        window, core = self.window, self.window.sample_session
+        store = window.store()
+        found = {}
+        for run_id in core.run_ids:
+            for p in store.predictions(run_id):
+                if core.facts_of(p.source, p.roi_index) is not None:
+                    found[(p.source, p.roi_index)] = p
+        if not found:
+            return
+        predictions = tuple(found.values())
+        origins = tuple(core.facts_of(p.source, p.roi_index).bin_id for p in predictions)
+        for record in window.session.add(predictions, (None,) * len(predictions), origins):
+            label = core.label_of(record.prediction.source, record.prediction.roi_index)
+            if label != record.label:
+                window.session.correct(record, label)
+        window.session.run_ids.extend(core.run_ids)
+        window.refresh_panels()
+        segment = segment_of_run(store, core.run_ids[-1] if core.run_ids else None)
+        self._reopened += 1
+        token, refs = self._reopened, list(found)
+
+        def read(progress: Any) -> dict[tuple[str, int], np.ndarray]:
+            return {
+                (s, i): shrink(img, THUMB_SIZE)
+                for s, i, img in read_rois(refs, segment)
+                if img is not None
+            }
+
+        def show(thumbs: dict[tuple[str, int], np.ndarray]) -> None:
+            if token != self._reopened:
+                return  # another sample was re-opened (or a new one started) meanwhile
+            shown = window.session
+            for key, thumb in thumbs.items():
+                record = shown.by_key.get(key)
+                if record is not None and record.thumbnail is None:
+                    record.thumbnail = thumb
+                    shown.thumbnail_bytes += thumb.nbytes
+            shown.version += 1
+            window.refresh_panels()
+
+        window.run_task(read, "re-reading the sample's images", "phytoscope-reopen", show)
 
 
 def show_settings(panel: Any, settings: SampleSettings) -> None:

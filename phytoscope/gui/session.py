@@ -82,7 +82,11 @@ class Session:
                 self.counts[old.label] -= 1
                 if self.counts[old.label] <= 0:
                     del self.counts[old.label]
-                record = Record(old.number, p, thumb or old.thumbnail, old.corrected, origin, alone)
+                if thumb is None:
+                    thumb = old.thumbnail
+                elif old.thumbnail is not None:  # the new picture replaces the old one's bytes
+                    self.thumbnail_bytes -= old.thumbnail.nbytes
+                record = Record(old.number, p, thumb, old.corrected, origin, alone)
                 self.records[old.number - 1] = record
             else:
                 record = Record(len(self.records) + 1, p, thumb, origin=origin, whole=alone)

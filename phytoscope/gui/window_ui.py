@@ -16,19 +16,16 @@ from PySide6.QtGui import (
     QAction,
     QDragEnterEvent,
     QDropEvent,
-    QGuiApplication,
     QIcon,
     QKeySequence,
 )
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
-    QFrame,
     QLabel,
     QMainWindow,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QStyle,
     QTabWidget,
@@ -37,11 +34,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from phytoscope.config import config_dir
 from phytoscope.gui.alerts import AlertPanel
 from phytoscope.gui.bench_page import BenchPage
 from phytoscope.gui.charts import LiveCharts, charts_dock
+from phytoscope.gui.flow import scrolled
 from phytoscope.gui.imageview import ImageView
+from phytoscope.gui.learn_dialog import open_learn_dialog
 from phytoscope.gui.messages import Banner, MessageLog, TabBadge, no_model_text
 from phytoscope.gui.predictions import Gallery, PredictionsModel, PredictionsTable
 from phytoscope.gui.sample_panel import SamplePanel
@@ -53,15 +51,8 @@ log = logging.getLogger("phytoscope.gui.main_window")
 
 NO_MODEL = "no-model"
 """Banner key of the no-model notice (removed when a model loads)."""
-FIRST_SIZE = (1600, 1000)
-"""Pixels: the first size on a screen that has room for it (else the screen's size)."""
-
-
-def layout_settings(settings_path: Path | None) -> QSettings:
-    """Where the window keeps its layout and remembered names: beside the settings file
-    it was given (tests keep theirs in a temporary folder), else the user's config."""
-    folder = Path(settings_path).parent if settings_path else config_dir()
-    return QSettings(str(folder / "window.ini"), QSettings.Format.IniFormat)
+GALLERY_SHARE = 0.6
+"""Share of the left pane's height the gallery takes while it is open."""
 
 
 class WindowLayout(QMainWindow):
@@ -95,6 +86,9 @@ class WindowLayout(QMainWindow):
     status_dropped: QLabel
     status_progress: QProgressBar
     cancel_button: QPushButton
+    samples_tab: Any
+    samples_wiring: Any
+    """the Samples tab and its wiring (:func:`.samples_tab.install_samples` adds them)"""
 
     def _build_ui(self, bench_overrides: dict[str, Any] | None, bench_out: Path | None) -> None:
         slots: Any = self  # the window's slots (defined by MainWindow)
@@ -115,9 +109,8 @@ class WindowLayout(QMainWindow):
         lower.addTab(self.message_log, "Messages")
         self.lower_tabs = lower
         self.messages_badge = TabBadge(lower, self.message_log)
-        lower.currentChanged.connect(
-            lambda _i: self.gallery.refresh() if self.gallery.isVisible() else None
-        )
+        lower.currentChanged.connect(self._lower_tab_changed)
+        self._sizes_before_gallery: list[int] | None = None
         left = self._splitter("left", Qt.Orientation.Vertical, self.image_view, lower)
         left.setSizes([520, 400])
 
@@ -129,20 +122,17 @@ class WindowLayout(QMainWindow):
         )
         self.save_sample_button.clicked.connect(slots.save_sample)
         # the panel scrolls in a short window instead of raising the window's minimum height
-        sample_scroll = QScrollArea()
-        sample_scroll.setWidgetResizable(True)
-        sample_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        sample_scroll.setWidget(self.sample_panel)
+        sample_scroll = scrolled(self.sample_panel)
         sample_box = QWidget()
         sample_layout = QVBoxLayout(sample_box)
         sample_layout.setContentsMargins(0, 0, 0, 0)
         sample_layout.addWidget(sample_scroll, 1)
         sample_layout.addWidget(self.save_sample_button)
-        # microscope counts are entered once the window stores them (the samples work)
+        # its microscope-count entry is switched on once the Samples tab stores such counts
         self.alert_panel = AlertPanel(self.window_settings, manual_entry=False)
         self.alert_panel.review_unknown_requested.connect(slots.show_unknowns)
         right = self._splitter("right", Qt.Orientation.Vertical, self.alert_panel, sample_box)
-        right.setSizes([450, 450])
+        right.setSizes([540, 360])  # the alerts first: they are what a lab acts on
 
         analysis = self._splitter("analysis", Qt.Orientation.Horizontal, left, right)
         analysis.setSizes([860, 600])
@@ -207,6 +197,23 @@ class WindowLayout(QMainWindow):
         self.splitters[name] = splitter
         return splitter
 
+    def _lower_tab_changed(self, _index: int) -> None:
+        """The gallery needs height to review: while it is open it gets at least 60 % of
+        the left pane (on a laptop the image would leave it one row); the sizes chosen
+        before come back when another tab is opened."""
+        left = self.splitters["left"]
+        sizes = left.sizes()
+        if self.lower_tabs.currentWidget() is self.gallery:
+            self.gallery.refresh()
+            total = sum(sizes)
+            if total and sizes[1] < GALLERY_SHARE * total:
+                self._sizes_before_gallery = sizes
+                lower = int(GALLERY_SHARE * total)
+                left.setSizes([total - lower, lower])
+        elif self._sizes_before_gallery is not None:
+            left.setSizes(self._sizes_before_gallery)
+            self._sizes_before_gallery = None
+
     def _charts_for_tab(self, index: int) -> None:
         """The charts dock belongs to the analysis: hidden on the benchmark page (which has
         its own charts) and back, if it was open, on return."""
@@ -217,49 +224,6 @@ class WindowLayout(QMainWindow):
         elif on_analysis and self._charts_hidden_by_tab:
             self._charts_hidden_by_tab = False
             self.charts_dock.show()
-
-    # -- the layout the user left (window size, dock, splitters) ---------------------------
-
-    def restore_layout(self) -> None:
-        """Put back the size, dock and splitters of the last session, then make sure the
-        window fits the screen it is on (a layout saved on a 4K screen opens on a laptop)."""
-        saved = self.window_settings
-        geometry = saved.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        state = saved.value("window/state")
-        if state is not None:
-            self.restoreState(state)
-        for name, splitter in self.splitters.items():
-            sizes = saved.value(f"window/splitter/{name}")
-            if sizes is not None:
-                splitter.restoreState(sizes)
-        self.fit_to_screen(first=geometry is None)
-
-    def fit_to_screen(self, first: bool = True) -> None:
-        """No fixed size: the first time, most of the available screen; later, the saved
-        size shrunk to the screen where it no longer fits."""
-        screen = self.screen() or QGuiApplication.primaryScreen()
-        if screen is None:
-            return
-        available = screen.availableGeometry()
-        if first:
-            width = min(available.width(), max(FIRST_SIZE[0], int(available.width() * 0.8)))
-            height = min(available.height(), max(FIRST_SIZE[1], int(available.height() * 0.8)))
-        else:
-            width = min(self.width(), available.width())
-            height = min(self.height(), available.height())
-        self.resize(width, height)
-        if not available.contains(self.frameGeometry()):
-            self.move(available.topLeft())
-
-    def save_layout(self) -> None:
-        saved = self.window_settings
-        saved.setValue("window/geometry", self.saveGeometry())
-        saved.setValue("window/state", self.saveState())
-        for name, splitter in self.splitters.items():
-            saved.setValue(f"window/splitter/{name}", splitter.saveState())
-        saved.sync()
 
     def _build_actions(self) -> None:
         slots: Any = self
@@ -360,6 +324,15 @@ class WindowLayout(QMainWindow):
         )
         self.act_pause.setCheckable(True)
         self.charts.pause_button.toggled.connect(self.act_pause.setChecked)
+        # -- learning (issue 15): teach the model a lab's genera; the dialog does the rest
+        self.act_learn = action(
+            "Add genus / improve model…",
+            lambda: open_learn_dialog(self),
+            None,
+            None,
+            menu_tools,
+            False,
+        )
         self.act_about = action(
             "About / doctor…", slots.open_about, SP.SP_MessageBoxInformation, "F1", menu_help
         )

@@ -10,30 +10,17 @@ decide a level themselves.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from phytoscope.core.sample import CELLS_UNDERESTIMATED, format_per_l
-
-PRESENCE = 1.0
-"""A threshold below one cell per litre means "any cell found" (Scotland's yellow)."""
-
-
-def level_words(level: str) -> str:
-    """``"moderate_probability"`` -> ``"moderate probability"``."""
-    return level.replace("_", " ")
-
-
-def threshold_words(per_l: float | None, boundary: str = ">=") -> str:
-    """``"50,000 cells/L"``, ``"any cell found"``, or ``"more than 1,000 cells/L"``."""
-    if per_l is None:
-        return "—"
-    if per_l < PRESENCE:
-        return "any cell found"
-    prefix = "more than " if boundary == ">" else ""
-    unit = "cell/L" if per_l == 1 else "cells/L"
-    return f"{prefix}{format_per_l(per_l)} {unit}"
+from phytoscope.core.sample import (
+    CELLS_UNDERESTIMATED,
+    PRESENCE,
+    format_per_l,
+    level_words,
+    threshold_words,
+)
 
 
 def _number(per_l: float) -> str:
@@ -208,16 +195,6 @@ def unknown_words(unknowns: int | Mapping[str, int]) -> str:
         return ""
     noun = "organism" if total == 1 else "organisms"
     return f"{total:,} {noun} not identified — check by microscope{detail}"
-
-
-def count_unknowns(predictions: Iterable[Any]) -> dict[str, int]:
-    """Organisms labelled "unknown" by reason (``"novel"``, ``"unsure"``, ``""``)."""
-    out: dict[str, int] = {}
-    for p in predictions:
-        if p.label == "unknown":
-            reason = getattr(p, "unknown_reason", "") or ""
-            out[reason] = out.get(reason, 0) + 1
-    return out
 
 
 # -- percentages -----------------------------------------------------------------------

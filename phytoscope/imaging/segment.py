@@ -15,7 +15,11 @@ README "Segmentation"):
 * thin needle-shaped chains (Pseudo-nitzschia, the ASP-toxin genus) are faint and break
   into pieces under any blob threshold, so long straight edges are also found with a
   probabilistic Hough transform, collinear pieces are joined, and each joined line becomes
-  one ROI (unless a blob ROI already covers it).
+  one ROI (unless a blob ROI already covers it);
+* the pieces one object falls into (a chain's Hough line and the blobs along it, a fibre's
+  edges, a clump's parts) are joined into one ROI, and a box nested in a piece it touches
+  is suppressed into it (:mod:`phytoscope.imaging.merge`, on the pieces' pixels): one
+  organism, one ROI, one count. ``SegmentParams(merge=False)`` gives the earlier ROIs.
 
 The quality gate measures focus as the variance of the Laplacian over the pixels near
 detected objects (an empty background would otherwise dilute it) and flags the frame
@@ -27,11 +31,12 @@ field).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
+from phytoscope.imaging.merge import MergeParams, Piece, group_extent, merge_pieces
 from phytoscope.imaging.preprocess import to_grey
 from phytoscope.types import Box
 
@@ -83,6 +88,10 @@ class SegmentParams:
     min_line_px: int = 240
     """minimum length (full resolution) of a straight chain found by the Hough transform"""
     blur_threshold: float = BLUR_THRESHOLD
+    merge: bool = True
+    """join the pieces of one object and boxes nested in another (:mod:`.merge`); False
+    gives the segmentation shipped before, one ROI per piece"""
+    merge_params: MergeParams = field(default_factory=MergeParams)
 
 
 def looks_like_frame(image: np.ndarray) -> bool:
@@ -163,6 +172,18 @@ def _line_groups(edges: np.ndarray, min_len: int) -> list[np.ndarray]:
     return [np.array(g).reshape(-1, 2, 2).reshape(-1, 2) for g in groups.values()]
 
 
+def _raster(points: np.ndarray) -> np.ndarray:
+    """(x, y) pixels of a line group's segments (consecutive point pairs), drawn 1 px wide."""
+    ends = np.round(points).astype(np.int32)
+    x0, y0 = ends.min(axis=0)
+    x1, y1 = ends.max(axis=0)
+    canvas = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
+    for a, b in zip(ends[0::2], ends[1::2], strict=True):
+        cv2.line(canvas, (int(a[0] - x0), int(a[1] - y0)), (int(b[0] - x0), int(b[1] - y0)), 1)
+    ys, xs = np.nonzero(canvas)
+    return np.column_stack((xs + x0, ys + y0))
+
+
 def segment_frame(
     image: np.ndarray, params: SegmentParams | None = None
 ) -> tuple[list[tuple[Box, np.ndarray]], FrameQuality]:
@@ -198,12 +219,17 @@ def segment_frame(
 
     inv = 1.0 / p.scale
     boxes: list[Box] = []
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    blobs: list[Piece] = []
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     for i in range(1, count):
         x, y, w, h, area = (int(v) for v in stats[i])
         if area * inv * inv >= p.min_area:
             boxes.append(_pad_box(x * inv, y * inv, w * inv, h * inv, p.padding, image.shape))
+            if p.merge:
+                ys, xs = np.nonzero(labels[y : y + h, x : x + w] == i)
+                blobs.append(Piece(np.column_stack((xs + x, ys + y))))
 
+    lines: list[Piece] = []
     edges = cv2.Canny(cv2.GaussianBlur(small, (0, 0), p.smooth_sigma), 10, 30)
     for points in _line_groups(edges, max(10, int(p.min_line_px * p.scale))):
         x0, y0 = points.min(axis=0)
@@ -213,6 +239,15 @@ def segment_frame(
         )
         if not any(_iou(box, other) > 0.5 for other in boxes):
             boxes.append(box)
+            if p.merge:
+                lines.append(Piece(_raster(points), margin=12 * p.scale, line=True))
+
+    if p.merge:
+        pieces = blobs + lines
+        boxes = []
+        for group in merge_pieces(pieces, p.merge_params):
+            gx, gy, gw, gh = group_extent(pieces, group)
+            boxes.append(_pad_box(gx * inv, gy * inv, gw * inv, gh * inv, p.padding, image.shape))
 
     boxes.sort(key=lambda b: (b[1], b[0]))
     near = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))

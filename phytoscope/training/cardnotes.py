@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from phytoscope.core.hab import unrecognised
 from phytoscope.modelcard import ClassInfo
 from phytoscope.training import dataset as ds
 
@@ -31,22 +32,18 @@ KNOWN_HAB_TAXA = (
 
 
 def not_recognised(classes: tuple[ClassInfo, ...], rules: Path | None = None) -> tuple[str, ...]:
-    """HAB taxa of the rule sets (genus level) that no class of the model stands for."""
-    taxa: list[str] = []
+    """HAB taxa of the rule sets (genus level) that no class of the model stands for,
+    matched as the alerts match them (:func:`phytoscope.core.hab.unrecognised`)."""
+    taxa: list[tuple[str, str]] = []
     if rules is not None and Path(rules).exists():
         import csv
 
         with open(rules, newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
-                taxon = (row.get("taxon") or "").strip()
-                rank = (row.get("rank") or "").strip()
-                name = taxon if rank == "group" else taxon.split(" ")[0]
-                if name and name not in taxa:
-                    taxa.append(name)
+                taxa.append(((row.get("taxon") or "").strip(), (row.get("rank") or "").strip()))
     else:
-        taxa = list(KNOWN_HAB_TAXA)
-    names = {c.name for c in classes} | {c.group for c in classes if c.group}
-    return tuple(t for t in taxa if t not in names)
+        taxa = [(t, "genus") for t in KNOWN_HAB_TAXA]
+    return unrecognised(classes, [(t, r) for t, r in taxa if t])
 
 
 def card_notes(items: list[ds.Item], missing: tuple[str, ...]) -> str:

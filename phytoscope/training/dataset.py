@@ -116,7 +116,7 @@ def class_info(name: str) -> ClassInfo:
     return ClassInfo(name=name, rank="genus")
 
 
-def _folder_class(folder_name: str) -> str:
+def folder_class(folder_name: str) -> str:
     """Map a sub-folder name to a class; ``detritus_other`` means ``detritus/other`` because a
     folder name cannot hold a slash."""
     wanted = folder_name.replace("_", " ").lower()
@@ -153,7 +153,7 @@ def from_folder(root: Path) -> list[Item]:
     items = []
     root = Path(root).resolve()
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-        cls = _folder_class(sub.name)
+        cls = folder_class(sub.name)
         for path in sorted(sub.rglob("*")):
             if path.suffix.lower() in IMAGE_SUFFIXES:
                 rel = path.relative_to(root).as_posix()

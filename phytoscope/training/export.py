@@ -91,13 +91,16 @@ def quantise_int8(
     batches: list[np.ndarray],
     method: str = "minmax",
     keep_float: tuple[str, ...] = INT8_KEEP_FLOAT,
+    keep_float_prefixes: tuple[str, ...] = (),
 ) -> Path:
     """Static INT8 quantisation: QDQ, per-channel int8 weights, uint8 activations.
 
     QDQ is the format TensorRT and ONNX Runtime's CPU kernels both understand; per-channel
     weights matter for MobileNetV2, whose depthwise filters have very different ranges.
     ``method`` is the activation-range calibration ("minmax", "minmax-average",
-    "percentile", "entropy").
+    "percentile", "entropy"). Nodes whose names start with one of ``keep_float_prefixes``
+    stay in float too (the open-set head, ``openset/``: its cosine to prototypes decides
+    "unknown" and costs next to nothing).
     """
     import onnx
     from onnxruntime.quantization import (
@@ -137,6 +140,8 @@ def quantise_int8(
             exclude.append(convs[0])
         if "logits" in keep_float:
             exclude += [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm")]
+        if keep_float_prefixes:
+            exclude += [n.name for n in graph.node if n.name.startswith(keep_float_prefixes)]
         exclude += _open_set_nodes(graph)
         quantize_static(
             str(pre),

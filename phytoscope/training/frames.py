@@ -52,7 +52,7 @@ NEGATIVE_LABEL = "no_annotated_cell"
 NEGATIVE_CLASS = "detritus/other"
 
 
-def _annotations(
+def read_annotations(
     coco_dir: Path,
 ) -> dict[str, list[tuple[str, tuple[float, float, float, float], list]]]:
     """file name -> [(category name, bbox, polygons)] of every COCO JSON under ``coco_dir``."""
@@ -73,7 +73,7 @@ def _annotations(
     return out
 
 
-def _box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     ax, ay, aw, ah = a
     bx, by, bw, bh = b
     iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
@@ -88,40 +88,56 @@ def roi_path(frame: Path, box: Sequence[int]) -> Path:
     return frame.with_name(frame.name + "#roi=" + ",".join(str(int(v)) for v in box))
 
 
-def label_segments(
-    image: np.ndarray, annotations: list, source: str = "frame"
-) -> list[tuple[tuple[int, int, int, int], str | None]]:
-    """(box, category name, or :data:`NEGATIVE_LABEL`, or None for ambiguous) per segment of
-    one frame, segmented exactly as ``phytoscope classify`` segments it."""
-    import cv2
+def match_segments(
+    shape: tuple[int, ...], annotations: list, boxes: Sequence[Sequence[int]]
+) -> list[tuple[tuple[int, ...], bool]]:
+    """Per box: the annotated cells it *is* (best first), and whether it holds any cell pixel.
 
-    from phytoscope.sources import rois_from_image
-    from phytoscope.types import Roi
+    A box is a cell when its IoU with the cell's box is at least :data:`POSITIVE_IOU` or it
+    holds at least :data:`POSITIVE_PIECE` of the cell's polygon; one rule for the training
+    labels and for the frame evaluation (:mod:`phytoscope.training.frames_eval`).
+    """
+    import cv2
 
     masks = []
     for _, _, polygons in annotations:
-        cell = np.zeros(image.shape[:2], np.uint8)
+        cell = np.zeros(shape[:2], np.uint8)
         for poly in polygons:
             pts = np.round(np.asarray(poly, np.float64).reshape(-1, 2)).astype(np.int32)
             cv2.fillPoly(cell, [pts], 1)
         masks.append((cell, max(int(cell.sum()), 1)))
     out = []
-    for roi in rois_from_image(image, source, "always"):
-        if not isinstance(roi, Roi) or roi.box is None:
-            continue
-        x, y, w, h = (int(v) for v in roi.box)
+    for box in boxes:
+        x, y, w, h = (int(v) for v in box)
         inside = [int(cell[y : y + h, x : x + w].sum()) / total for cell, total in masks]
         score = [
-            max(_box_iou((x, y, w, h), a[1]) / POSITIVE_IOU, f / POSITIVE_PIECE)
+            max(box_iou((x, y, w, h), a[1]) / POSITIVE_IOU, f / POSITIVE_PIECE)
             for a, f in zip(annotations, inside, strict=True)
         ]
-        best = int(np.argmax(score)) if score else -1
-        if best >= 0 and score[best] >= 1.0:
-            out.append(((x, y, w, h), annotations[best][0]))
-        elif not any(inside):
-            out.append(((x, y, w, h), NEGATIVE_LABEL))
-        else:
-            out.append(((x, y, w, h), None))
+        cells = sorted((k for k, v in enumerate(score) if v >= 1.0), key=lambda k: -score[k])
+        out.append((tuple(cells), any(inside)))
+    return out
+
+
+def label_segments(
+    image: np.ndarray, annotations: list, source: str = "frame"
+) -> list[tuple[tuple[int, int, int, int], str | None]]:
+    """(box, category name, or :data:`NEGATIVE_LABEL`, or None for ambiguous) per segment of
+    one frame, segmented exactly as ``phytoscope classify`` segments it."""
+    from phytoscope.sources import rois_from_image
+    from phytoscope.types import Roi
+
+    boxes = [
+        tuple(int(v) for v in roi.box)
+        for roi in rois_from_image(image, source, "always")
+        if isinstance(roi, Roi) and roi.box is not None
+    ]
+    out: list[tuple[tuple[int, int, int, int], str | None]] = []
+    for box, (cells, touches) in zip(
+        boxes, match_segments(image.shape, annotations, boxes), strict=True
+    ):
+        label = annotations[cells[0]][0] if cells else None if touches else NEGATIVE_LABEL
+        out.append((box, label))  # type: ignore[arg-type]
     return out
 
 
@@ -147,7 +163,7 @@ def frame_items(
     """
     frames_dir = Path(frames_dir).resolve()
     source = source or f"{frames_dir.parent.name}_frames"
-    annotations = _annotations(coco_dir)
+    annotations = read_annotations(coco_dir)
     items: list[ds.Item] = []
     counts: Counter[tuple[str, str]] = Counter()
     frames = sorted(p for p in frames_dir.rglob("*") if p.suffix.lower() in ds.IMAGE_SUFFIXES)

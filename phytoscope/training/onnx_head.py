@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from phytoscope.errors import ModelError
+from phytoscope.errors import Cancelled, ModelError
 from phytoscope.modelcard import (
     ClassInfo,
     InputSpec,
@@ -154,7 +154,7 @@ def embed(
     total = len(prepared)
     for start in range(0, total, batch):
         if cancel is not None and cancel():
-            raise InterruptedError("cancelled")
+            raise Cancelled("cancelled")
         chunk = prepared[start : start + batch]
         if chunk.dtype == np.uint8:
             assert spec is not None

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from phytoscope.errors import ModelError
+from phytoscope.errors import Cancelled, ModelError
+from phytoscope.training.blas import one_blas_thread
 
 METHOD = "cosine-prototypes"
 """The card's ``novelty.method`` for this head."""
@@ -248,12 +249,13 @@ def fit_head(
     n = len(classes)
     _check(features, labels, n)
     if cancel is not None and cancel():
-        raise InterruptedError("cancelled")
-    weights, bias = fit_logistic(features, labels, n, l2=l2)
-    if cancel is not None and cancel():
-        raise InterruptedError("cancelled")
-    protos, owners = fit_prototypes(features, labels, n, per_class, seed)
-    held = held_out_novelty(features, labels, n, per_class, seed=seed)
+        raise Cancelled("cancelled")
+    with one_blas_thread():  # tiny BLAS calls: threads cost more than they give
+        weights, bias = fit_logistic(features, labels, n, l2=l2)
+        if cancel is not None and cancel():
+            raise Cancelled("cancelled")
+        protos, owners = fit_prototypes(features, labels, n, per_class, seed)
+        held = held_out_novelty(features, labels, n, per_class, seed=seed)
     return Head(
         classes=tuple(classes),
         weights=weights,

@@ -25,7 +25,7 @@ def stored(tmp_path, tiny_model_dir, capsys):
     args += ["--db", str(db), "--site", "Loch", "--sampled-at", "2026-06-01T10:00Z"]
     assert main([*args, "--sample-volume", "5", "--rules", "scotland_habreports"]) == 0
     out = capsys.readouterr().out
-    assert "count these by microscope" in out and "Alexandrium" in out
+    assert "count these by microscope, then: phytoscope report 1 --manual-count" in out
     return db, ["--db", str(db), "--model", str(tiny_model_dir)]
 
 

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("PySide6", reason="PySide6 not installed (pip install 'phytoscope[gui]')")
 pytest.importorskip("pyqtgraph", reason="pyqtgraph not installed (pip install 'phytoscope[gui]')")
 
-from conftest import DATA, make_tiny_model  # noqa: E402  (tests/conftest.py)
+from tests.conftest import DATA, make_tiny_model  # noqa: E402
 
 HAB_CLASSES = ("Pseudo-nitzschia", "Dinophysis", "Alexandrium", "detritus_other")
 """Class names the Scotland rule set monitors (plus one it does not), for a tiny model with

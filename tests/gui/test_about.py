@@ -10,7 +10,8 @@ from PySide6.QtWidgets import QApplication
 from phytoscope.config import Settings
 from phytoscope.core import hab
 from phytoscope.core.diagnostics import collect
-from phytoscope.gui.dialogs import AboutDialog, SettingsDialog
+from phytoscope.gui.about import AboutDialog
+from phytoscope.gui.dialogs import SettingsDialog
 from phytoscope.modelcard import ClassInfo, NoveltySpec
 from tests.cards import card_of
 

@@ -13,6 +13,7 @@ from PySide6.QtCore import QPoint, QSettings, Qt
 
 from phytoscope.core import hab
 from phytoscope.core.sample import evidence_by_label, given_volume
+from phytoscope.core.samples import unidentified
 from phytoscope.gui import wording
 from phytoscope.gui.alerts import AlertPanel
 from phytoscope.gui.style import (
@@ -110,7 +111,7 @@ def test_unidentified_organisms_are_counted_by_reason():
         Prediction("a", 2, "unknown", 0.5, (), unknown_reason="novel"),
         Prediction("a", 3, "Dinophysis", 0.9, ()),
     ]
-    counts = wording.count_unknowns(predictions)
+    counts = unidentified(predictions)  # the core's count, the one the window shows
     assert counts == {"novel": 2, "unsure": 1}
     text = wording.unknown_words(counts)
     assert text.startswith("3 organisms not identified — check by microscope")

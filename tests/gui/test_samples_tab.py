@@ -5,6 +5,8 @@ with labels given by hand, so every number is known."""
 
 from __future__ import annotations
 
+import shutil
+
 from PySide6.QtCore import Qt
 
 from phytoscope.core.analysis import AnalysisBatch, RoiFacts
@@ -14,25 +16,30 @@ from phytoscope.core.session import SampleSession, SampleSettings
 from phytoscope.gui.samples_tab import ALL_SITES, SamplesTab
 from phytoscope.modelcard import ClassInfo
 from phytoscope.storage import Store
+from phytoscope.storage.corrections import Correction, add_correction
 from phytoscope.types import Prediction
 from tests.cards import card_of
+from tests.conftest import DATA
 
 RULES = load_rule_set("scotland_habreports")
 CARD = card_of(ClassInfo("Dinophysis"), ClassInfo("detritus"))
 
 
-def _save(store, card, site, when, labels, manual=()):
-    """One sample of images in 5 mL (one organism = 200 per L), its run stored."""
+def _save(store, card, site, when, labels, manual=(), files=()):
+    """One sample of images in 5 mL (one organism = 200 per L), its run stored; ``files``:
+    real images to stand for the organisms (else names that do not exist)."""
     settings = SampleSettings(site=site, sampled_at=when, volume=VolumeSpec.of(given_ml=5.0))
     s = SampleSession(card, RULES, settings)
+    names = [str(f) for f in files] or [f"/{site}/{when}/img{i}.png" for i in range(len(labels))]
+    folder = str(files[0].parent) if files else f"/{site}/{when}"
     preds = tuple(
-        Prediction(f"/{site}/{when}/img{i}.png", 0, lab, 0.9, ((lab, 0.9),))
-        for i, lab in enumerate(labels)
+        Prediction(name, 0, lab, 0.9, ((lab, 0.9),))
+        for name, lab in zip(names, labels, strict=True)
     )
     run_id = store.start_run("onnxruntime", card.label, card.sha256)
     store.add_predictions(run_id, preds)
     s.add_run(run_id)
-    s.add(AnalysisBatch(preds, facts=(RoiFacts(f"/{site}/{when}"),) * len(preds)))
+    s.add(AnalysisBatch(preds, facts=(RoiFacts(folder),) * len(preds)))
     for taxon, n, ml in manual:
         s.add_manual_count(taxon, n, ml)
     (saved,) = s.save(store)
@@ -108,34 +115,60 @@ def test_a_taxon_over_time_is_drawn_on_log_y_with_its_thresholds(qtbot, tmp_path
         assert list(detected.yData) == [200.0, 600.0]  # 1 and 3 in 5 mL
         assert list(not_detected.yData) == [200.0]  # the detection limit of 8 April
         bands = RULES.taxon("Dinophysis").bands
-        assert [ln.yData[0] for ln in lines] == [b.min_per_l for b in bands]
+        # a presence level ("any cell found", 0.0001 in the rule file) is said, not drawn
+        assert [ln.yData[0] for ln in lines] == [b.min_per_l for b in bands if b.min_per_l >= 1]
+        assert "any cell found" in tab.series_note.text()
         assert "Dinophysis" in tab.series_note.text()
         tab.taxon.setCurrentText("Alexandrium")
         detected, *lines = tab.plot.getPlotItem().listDataItems()
         assert list(detected.yData) == [240.0] and "1 from manual counts" in tab.series_note.text()
 
 
-def test_the_window_reopens_a_sample_and_takes_a_manual_count(qtbot, window):
+def test_the_window_reopens_a_sample_and_takes_a_manual_count(qtbot, window, artefacts, tmp_path):
     card = window.backend_info.card
+    folder = tmp_path / "images"
+    folder.mkdir()
+    files = [folder / "a.png", folder / "b.jpg", folder / "c.png"]
+    shutil.copyfile(DATA / "images" / "smhi_cryptomonadales.png", files[0])
+    shutil.copyfile(DATA / "images" / "pn_delicatissima_crop.jpg", files[1])
+    shutil.copyfile(DATA / "images" / "pwssc_blob.png", files[2])
+    labels = ["Dinophysis", "detritus_other", "detritus_other"]
     with Store(window.database) as store:
-        sid = _save(
-            store, card, "Loch Creran", "2026-04-01T08:00Z", ["Dinophysis", "detritus_other"]
-        )
+        sid = _save(store, card, "Loch Creran", "2026-04-01T08:00Z", labels, files=files)
+        # a technician's correction made after the save comes back with the sample
+        fix = Correction(str(files[2]), 0, "detritus_other", 0.9, "Dinophysis", card.label)
+        add_correction(store, fix, None)
     tab = window.samples_tab
     assert window.tabs.tabText(window.tabs.indexOf(tab)) == "Samples"
     tab.refresh()
     assert tab.samples.rowCount() == 1
+    window.resize(1366, 768)
+    window.tabs.setCurrentWidget(tab)
+    assert window.minimumSizeHint().height() <= 768 and window.minimumSizeHint().width() <= 1366
+    window.grab().save(str(artefacts / "samples_tab_1366x768.png"))
     tab.samples.selectRow(0)
     qtbot.mouseClick(tab.reopen, Qt.MouseButton.LeftButton)
-    assert len(window.sample_session) == 2
+    assert len(window.sample_session) == 3
     (draft,) = window.sample_session.samples()
+    assert draft.counts["Dinophysis"] == 2  # the correction counts
     assert draft.sample_id == sid and draft.saved and draft.site == "Loch Creran"
     assert window.sample_panel.site.text() == "Loch Creran"
+    # the organisms are listed in the table and gallery with the technician's labels, and
+    # their pictures read again from their files
+    assert len(window.session) == 3 and window.predictions_model.rowCount() == 3
+    assert window.session.by_key[(str(files[2]), 0)].label == "Dinophysis"
+    qtbot.waitUntil(lambda: all(r.thumbnail is not None for r in window.session.records))
     window.refresh_panels()
     wiring = window.samples_wiring
     wiring.sync(force=True)
     box = tab.manual
     assert box.entry.isEnabled() and "Karenia mikimotoi" in box.hint.text()
+    # the tab never makes the window taller than a 1366x768 laptop (words wrap, panes scroll)
+    window.tabs.setCurrentWidget(tab)
+    window.resize(1366, 768)
+    qtbot.wait(50)
+    assert window.height() <= 768 and window.width() <= 1366
+    window.grab().save(str(artefacts / "samples_tab_reopened_1366x768.png"))
     box.entry.taxon.setCurrentText("Karenia mikimotoi")
     box.entry.count.setValue(5)
     box.entry.volume.setValue(10.0)
@@ -147,7 +180,26 @@ def test_the_window_reopens_a_sample_and_takes_a_manual_count(qtbot, window):
         karenia = [a for a in store.alerts(sid) if a.taxon.startswith("Karenia")]
         assert karenia and karenia[0].model == "manual count"  # 500/L: yellow
     assert box.counts.count() == 1
+    # the tab follows saves and acknowledgements: the Karenia alert is listed, then not
+    opened = tab.alerts.rowCount()
+    assert any("Karenia" in tab.alerts.item(r, 3).text() for r in range(opened))
+    alert = next(a for a in window.samples.draft.alerts if a.taxon.startswith("Karenia"))
+    window.sample_session.acknowledge(window.store(), alert.id, "A. Tech")
+    assert tab.alerts.rowCount() == opened - 1
     box.counts.setCurrentRow(0)
     qtbot.mouseClick(box.remove, Qt.MouseButton.LeftButton)
     with Store(window.database) as store:
         assert store.manual_counts(sid) == [] and store.sample(sid).revision == 3
+    # the alert panel's "this model cannot see" line takes a count too
+    window.refresh_panels()
+    entry = window.alert_panel.manual
+    assert window.alert_panel.manual_entry and "Prorocentrum lima" in [
+        entry.taxon.itemText(i) for i in range(entry.taxon.count())
+    ]
+    entry.taxon.setCurrentText("Prorocentrum lima")
+    entry.count.setValue(2)
+    entry.volume.setValue(25.0)
+    qtbot.mouseClick(entry.add, Qt.MouseButton.LeftButton)
+    with Store(window.database) as store:
+        (m,) = store.manual_counts(sid)
+        assert m["taxon"] == "Prorocentrum lima" and store.sample(sid).revision == 4

@@ -11,7 +11,10 @@ row (see ``resources/rules/README.md``). Public API, used by the CLI and the GUI
   :class:`Assessment` per monitored taxon (every level, "green" included) and the rule-set
   taxa that the model cannot recognise ("not monitored by this model"); a microscopist's
   counts of those taxa (``manual``, each over its own volume) are assessed alike and
-  marked "manual count" (:func:`manual_candidates` lists the taxa to count).
+  marked "manual count" (:func:`manual_candidates` lists the taxa to count). Class names
+  and rule taxa are matched in one place, :func:`taxon_key` (case-insensitive, ``_`` as a
+  space), so a genus a lab teaches (``phytoscope learn``) is monitored at once;
+  :func:`unrecognised` lists the rule-set taxa no class stands for.
 - :func:`make_alerts` -> frozen :class:`~phytoscope.types.Alert` for every assessment above
   the rule set's lowest ("below") level.
 - :func:`record_sample` does all of it and persists the sample, its counts and its alerts.
@@ -49,7 +52,12 @@ from phytoscope.core.hab.assess import (
     HabResult,
     assess,
     classes_for,
+    genus_key,
     manual_candidates,
+    matching,
+    rule_taxon_named,
+    taxon_key,
+    unrecognised,
 )
 from phytoscope.core.hab.rules import (
     BOUNDARIES,
@@ -60,6 +68,7 @@ from phytoscope.core.hab.rules import (
     Band,
     RuleSet,
     RuleTaxon,
+    all_taxa,
     available_rule_sets,
     load_rule_set,
     rules_dir,
@@ -78,15 +87,21 @@ __all__ = [
     "RuleSet",
     "RuleTaxon",
     "SampleResult",
+    "all_taxa",
     "assess",
     "available_rule_sets",
     "classes_for",
     "describe_alert",
+    "genus_key",
     "load_rule_set",
     "make_alerts",
     "manual_candidates",
+    "matching",
     "record_sample",
+    "rule_taxon_named",
     "rules_dir",
+    "taxon_key",
+    "unrecognised",
     "user_overrides_path",
     "utc_now",
 ]

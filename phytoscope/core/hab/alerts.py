@@ -12,9 +12,11 @@ from phytoscope.core.hab.rules import RuleSet
 from phytoscope.core.sample import (
     CELLS_UNDERESTIMATED,
     MANUAL,
+    PRESENCE,
     Concentration,
     evidence_by_label,
     format_per_l,
+    threshold_words,
 )
 from phytoscope.modelcard import ModelCard
 from phytoscope.types import Alert, Prediction, Sample
@@ -74,13 +76,19 @@ def make_alerts(
     return alerts
 
 
+def _reached(per_l: float) -> str:
+    """``">= 50,000 cells/L"``, or ``"any cell found"`` for a presence level."""
+    words = threshold_words(per_l)
+    return words if per_l < PRESENCE else f">= {words}"
+
+
 def describe_alert(alert: Alert) -> str:
     """One line: ``RED Pseudo-nitzschia 60,000 chains/L (95 % ...) >= 50,000 [scotland ...]``."""
     level = f"at least {alert.level}" if alert.lower_bound else alert.level
     text = (
         f"{level.upper()} {alert.taxon}: {format_per_l(alert.concentration_per_l)} {alert.unit} "
         f"(95 % {format_per_l(alert.low_per_l)}-{format_per_l(alert.high_per_l)}; n={alert.count}) "
-        f">= {format_per_l(alert.threshold_per_l)} cells/L ({alert.rule_taxon}) [{alert.rule_set_version}]"
+        f"{_reached(alert.threshold_per_l)} ({alert.rule_taxon}) [{alert.rule_set_version}]"
     )
     if CELLS_UNDERESTIMATED in alert.flags:
         text += " - cells underestimated"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from phytoscope.core.hab.rules import RuleSet, RuleTaxon
@@ -19,8 +19,18 @@ from phytoscope.types import Volume
 # -- from model classes to rule taxa -----------------------------------------------------
 
 
-def _genus(name: str) -> str:
-    return name.split()[0] if name.split() else name
+def taxon_key(name: str) -> str:
+    """How a class name and a rule-set taxon are compared: case-insensitive, ``_`` as a
+    space, runs of spaces as one. A lab's folder ``alexandrium`` or the corrections export's
+    ``Dinophysis_acuminata`` (a folder name cannot hold a space) is then the rule sets'
+    ``Alexandrium`` / ``Dinophysis acuminata``: the one place where names are matched."""
+    return " ".join(name.replace("_", " ").split()).casefold()
+
+
+def genus_key(name: str) -> str:
+    """The :func:`taxon_key` of a name's first word (its genus, for a binomial)."""
+    key = taxon_key(name)
+    return key.split(" ")[0] if key else key
 
 
 def classes_for(rule: RuleTaxon, card: ModelCard) -> tuple[ClassInfo, ...]:
@@ -34,16 +44,42 @@ def matching(rule: RuleTaxon, classes: Sequence[ClassInfo]) -> tuple[ClassInfo, 
     group rows: every class of that card ``group`` (or named as the group); genus rows:
     the genus class and any species class of the genus; species rows: that species class,
     or else the genus class (a genus-only model gets the species threshold conservatively).
+    Names are compared by :func:`taxon_key`, so a class a lab taught under its own spelling
+    (``phytoscope learn``) is monitored at once.
     """
+    key = taxon_key(rule.taxon)
     if rule.rank == "group":
-        key = rule.taxon.casefold()
         return tuple(
-            c for c in classes if (c.group or "").casefold() == key or c.name.casefold() == key
+            c for c in classes if taxon_key(c.group or "") == key or taxon_key(c.name) == key
         )
     if rule.rank == "genus":
-        return tuple(c for c in classes if _genus(c.name) == rule.taxon)
-    exact = tuple(c for c in classes if c.name == rule.taxon)
-    return exact or tuple(c for c in classes if c.name == rule.genus and c.rank != "species")
+        return tuple(c for c in classes if genus_key(c.name) == key)
+    exact = tuple(c for c in classes if taxon_key(c.name) == key)
+    genus = taxon_key(rule.genus)
+    return exact or tuple(c for c in classes if taxon_key(c.name) == genus and c.rank != "species")
+
+
+def rule_taxon_named(name: str, taxa: Iterable[tuple[str, str]]) -> tuple[str, str] | None:
+    """The ``(taxon, rank)`` of the rule sets a class name stands for (by :func:`taxon_key`),
+    or None: how a class a lab names ``karenia_brevis`` gets the rule sets' spelling."""
+    key = taxon_key(name)
+    return next(((t, r) for t, r in taxa if taxon_key(t) == key), None)
+
+
+def unrecognised(classes: Sequence[ClassInfo], taxa: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    """Rule-set taxa, named by genus (groups as they are), that no class of a model stands
+    for: the card's ``not_recognised`` and what reports call "not monitored by this model".
+    A genus counts as seen when a class is that genus, one of its species, or that group."""
+    missing: list[str] = []
+    for taxon, rank in taxa:
+        name = taxon if rank == "group" else taxon.split()[0]
+        if name in missing:
+            continue
+        as_genus = RuleTaxon(name, "genus", "", ())
+        as_group = RuleTaxon(name, "group", "", ())
+        if not matching(as_genus, classes) and not matching(as_group, classes):
+            missing.append(name)
+    return tuple(missing)
 
 
 def manual_taxon(name: str) -> ClassInfo:

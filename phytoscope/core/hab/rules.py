@@ -172,6 +172,16 @@ def _digest(rows: Iterable[dict[str, str]]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:8]
 
 
+def all_taxa(overrides_path: Path | str | None = None) -> tuple[tuple[str, str], ...]:
+    """``(taxon, rank)`` of every rule set, shipped and overridden, each once, in file order:
+    what a model is checked against when its classes change (learn, train)."""
+    rows = _threshold_rows(rules_dir() / "hab_thresholds.csv", "rule sets")
+    overrides = _resolve_overrides(overrides_path)
+    if overrides is not None:
+        rows += _threshold_rows(overrides, "rule overrides")
+    return tuple(dict.fromkeys((r["taxon"].strip(), r["rank"].strip()) for r in rows))
+
+
 def load_rule_set(name: str, overrides_path: Path | str | None = None) -> RuleSet:
     """Read one rule set, with a site's overrides applied.
 
