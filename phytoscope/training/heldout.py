@@ -35,6 +35,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from phytoscope.training import openset
+from phytoscope.training.blas import one_blas_thread
 from phytoscope.training.dataset import TAXONOMY
 from phytoscope.training.embedcache import Embeddings
 
@@ -137,7 +138,8 @@ def fit(
     rows_key = np.packbits(rows).tobytes()
     logistic_key = ("logistic", rows_key, classes, method.l2)
     if logistic_key not in memo:
-        memo[logistic_key] = openset.fit_logistic(features, labels, len(classes), l2=method.l2)
+        with one_blas_thread():  # tiny BLAS calls: threads cost more than they give
+            memo[logistic_key] = openset.fit_logistic(features, labels, len(classes), l2=method.l2)
     weights, bias = memo[logistic_key]
     protos_key = ("prototypes", rows_key, classes, method.per_class)
     if protos_key not in memo:
