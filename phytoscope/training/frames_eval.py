@@ -67,6 +67,8 @@ class FrameResult:
     non_cell_novel: int = 0
     """...of which "unknown" because the novelty score says unlike every class"""
     non_cell_labels: dict[str, int] = field(default_factory=dict)
+    cell_labels: dict[str, int] = field(default_factory=dict)
+    """labels of the segments that match a cell (what a missed cell was called instead)"""
     seconds_segment: float = 0.0
 
     def add(self, other: FrameResult) -> None:
@@ -86,9 +88,10 @@ class FrameResult:
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.seconds_segment += other.seconds_segment
-        labels = Counter(self.non_cell_labels)
-        labels.update(other.non_cell_labels)
-        self.non_cell_labels = dict(labels.most_common())
+        for name in ("non_cell_labels", "cell_labels"):
+            labels = Counter(getattr(self, name))
+            labels.update(getattr(other, name))
+            setattr(self, name, dict(labels.most_common()))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -134,9 +137,11 @@ def evaluate_frame(
     called: set[int] = set()
     whole: set[int] = set()
     labels: Counter[str] = Counter()
+    cell_labels: Counter[str] = Counter()
     for box, prediction, (cells, touches) in zip(boxes, predictions, matches, strict=True):
         if cells:
             result.cell_segments += 1
+            cell_labels[prediction.label] += 1
             found.update(cells)
             if prediction.label == cell_class:
                 called.update(cells)
@@ -157,6 +162,7 @@ def evaluate_frame(
         len(whole),
     )
     result.non_cell_labels = dict(labels.most_common())
+    result.cell_labels = dict(cell_labels.most_common())
     return result
 
 
@@ -250,10 +256,10 @@ def markdown(report: Mapping[str, Any]) -> str:
     ]
     header = (
         "| frame | segments | cells | found | cell segments | recall | whole | partial "
-        "| non-cell | false HAB | unknown | most frequent non-cell labels |"
+        "| non-cell | false HAB | unknown | most frequent non-cell labels | cell segments called |"
     )
     for variant, result in report["variants"].items():
-        lines += [f"## {variant}", "", header, "|" + "---|" * 12]
+        lines += [f"## {variant}", "", header, "|" + "---|" * 13]
         for row in [*result["frames"], result["total"]]:
             labels = ", ".join(f"{k} {v}" for k, v in list(row["non_cell_labels"].items())[:3])
             name = "**total**" if row["frame"] == "total" else row["frame"]
@@ -263,7 +269,8 @@ def markdown(report: Mapping[str, Any]) -> str:
                 f"| {row['cells_called']} ({_pct(row['cell_recall'])}) "
                 f"| {row['cells_whole']} | {row['partial_segments']} | {row['non_cell']} "
                 f"| {row['non_cell_hab']} ({_pct(row['false_hab_share'])}) "
-                f"| {row['non_cell_unknown']} ({row['non_cell_novel']} novel) | {labels} |"
+                f"| {row['non_cell_unknown']} ({row['non_cell_novel']} novel) | {labels} "
+                f"| {', '.join(f'{k} {v}' for k, v in row['cell_labels'].items())} |"
             )
         lines.append("")
     return "\n".join(lines)

@@ -77,6 +77,8 @@ def test_counts_of_a_frame_before_and_after_merging():
     for r in (before, after):  # the round cells touch no annotated pixel: non-cell
         assert (r.non_cell, r.non_cell_hab, r.non_cell_unknown, r.non_cell_novel) == (3, 1, 2, 2)
         assert r.non_cell_labels == {UNKNOWN: 2, "colonial cyanobacteria": 1}
+    assert before.cell_labels == {"colonial cyanobacteria": 3}
+    assert after.cell_labels == {"Pseudo-nitzschia": 1}
     d = after.to_dict()
     assert d["cell_recall"] == 1.0 and d["false_hab_share"] == round(1 / 3, 4)
     total = fe.FrameResult(frame="total")
@@ -152,6 +154,7 @@ def test_evaluate_frames_command_writes_json_and_markdown(tmp_path, capsys):
         assert total["segments"] == row["segments"] > 10
         assert row["segments"] == row["cell_segments"] + row["partial_segments"] + row["non_cell"]
         assert row["non_cell"] == sum(row["non_cell_labels"].values())
+        assert row["cell_segments"] == sum(row["cell_labels"].values())
         assert row["non_cell_hab"] + row["non_cell_unknown"] <= row["non_cell"]
         assert row["cells_whole"] <= row["cells_called"] <= row["cells_found"] <= 3
     text = (out / "frames.md").read_text()
