@@ -31,6 +31,7 @@ import numpy as np
 
 from phytoscope.core.sample import CHAINS, MANUAL, describe_volume, format_per_l
 from phytoscope.core.sample_text import (
+    stored_closest_hab,
     stored_concentrations,
     stored_manual,
     stored_unidentified,
@@ -202,7 +203,9 @@ def html_report(store: Any, sample_id: int, segment: str = "auto") -> str:
         ("Boundary", "a concentration exactly on a threshold is in the upper band"
          if summary.get("boundary", ">=") == ">=" else "a concentration exactly on a threshold stays in the lower band"),
     ]  # fmt: skip
-    unidentified = describe_unidentified(stored_unidentified(store, sample_id))
+    unidentified = describe_unidentified(
+        stored_unidentified(store, sample_id), stored_closest_hab(store, sample_id)
+    )
     if unidentified:
         facts.append(("Not identified", unidentified + "; in no concentration and no alert"))
     if sample.flags:
@@ -261,7 +264,9 @@ def pdf_report(store: Any, sample_id: int, path: Path, segment: str = "auto") ->
     ]  # fmt: skip
     if summary.get("not_monitored"):
         facts.append("Not monitored by this model: " + ", ".join(summary["not_monitored"]))
-    unidentified = describe_unidentified(stored_unidentified(store, sample_id))
+    unidentified = describe_unidentified(
+        stored_unidentified(store, sample_id), stored_closest_hab(store, sample_id)
+    )
     if unidentified:
         facts.append(f"Not identified: {unidentified}; in no concentration and no alert")
     facts += [f"Manual: {m.taxon} {c.describe()}" for m, c in stored_manual(store, sample_id)]

@@ -44,7 +44,7 @@ def describe(d: SampleDraft, saved: Saved | None = None) -> str:
     for m in d.manual:
         lines.append(f"  {m.taxon + ' (manual)':<28} {m.concentration().describe()}")
     if d.n_unidentified:
-        lines.append(f"  {describe_unidentified(d.unidentified)}")
+        lines.append(f"  {describe_unidentified(d.unidentified, d.unidentified_hab)}")
     alerts = saved.alerts if saved and saved.alerts else ()
     if d.hab is not None:
         tail = f"; {d.n_unidentified} not identified" if d.n_unidentified else ""
@@ -98,6 +98,12 @@ def stored_unidentified(store: Any, sample_id: int) -> dict[str, int]:
         or store.sample_counts(sample_id).get(UNKNOWN, (0, ""))[0]
     )
     return dict(reasons) if reasons else ({"other": n} if n else {})
+
+
+def stored_closest_hab(store: Any, sample_id: int) -> dict[str, int]:
+    """A stored sample's unknown organisms closest to a HAB taxon (empty for samples saved
+    before this was recorded)."""
+    return dict(store.sample_summary(sample_id).get("unidentified_hab") or {})
 
 
 def overview(store: Any) -> str:

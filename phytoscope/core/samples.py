@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -313,8 +313,36 @@ def unidentified(predictions: Iterable[Prediction]) -> dict[str, int]:
     return dict(reasons)
 
 
-def describe_unidentified(reasons: dict[str, int]) -> str:
-    """``3 organisms not identified: check by microscope (2 unlike any class, 1 unsure)``."""
+def closest_hab(predictions: Iterable[Prediction], card: ModelCard | None) -> dict[str, int]:
+    """Unknown organisms whose best class is a HAB-relevant one, by that class.
+
+    An unknown is in no count and no alert; when the model's best guess for it is still a
+    harmful taxon (a chain fragment on a frame, a cell from another instrument), the
+    technician must know that a threshold may be hiding among the unknowns.
+    """
+    harmful = {c.name for c in card.classes if c.hab} if card is not None else set()
+    found: Counter[str] = Counter()
+    for p in predictions:
+        if p.label == UNKNOWN and p.top_k and p.top_k[0][0] in harmful:
+            found[p.top_k[0][0]] += 1
+    return dict(found)
+
+
+def describe_closest_hab(closest: Mapping[str, int] | None) -> str:
+    """``"9 of them are closest to Pseudo-nitzschia, a HAB taxon: a threshold may be
+    hidden among them"``; empty when none is."""
+    if not closest:
+        return ""
+    parts = [f"{n} closest to {taxon}" for taxon, n in sorted(closest.items())]
+    return (
+        f"of them {', '.join(parts)} (HAB-relevant): a threshold may be hidden among them, "
+        "count these first"
+    )
+
+
+def describe_unidentified(reasons: dict[str, int], closest: Mapping[str, int] | None = None) -> str:
+    """``3 organisms not identified: check by microscope (2 unlike any class, 1 unsure)``,
+    and how many of them look most like a HAB taxon (:func:`closest_hab`)."""
     n = sum(reasons.values())
     if not n:
         return ""
@@ -325,7 +353,9 @@ def describe_unidentified(reasons: dict[str, int]) -> str:
     }
     parts = [f"{k} {words.get(r, r)}" for r, k in sorted(reasons.items())]
     noun = "organism" if n == 1 else "organisms"
-    return f"{n} {noun} not identified: check by microscope ({', '.join(parts)})"
+    text = f"{n} {noun} not identified: check by microscope ({', '.join(parts)})"
+    hab = describe_closest_hab(closest)
+    return f"{text}; {hab}" if hab else text
 
 
 @dataclass(frozen=True)
@@ -373,6 +403,8 @@ class SampleDraft:
     """the stored alerts (with acknowledgements) of the last save"""
     manual: tuple[ManualCount, ...] = ()
     """a microscopist's counts (taxa the model cannot see), assessed like model counts"""
+    unidentified_hab: dict[str, int] = field(default_factory=dict)
+    """unknown organisms whose best class is HAB-relevant, by that class (:func:`closest_hab`)"""
 
     @property
     def organisms(self) -> int:
@@ -470,4 +502,5 @@ def build_draft(
         problems=tuple(problems),
         predictions=predictions,
         manual=tuple(manual),
+        unidentified_hab=closest_hab(predictions, card),
     )

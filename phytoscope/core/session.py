@@ -376,6 +376,7 @@ class SampleSession(ManualCounts):
             manual=[m.to_dict() for m in d.manual],
             unidentified=d.n_unidentified,
             unidentified_reasons=d.unidentified,
+            unidentified_hab=d.unidentified_hab,
             flags=list(d.flags),
             warnings=list(d.warnings),
             notices=self.notices(),

@@ -319,10 +319,12 @@ class AlertPanel(QWidget):
         """A sentence in place of the assessment (alerts off, volume missing)."""
         self.title.setText(text)
 
-    def show_unknown(self, unknowns: int | Mapping[str, int]) -> None:
-        """How many organisms were not identified (they are in no alert), with a way to
-        review them; hidden when there are none."""
-        text = wording.unknown_words(unknowns)
+    def show_unknown(
+        self, unknowns: int | Mapping[str, int], closest: Mapping[str, int] | None = None
+    ) -> None:
+        """How many organisms were not identified (they are in no alert), how many of them
+        look most like a HAB taxon, with a way to review them; hidden when there are none."""
+        text = wording.unknown_words(unknowns, closest)
         self.unknown.setText(text)
         self.unknown_box.setVisible(bool(text))
 
@@ -336,6 +338,7 @@ class AlertPanel(QWidget):
         image_of: Callable[[Key], np.ndarray | None] | None = None,
         unknowns: int | Mapping[str, int] = 0,
         evidence: Mapping[str, Sequence[Key]] | None = None,
+        closest: Mapping[str, int] | None = None,
     ) -> None:
         """Show a ``core.hab.HabResult``.
 
@@ -355,6 +358,9 @@ class AlertPanel(QWidget):
         evidence
             Model class -> (source, roi_index) of its organisms, for taxa without a stored
             alert yet (before the sample is saved).
+        closest
+            Unknown organisms whose best class is HAB-relevant, by that class (a sample
+            draft's ``unidentified_hab``).
         """
         stored = dict(alerts) if isinstance(alerts, Mapping) else {a.taxon: a for a in alerts or ()}
         rule_set = result.rule_set
@@ -367,7 +373,7 @@ class AlertPanel(QWidget):
             else "no threshold reached"
         )
         self.title.setText(f"<b>HAB alerts</b> — {rule_set.title}: {state}")
-        self.show_unknown(unknowns)
+        self.show_unknown(unknowns, closest)
         self._show_not_monitored(result.not_monitored)
         signature = (
             rule_set.name,

@@ -100,11 +100,16 @@ class SampleView(QObject):
         if d is None or d.hab is None:
             why = "; ".join(d.problems) if d is not None else "no organism classified yet"
             self.alerts.show_message(f"HAB alerts: {why}")
-            self.alerts.show_unknown(d.unidentified if d is not None else 0)
+            self.alerts.show_unknown(
+                d.unidentified if d is not None else 0,
+                d.unidentified_hab if d is not None else None,
+            )
             return
         stored = {a.taxon: a for a in d.alerts if a.withdrawn_at is None}
         evidence = evidence_by_label(d.predictions, per_label=self.alerts.evidence_shown)
-        self.alerts.show_result(d.hab, stored, self._thumbnail_of, d.unidentified, evidence)
+        self.alerts.show_result(
+            d.hab, stored, self._thumbnail_of, d.unidentified, evidence, d.unidentified_hab
+        )
 
     def save(self, manual: bool = True) -> list[Saved]:
         """Save every sample that can be (manual) or may be saved by itself (not manual)."""

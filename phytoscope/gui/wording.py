@@ -21,6 +21,7 @@ from phytoscope.core.sample import (
     level_words,
     threshold_words,
 )
+from phytoscope.core.samples import describe_closest_hab
 
 
 def _number(per_l: float) -> str:
@@ -175,9 +176,12 @@ def interval_words(assessment: Any) -> str:
     )
 
 
-def unknown_words(unknowns: int | Mapping[str, int]) -> str:
+def unknown_words(
+    unknowns: int | Mapping[str, int], closest: Mapping[str, int] | None = None
+) -> str:
     """``"12 organisms not identified — check by microscope (9 unlike any trained class,
-    3 too uncertain)"``; empty when there are none."""
+    3 too uncertain)"``, and how many look most like a HAB taxon; empty when there are
+    none."""
     if isinstance(unknowns, Mapping):
         total = sum(int(v) for v in unknowns.values())
         parts = []
@@ -194,7 +198,9 @@ def unknown_words(unknowns: int | Mapping[str, int]) -> str:
     if total <= 0:
         return ""
     noun = "organism" if total == 1 else "organisms"
-    return f"{total:,} {noun} not identified — check by microscope{detail}"
+    text = f"{total:,} {noun} not identified — check by microscope{detail}"
+    hab = describe_closest_hab(closest)
+    return f"{text}; {hab}" if hab else text
 
 
 # -- percentages -----------------------------------------------------------------------

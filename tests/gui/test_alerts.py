@@ -117,6 +117,8 @@ def test_unidentified_organisms_are_counted_by_reason():
     assert text.startswith("3 organisms not identified — check by microscope")
     assert "2 unlike any class" in text and "1 too uncertain" in text
     assert wording.unknown_words(0) == ""
+    closest = wording.unknown_words(counts, {"Pseudo-nitzschia": 2})
+    assert "2 closest to Pseudo-nitzschia (HAB-relevant)" in closest
 
 
 def test_thresholds_and_confidences_are_never_shown_contradicting_each_other():
