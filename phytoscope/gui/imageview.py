@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from phytoscope.gui.style import GenusColours, text_hex_for, to_pixmap
+from phytoscope.modelcard import UNKNOWN
 from phytoscope.types import Prediction
 
 MAX_FIT = 4.0
@@ -81,6 +82,16 @@ def scale_bar_length(um_per_screen_px: float, lo: float = 60, hi: float = 170) -
             return float(um)
     best = min(NICE_UM, key=lambda um: abs(um / um_per_screen_px - (lo + hi) / 2))
     return float(best)
+
+
+def box_tag(p: Prediction) -> str:
+    """A box's words: ``"Tripos 97%"``, or for an unknown its best guess, ``"unknown (like
+    Pseudo-nitzschia 99%)"``: "unknown 99%" reads as a contradiction, and a best guess that
+    is a HAB taxon is what a technician checks first."""
+    if p.label == UNKNOWN and p.top_k:
+        best, confidence = p.top_k[0]
+        return f"{UNKNOWN} (like {best} {confidence:.0%})"
+    return f"{p.label} {p.confidence:.0%}"
 
 
 class _Tag(QGraphicsItem):
@@ -129,7 +140,7 @@ class ImageView(QGraphicsView):
         self.setMinimumSize(240, 180)
         self._pixmap: QGraphicsPixmapItem | None = None
         self._scale = 1.0
-        self._boxes: list[tuple[tuple[float, float, float, float], str, float]] = []
+        self._boxes: list[tuple[tuple[float, float, float, float], str, float, str]] = []
         self._items: list[tuple[QGraphicsRectItem, _Tag | None]] = []
         self._fitted = True
         self.um_per_pixel: float | None = None
@@ -188,7 +199,7 @@ class ImageView(QGraphicsView):
             x, y, w, h = p.box
             s = self._scale
             box = (x * s, y * s, w * s, h * s)
-        self._boxes.append((box, p.label, p.confidence))
+        self._boxes.append((box, p.label, p.confidence, box_tag(p)))
         if update:
             self._rebuild_boxes()
 
@@ -196,8 +207,8 @@ class ImageView(QGraphicsView):
         for rect_item, _tag in self._items:
             self.scene().removeItem(rect_item)
         self._items = []
-        drop = nested_duplicates([(b, label) for b, label, _c in self._boxes])
-        for i, ((x, y, w, h), label, confidence) in enumerate(self._boxes):
+        drop = nested_duplicates([(b, label) for b, label, _c, _t in self._boxes])
+        for i, ((x, y, w, h), label, confidence, text) in enumerate(self._boxes):
             if i in drop:
                 continue
             colour = self.colours(label, confidence)
@@ -207,7 +218,7 @@ class ImageView(QGraphicsView):
                 pen.setStyle(Qt.PenStyle.DashLine)
             item = self.scene().addRect(QRectF(x, y, w, h), pen)
             item.setData(0, confidence)
-            tag = _Tag(f"{label} {confidence:.0%}", colour, item)
+            tag = _Tag(text, colour, item)
             tag.setPos(QPointF(x, y))
             self._items.append((item, tag))
         self._update_tags()
@@ -242,7 +253,7 @@ class ImageView(QGraphicsView):
         counts = Counter(
             self._boxes[i][1]
             for i in range(len(self._boxes))
-            if i not in nested_duplicates([(b, lab) for b, lab, _c in self._boxes])
+            if i not in nested_duplicates([(b, lab) for b, lab, _c, _t in self._boxes])
         )
         return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 

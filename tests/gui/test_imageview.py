@@ -132,3 +132,14 @@ def test_tags_never_cover_each_other_the_more_confident_keeps_its_tag(qtbot, vie
     assert tags == {0.9: True, 0.6: False}
     view.set_zoom(20.0)  # 200 screen pixels apart now: room for both tags
     assert all(tag.isVisible() for _item, tag in view._items)
+
+
+def test_an_unknown_box_names_its_best_guess_not_a_bare_percentage():
+    from phytoscope.gui.imageview import box_tag
+    from phytoscope.types import Prediction
+
+    unknown = Prediction(
+        "f", 0, "unknown", 0.99, (("Pseudo-nitzschia", 0.99),), unknown_reason="novel"
+    )
+    assert box_tag(unknown) == "unknown (like Pseudo-nitzschia 99%)"
+    assert box_tag(Prediction("f", 1, "Tripos", 0.97, (("Tripos", 0.97),))) == "Tripos 97%"
