@@ -178,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             head = extend.extended_head(
                 bank_x[keep], remap[bank_y[keep]], without_classes,
                 shipped_w[:, columns], shipped_b[columns], free=(),
+                **openset.novelty_settings(card),
             )  # fmt: skip
         refit_s = time.perf_counter() - t0
         without = work / f"without_{held}"

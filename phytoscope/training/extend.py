@@ -136,6 +136,7 @@ def extended_head(
     free: Sequence[int],
     *,
     seed: int = 0,
+    per_class: int = 16,
     coverage: float = 0.95,
     cancel: Callable[[], bool] | None = None,
 ) -> openset.Head:
@@ -147,8 +148,8 @@ def extended_head(
     w, b = fit_columns(features, labels, weights, bias, free)
     _check(cancel)
     n = len(classes)
-    protos, owners = openset.fit_prototypes(features, labels, n, seed=seed)
-    held = openset.held_out_novelty(features, labels, n, seed=seed)
+    protos, owners = openset.fit_prototypes(features, labels, n, per_class, seed=seed)
+    held = openset.held_out_novelty(features, labels, n, per_class, seed=seed)
     return openset.Head(
         classes=tuple(classes),
         weights=w,
@@ -182,6 +183,7 @@ def cross_validate(
     folds: int = 5,
     seed: int = 0,
     cancel: Callable[[], bool] | None = None,
+    **novelty: Any,
 ) -> dict[str, Any]:
     """Stratified k-fold figures per class, as :func:`openset.cross_validate` reports them,
     for heads built by :func:`extended_head`. Each of the first ``n_base`` classes (the base
@@ -189,7 +191,8 @@ def cross_validate(
     all), ``top1_before`` (the base head's own top-1), ``top1_bank`` (the cross-validated
     new head's) and ``bank_images``: the bank is the base head's training data, so both
     figures are optimistic, but their difference is what learning cost that class
-    (organisms a new column now takes).
+    (organisms a new column now takes). ``novelty``: ``per_class`` and ``coverage`` for
+    :func:`extended_head` (:func:`openset.novelty_settings` of the base card).
     """
     features = np.asarray(features, np.float32)
     labels = np.asarray(labels, np.int64)
@@ -201,27 +204,18 @@ def cross_validate(
         if not test.any() or not (~test).any():
             continue
         head = extended_head(
-            features[~test], labels[~test], classes, weights, bias, free, seed=seed, cancel=cancel
-        )
+            features[~test], labels[~test], classes, weights, bias, free,
+            seed=seed, cancel=cancel, **novelty,
+        )  # fmt: skip
         predicted[test] = openset.head_logits(head, features[test]).argmax(axis=1)
         unknown[test] = openset.head_novelty(head, features[test]) > head.threshold
     base_pred = (features @ weights[:, :n_base] + bias[:n_base]).argmax(axis=1)
     in_bank = np.arange(len(labels)) < (len(labels) if bank_rows is None else bank_rows)
-    per_class: dict[str, dict[str, Any]] = {}
+    per_class = openset.per_class_figures(labels, predicted, unknown, classes)
     for c, name in enumerate(classes):
         mine = labels == c
-        if not mine.any():
-            continue
-        right = predicted[mine] == c
-        kept = ~unknown[mine]
-        per_class[name] = {
-            "images": int(mine.sum()),
-            "top1": float(right.mean()),
-            "coverage": float(kept.mean()),
-            "top1_classified": float(right[kept].mean()) if kept.any() else None,
-        }
         banked = mine & in_bank
-        if c < n_base and banked.any():
+        if name in per_class and c < n_base and banked.any():
             per_class[name]["bank_images"] = int(banked.sum())
             per_class[name]["top1_before"] = float((base_pred[banked] == c).mean())
             per_class[name]["top1_bank"] = float((predicted[banked] == c).mean())

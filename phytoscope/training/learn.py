@@ -258,16 +258,19 @@ def learn(request: LearnRequest, progress: Progress | None = None) -> LearnResul
 
     weights, bias = extend.widen(kept_weights, kept_bias, len(classes))
     free = sorted(index[c] for c in counts)
+    # "unknown" by the base model's own rule (its prototypes per class and coverage)
+    novelty = openset.novelty_settings(card)
     progress.update("fit", 0, 2, "cross-validating")
     with stopping(progress), one_blas_thread():
         report = extend.cross_validate(
             x, y, classes, weights, bias, free, len(base_classes), bank_rows=len(bank_x),
-            folds=request.folds, seed=request.seed, cancel=progress.cancel,
+            folds=request.folds, seed=request.seed, cancel=progress.cancel, **novelty,
         )  # fmt: skip
         progress.update("fit", 1, 2, "fitting the head")
         head = extend.extended_head(
-            x, y, classes, weights, bias, free, seed=request.seed, cancel=progress.cancel
-        )
+            x, y, classes, weights, bias, free,
+            seed=request.seed, cancel=progress.cancel, **novelty,
+        )  # fmt: skip
     progress.update("fit", 2, 2)
 
     taxa = hab.all_taxa()

@@ -78,6 +78,7 @@ def examples_curve(
                     classes,
                     seed=seed,
                     cancel=progress.cancel,
+                    **openset.novelty_settings(card),
                 )
             predicted = openset.head_logits(head, x[te]).argmax(axis=1)
             novel = openset.head_novelty(head, x[te]) > head.threshold

@@ -292,20 +292,44 @@ def cross_validate(
         head = fit_head(features[~test], labels[~test], classes, seed=seed, **fit_kw)
         predicted[test] = head_logits(head, features[test]).argmax(axis=1)
         unknown[test] = head_novelty(head, features[test]) > head.threshold
-    per_class: dict[str, dict[str, Any]] = {}
+    per_class = per_class_figures(labels, predicted, unknown, classes)
+    return {"folds": folds, "seed": seed, "per_class": per_class}
+
+
+def per_class_figures(
+    labels: np.ndarray, predicted: np.ndarray, unknown: np.ndarray, classes: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Per class: images, top-1, coverage (share not "unknown") and top-1 of the classified."""
+    out: dict[str, dict[str, Any]] = {}
     for c, name in enumerate(classes):
         mine = labels == c
         if not mine.any():
             continue
         right = predicted[mine] == c
         kept = ~unknown[mine]
-        per_class[name] = {
+        out[name] = {
             "images": int(mine.sum()),
             "top1": float(right.mean()),
             "coverage": float(kept.mean()),
             "top1_classified": float(right[kept].mean()) if kept.any() else None,
         }
-    return {"folds": folds, "seed": seed, "per_class": per_class}
+    return out
+
+
+def novelty_settings(card: Any) -> dict[str, Any]:
+    """A model's open-set choices (prototypes per class, coverage) from its card, so that a
+    head refitted from it (``phytoscope learn``) says "unknown" by the same rule."""
+    novelty = getattr(card, "novelty", None)
+    if novelty is None or novelty.method != METHOD:
+        return {}
+    details = novelty.details or {}
+    out: dict[str, Any] = {}
+    per_class = max((details.get("prototypes_per_class") or {}).values(), default=0)
+    if per_class:
+        out["per_class"] = int(per_class)
+    if details.get("coverage"):
+        out["coverage"] = float(details["coverage"])
+    return out
 
 
 # -- the embedding bank -------------------------------------------------------------------

@@ -95,3 +95,19 @@ def images_for_tiny():
         return (rng.random((12, card.input.height, card.input.width)) * 255).astype(np.uint8)
 
     return make
+
+
+def test_a_refitted_head_keeps_its_cards_open_set_rule(tiny_model_dir, tmp_path):
+    rng = np.random.default_rng(4)
+    x, y = _clusters(rng)
+    head = openset.fit_head(x, y, CLASSES, per_class=4, coverage=0.87)
+    base = tiny_model_dir / "tiny.onnx"
+    card = ModelCard.load(card_path_for(base))
+    # a card written for this head states its rule; learn refits by it
+    features = onnx_head.embed(base, (rng.random((6, 32, 32)) * 255).astype(np.uint8))
+    small = openset.fit_head(features, np.arange(6) % 3, CLASSES, per_class=4, coverage=0.87)
+    path = onnx_head.write_model(base, card, small, tmp_path / "m", name="t", version="1")
+    settings = openset.novelty_settings(ModelCard.load(card_path_for(path)))
+    assert settings == {"per_class": 2, "coverage": 0.87}
+    assert head.coverage == 0.87
+    assert openset.novelty_settings(card) == {}  # a model without the cosine head: defaults
