@@ -196,19 +196,15 @@ def cross_validate(
     """
     features = np.asarray(features, np.float32)
     labels = np.asarray(labels, np.int64)
-    fold = openset._folds(labels, folds, seed)
-    predicted = np.full(len(labels), -1, np.int64)
-    unknown = np.zeros(len(labels), bool)
-    for k in range(folds):
-        test = fold == k
-        if not test.any() or not (~test).any():
-            continue
-        head = extended_head(
-            features[~test], labels[~test], classes, weights, bias, free,
-            seed=seed, cancel=cancel, **novelty,
-        )  # fmt: skip
-        predicted[test] = openset.head_logits(head, features[test]).argmax(axis=1)
-        unknown[test] = openset.head_novelty(head, features[test]) > head.threshold
+    predicted, unknown = openset.out_of_fold(
+        features,
+        labels,
+        lambda x, y: extended_head(
+            x, y, classes, weights, bias, free, seed=seed, cancel=cancel, **novelty
+        ),
+        folds,
+        seed,
+    )
     base_pred = (features @ weights[:, :n_base] + bias[:n_base]).argmax(axis=1)
     in_bank = np.arange(len(labels)) < (len(labels) if bank_rows is None else bank_rows)
     per_class = openset.per_class_figures(labels, predicted, unknown, classes)

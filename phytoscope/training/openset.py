@@ -282,6 +282,26 @@ def cross_validate(
     """
     features = np.asarray(features, np.float32)
     labels = np.asarray(labels, np.int64)
+    predicted, unknown = out_of_fold(
+        features,
+        labels,
+        lambda x, y: fit_head(x, y, classes, seed=seed, **fit_kw),
+        folds,
+        seed,
+    )
+    per_class = per_class_figures(labels, predicted, unknown, classes)
+    return {"folds": folds, "seed": seed, "per_class": per_class}
+
+
+def out_of_fold(
+    features: np.ndarray,
+    labels: np.ndarray,
+    fit: Callable[[np.ndarray, np.ndarray], Head],
+    folds: int = 5,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each embedding's predicted class and "unknown" decision by a head ``fit`` on the
+    other stratified folds (-1 / False where a fold could not be held out)."""
     fold = _folds(labels, folds, seed)
     predicted = np.full(len(labels), -1, np.int64)
     unknown = np.zeros(len(labels), bool)
@@ -289,11 +309,10 @@ def cross_validate(
         test = fold == k
         if not test.any() or not (~test).any():
             continue
-        head = fit_head(features[~test], labels[~test], classes, seed=seed, **fit_kw)
+        head = fit(features[~test], labels[~test])
         predicted[test] = head_logits(head, features[test]).argmax(axis=1)
         unknown[test] = head_novelty(head, features[test]) > head.threshold
-    per_class = per_class_figures(labels, predicted, unknown, classes)
-    return {"folds": folds, "seed": seed, "per_class": per_class}
+    return predicted, unknown
 
 
 def per_class_figures(
