@@ -138,6 +138,7 @@ def extended_head(
     seed: int = 0,
     per_class: int = 16,
     coverage: float = 0.95,
+    softmax_weight: float = 0.0,
     cancel: Callable[[], bool] | None = None,
 ) -> openset.Head:
     """A :class:`openset.Head` whose kept columns are the base head's and whose novelty
@@ -150,6 +151,8 @@ def extended_head(
     n = len(classes)
     protos, owners = openset.fit_prototypes(features, labels, n, per_class, seed=seed)
     held = openset.held_out_novelty(features, labels, n, per_class, seed=seed)
+    if softmax_weight:  # the softmax term of the training embeddings (in-sample)
+        held = held + softmax_weight * (1.0 - openset.max_softmax(features @ w + b))
     return openset.Head(
         classes=tuple(classes),
         weights=w,
@@ -158,6 +161,7 @@ def extended_head(
         prototype_class=owners,
         threshold=openset.threshold_at_coverage(held, coverage),
         coverage=coverage,
+        softmax_weight=softmax_weight,
     )
 
 

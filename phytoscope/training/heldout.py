@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,15 +62,18 @@ class Method:
     """training rows: originals plus these augmented views (embedcache.VIEWS)"""
     frames: bool = False
     """also train on the training frames' segments (debris as hard negatives)"""
+    softmax_weight: float = 0.0
+    """weight of ``1 - max softmax`` added to the cosine novelty (openset.Head)"""
 
     @property
     def name(self) -> str:
         views = "+".join(self.views[1:])
         frames = "+frames" if self.frames else ""
-        return f"k{self.per_class}_l2{self.l2:g}_cov{self.coverage:g}_{views}{frames}"
+        softmax = f"_sm{self.softmax_weight:g}" if self.softmax_weight else ""
+        return f"k{self.per_class}_l2{self.l2:g}_cov{self.coverage:g}_{views}{frames}{softmax}"
 
 
-CHOSEN = Method(per_class=64, l2=1e-2, coverage=0.87, frames=True)
+CHOSEN = Method(per_class=64, l2=1e-2, coverage=0.87, frames=True, softmax_weight=0.25)
 """The method the shipped model uses (chosen by measurement: models/README.md)."""
 
 STUDY: tuple[Method, ...] = (
@@ -80,6 +83,7 @@ STUDY: tuple[Method, ...] = (
     Method(per_class=64, coverage=0.85),
     Method(per_class=64, coverage=0.87, frames=True),
     Method(per_class=64, coverage=0.87, views=("original", "instrument")),
+    Method(per_class=64, l2=1e-2, coverage=0.87, softmax_weight=0.25),
     CHOSEN,
 )
 """The comparison grid of ``phytoscope evaluate --open-set --methods study``."""
@@ -147,10 +151,13 @@ def fit(
     protos, owners = memo[protos_key]
     val = originals(emb, split="val") & np.isin(emb.cls, classes)
     val &= np.isin(emb.source, np.unique(emb.source[rows]))
-    threshold = openset.threshold_at_coverage(
-        openset.novelty_against(protos, emb.features[val]), method.coverage
+    unthresholded = openset.Head(
+        classes, weights, bias, protos, owners, 0.0, method.coverage, method.softmax_weight
     )
-    return openset.Head(classes, weights, bias, protos, owners, threshold, method.coverage)
+    threshold = openset.threshold_at_coverage(
+        openset.head_novelty(unthresholded, emb.features[val]), method.coverage
+    )
+    return replace(unthresholded, threshold=threshold)
 
 
 @dataclass(frozen=True)

@@ -216,8 +216,36 @@ def with_head(base_onnx: Path | Any, head: Head) -> Any:
             name=p + "best",
         ),
         helper.make_node("Reshape", [p + "best", p + "flat"], [p + "best_flat"], name=p + "flat"),
-        helper.make_node("Sub", [p + "one", p + "best_flat"], ["novelty"], name=p + "novelty"),
     ]
+    if head.softmax_weight:
+        graph.initializer.append(
+            _const("softmax_weight", np.array([head.softmax_weight], np.float32))
+        )
+        nodes += [
+            helper.make_node(
+                "Sub", [p + "one", p + "best_flat"], [p + "cosine_novelty"], name=p + "cosine"
+            ),
+            helper.make_node("Softmax", ["logits"], [p + "probabilities"], axis=1, name=p + "sm"),
+            helper.make_node(
+                "TopK",
+                [p + "probabilities", p + "k"],
+                [p + "top_p", p + "top_index"],
+                axis=1,
+                name=p + "top_p",
+            ),  # fmt: skip
+            helper.make_node("Reshape", [p + "top_p", p + "flat"], [p + "top_flat"], name=p + "tf"),
+            helper.make_node("Sub", [p + "one", p + "top_flat"], [p + "doubt"], name=p + "doubt"),
+            helper.make_node(
+                "Mul", [p + "doubt", p + "softmax_weight"], [p + "weighted"], name=p + "weighted"
+            ),
+            helper.make_node(
+                "Add", [p + "cosine_novelty", p + "weighted"], ["novelty"], name=p + "novelty"
+            ),
+        ]
+    else:
+        nodes.append(
+            helper.make_node("Sub", [p + "one", p + "best_flat"], ["novelty"], name=p + "novelty")
+        )
     graph.node.extend(nodes)
     graph.output.extend(
         [

@@ -53,6 +53,10 @@ class Head:
     coverage: float = 0.95
     """The share of held-out training embeddings of the known classes kept below
     ``threshold`` when it was chosen."""
+    softmax_weight: float = 0.0
+    """Weight of ``1 - max softmax`` added to the cosine novelty: an organism close to a
+    prototype but torn between classes (a held-out genus between two known ones) is less
+    likely to be a known class than its cosine alone says (models/README.md)."""
 
     @property
     def dim(self) -> int:
@@ -64,8 +68,10 @@ class Head:
         return {
             "prototypes": int(len(self.prototypes)),
             "prototypes_per_class": {c: int(n) for c, n in zip(self.classes, counts, strict=True)},
-            "score": "1 - max cosine similarity of the pooled backbone embedding to a prototype",
+            "score": "1 - max cosine similarity of the pooled backbone embedding to a prototype"
+            + (f" + {self.softmax_weight:g} x (1 - max softmax)" if self.softmax_weight else ""),
             "coverage": self.coverage,
+            "softmax_weight": self.softmax_weight,
         }
 
 
@@ -88,8 +94,20 @@ def novelty_against(prototypes: np.ndarray, features: np.ndarray) -> np.ndarray:
     return (1.0 - sims.max(axis=1)).astype(np.float32)
 
 
+def max_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.asarray(logits, np.float64) - np.max(logits, axis=1, keepdims=True)
+    p = np.exp(shifted)
+    return (p.max(axis=1) / p.sum(axis=1)).astype(np.float32)
+
+
 def head_novelty(head: Head, features: np.ndarray) -> np.ndarray:
-    return novelty_against(head.prototypes, features)
+    """The score the exported graph computes: cosine novelty (+ the softmax term)."""
+    score = novelty_against(head.prototypes, features)
+    if head.softmax_weight:
+        score = score + np.float32(head.softmax_weight) * (
+            1.0 - max_softmax(head_logits(head, features))
+        )
+    return score.astype(np.float32)
 
 
 def threshold_at_coverage(known_scores: np.ndarray, coverage: float) -> float:
@@ -236,6 +254,7 @@ def fit_head(
     l2: float = 1e-3,
     seed: int = 0,
     coverage: float = 0.95,
+    softmax_weight: float = 0.0,
     cancel: Callable[[], bool] | None = None,
 ) -> Head:
     """Fit logits, prototypes and the novelty threshold on embeddings of known classes.
@@ -256,6 +275,8 @@ def fit_head(
             raise Cancelled("cancelled")
         protos, owners = fit_prototypes(features, labels, n, per_class, seed)
         held = held_out_novelty(features, labels, n, per_class, seed=seed)
+    if softmax_weight:  # the softmax term of the training embeddings (in-sample)
+        held = held + softmax_weight * (1.0 - max_softmax(features @ weights + bias))
     return Head(
         classes=tuple(classes),
         weights=weights,
@@ -264,6 +285,7 @@ def fit_head(
         prototype_class=owners,
         threshold=threshold_at_coverage(held, coverage),
         coverage=coverage,
+        softmax_weight=softmax_weight,
     )
 
 
@@ -348,6 +370,8 @@ def novelty_settings(card: Any) -> dict[str, Any]:
         out["per_class"] = int(per_class)
     if details.get("coverage"):
         out["coverage"] = float(details["coverage"])
+    if details.get("softmax_weight"):
+        out["softmax_weight"] = float(details["softmax_weight"])
     return out
 
 

@@ -50,12 +50,24 @@ def keras_with_head(base_keras: Path, head: Head) -> Any:
         keras.layers.Reshape((n_protos, 1), name="openset_column")(cosines)
     )
     novelty_layer = keras.layers.Dense(1, name="openset_novelty")
-    novelty = keras.layers.Reshape((), name="novelty")(novelty_layer(best))
     logits = logits_layer(features)
+    cosine_novelty = novelty_layer(best)
+    doubt_layer = None
+    if head.softmax_weight:  # + w x (1 - max softmax), as onnx_head writes it
+        probabilities = keras.layers.Softmax(axis=-1, name="openset_softmax")(logits)
+        top = keras.layers.GlobalMaxPooling1D(name="openset_top_p")(
+            keras.layers.Reshape((n_classes, 1), name="openset_p_column")(probabilities)
+        )
+        doubt_layer = keras.layers.Dense(1, name="openset_doubt")
+        cosine_novelty = keras.layers.Add(name="openset_sum")([cosine_novelty, doubt_layer(top)])
+    novelty = keras.layers.Reshape((), name="novelty")(cosine_novelty)
     model = keras.Model(inputs, {"logits": logits, "novelty": novelty}, name="phytoscope_openset")
     logits_layer.set_weights([head.weights, head.bias])
     cosine_layer.set_weights([head.prototypes.T.astype(np.float32)])
     novelty_layer.set_weights([np.array([[-1.0]], np.float32), np.array([1.0], np.float32)])
+    if doubt_layer is not None:
+        w = np.float32(head.softmax_weight)
+        doubt_layer.set_weights([np.array([[-w]], np.float32), np.array([w], np.float32)])
     return model
 
 

@@ -18,7 +18,8 @@ tf = pytest.importorskip("tensorflow")
 TINY = Path(__file__).resolve().parents[1] / "data" / "models" / "tiny"
 
 
-def test_keras_head_matches_the_onnx_head():
+@pytest.mark.parametrize("softmax_weight", [0.0, 0.25])
+def test_keras_head_matches_the_onnx_head(softmax_weight):
     import onnxruntime as ort
 
     from phytoscope.modelcard import ModelCard
@@ -35,6 +36,7 @@ def test_keras_head_matches_the_onnx_head():
         protos,
         np.arange(7) % card.num_classes,
         0.2,
+        softmax_weight=softmax_weight,
     )
     x = rng.uniform(-1, 1, (5, 32, 32, 3)).astype(np.float32)
     model = onnx_head.with_head(TINY / "tiny.onnx", head)

@@ -53,13 +53,19 @@ def test_bank_round_trip_caps_each_class(tmp_path):
         openset.load_bank(tmp_path / "missing.bank.npz")
 
 
-def test_exported_graph_computes_the_head(tiny_model_dir, tmp_path, images_for_tiny):
+@pytest.mark.parametrize("softmax_weight", [0.0, 0.25])
+def test_exported_graph_computes_the_head(
+    tiny_model_dir, tmp_path, images_for_tiny, softmax_weight
+):
     base = tiny_model_dir / "tiny.onnx"
     card = ModelCard.load(card_path_for(base))
     prepared = images_for_tiny(card)
     features = onnx_head.embed(base, prepared)
     labels = np.arange(len(features)) % 2
-    head = openset.fit_head(features, labels, ("Alpha", "Delta"), per_class=2)
+    head = openset.fit_head(
+        features, labels, ("Alpha", "Delta"), per_class=2, softmax_weight=softmax_weight
+    )
+    assert head.softmax_weight == softmax_weight
     path = onnx_head.write_model(
         base, card, head, tmp_path / "m", name="t", version="1", bank=(features, labels)
     )
