@@ -148,20 +148,8 @@ def extended_head(
     _check(cancel)
     w, b = fit_columns(features, labels, weights, bias, free)
     _check(cancel)
-    n = len(classes)
-    protos, owners = openset.fit_prototypes(features, labels, n, per_class, seed=seed)
-    held = openset.held_out_novelty(features, labels, n, per_class, seed=seed)
-    if softmax_weight:  # the softmax term of the training embeddings (in-sample)
-        held = held + softmax_weight * (1.0 - openset.max_softmax(features @ w + b))
-    return openset.Head(
-        classes=tuple(classes),
-        weights=w,
-        bias=b,
-        prototypes=protos,
-        prototype_class=owners,
-        threshold=openset.threshold_at_coverage(held, coverage),
-        coverage=coverage,
-        softmax_weight=softmax_weight,
+    return openset.with_novelty(
+        features, labels, classes, w, b, per_class, seed, coverage, softmax_weight
     )
 
 

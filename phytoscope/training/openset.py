@@ -273,9 +273,29 @@ def fit_head(
         weights, bias = fit_logistic(features, labels, n, l2=l2)
         if cancel is not None and cancel():
             raise Cancelled("cancelled")
-        protos, owners = fit_prototypes(features, labels, n, per_class, seed)
-        held = held_out_novelty(features, labels, n, per_class, seed=seed)
-    if softmax_weight:  # the softmax term of the training embeddings (in-sample)
+        return with_novelty(
+            features, labels, classes, weights, bias, per_class, seed, coverage, softmax_weight
+        )
+
+
+def with_novelty(
+    features: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    weights: np.ndarray,
+    bias: np.ndarray,
+    per_class: int,
+    seed: int,
+    coverage: float,
+    softmax_weight: float,
+) -> Head:
+    """The head of fitted logits ``weights``/``bias`` with its novelty part: prototypes of
+    every class and the threshold keeping ``coverage`` of the cross-fitted held-out scores
+    (the softmax term, when weighted, from the head's own in-sample logits)."""
+    n = len(classes)
+    protos, owners = fit_prototypes(features, labels, n, per_class, seed)
+    held = held_out_novelty(features, labels, n, per_class, seed=seed)
+    if softmax_weight:
         held = held + softmax_weight * (1.0 - max_softmax(features @ weights + bias))
     return Head(
         classes=tuple(classes),
