@@ -43,7 +43,6 @@ from phytoscope.modelcard import (
     card_path_for,
     resolve,
     select,
-    sha256_of,
 )
 from phytoscope.progress import Progress
 from phytoscope.training import extend, learn_data, onnx_head, openset
@@ -423,49 +422,28 @@ def _notes(
 def write_int8(fp32_path: Path, data: TeachingSet, progress: Progress) -> Path:
     """The INT8 form beside the FP32 one, calibrated on the lab's own images (the head's
     ``openset/`` nodes stay in float); its card says how it agrees with FP32 on them."""
-    from phytoscope.training import export
+    from phytoscope.training import openset_forms
 
     card = ModelCard.load(card_path_for(fp32_path))
     out = fp32_path.with_name(INT8_FILE)
     rng = np.random.default_rng(0)
     chosen = np.sort(rng.choice(len(data.prepared), min(300, len(data.prepared)), replace=False))
-    calibration = export.calibration_batches(data.prepared[chosen], card)
     with stopping(progress):
-        export.quantise_int8(fp32_path, out, calibration, keep_float_prefixes=(onnx_head.PREFIX,))
-    agreement = _agreement(fp32_path, out, data, card)
+        openset_forms.write_int8(
+            fp32_path, card, data.prepared[chosen], out, "minmax", "of the lab's images"
+        )
+    int8 = ModelCard.load(card_path_for(out))
+    fp32_logits, _ = openset_forms.backend_outputs(card, data.prepared)
+    int8_logits, _ = openset_forms.backend_outputs(int8, data.prepared)
+    agreement = float((fp32_logits.argmax(axis=1) == int8_logits.argmax(axis=1)).mean())
+    calibration = int8.training["int8_calibration"]
     training = {
-        **card.training,
-        "int8_calibration": f"{len(chosen)} of the lab's images; ONNX Runtime static QDQ; "
-        f"kept in float: {', '.join(export.INT8_KEEP_FLOAT)}, the open-set head; top-1 agrees "
-        f"with FP32 on {agreement:.1%} of the lab's images",
+        **int8.training,
+        "int8_calibration": f"{calibration}; top-1 agrees with FP32 on {agreement:.1%} of "
+        "the lab's images",
     }
-    int8 = replace(
-        card,
-        file=out.name,
-        precision="int8",
-        sha256=sha256_of(out),
-        training=training,
-        path=None,
-    )
-    int8.save(card_path_for(out))
+    replace(int8, training=training, path=None).save(card_path_for(out))
     return out
-
-
-def _agreement(fp32: Path, int8: Path, data: TeachingSet, card: ModelCard) -> float:
-    import onnxruntime as ort
-
-    from phytoscope.training import evaluate as ev
-
-    tops = []
-    for path in (fp32, int8):
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        name = session.get_inputs()[0].name
-
-        def run(batch: np.ndarray, s: Any = session, n: str = name) -> np.ndarray:
-            return np.asarray(s.run(["logits"], {n: batch})[0])
-
-        tops.append(ev.predict_logits(run, data.prepared, card.input).argmax(axis=1))
-    return float((tops[0] == tops[1]).mean())
 
 
 @contextlib.contextmanager

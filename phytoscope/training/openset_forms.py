@@ -84,15 +84,20 @@ def write_keras(base_keras: Path, head: Head, fp32_card: ModelCard, out_path: Pa
 
 
 def write_int8(
-    fp32_path: Path, fp32_card: ModelCard, calibration: np.ndarray, out_path: Path, method: str
+    fp32_path: Path,
+    fp32_card: ModelCard,
+    calibration: np.ndarray,
+    out_path: Path,
+    method: str,
+    calibrated_on: str = "training-split images",
 ) -> Path:
     """Quantise the FP32 form (``openset/`` nodes kept in float) and write its card; the
-    novelty threshold is the FP32 one until :func:`measure` re-chooses it."""
+    novelty threshold is the FP32 one until the caller re-chooses it (:func:`rethreshold`)."""
     batches = export.calibration_batches(calibration, fp32_card)
     export.quantise_int8(fp32_path, out_path, batches, method=method)
     training = dict(fp32_card.training)
     training["int8_calibration"] = (
-        f"{len(calibration)} training-split images; ONNX Runtime static QDQ, per-channel "
+        f"{len(calibration)} {calibrated_on}; ONNX Runtime static QDQ, per-channel "
         f"int8 weights, uint8 activations; {method} ranges; kept in float: "
         f"{', '.join(export.INT8_KEEP_FLOAT)} and every open-set head node"
     )
