@@ -8,7 +8,6 @@ only what holds for any labels is checked there.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,8 +22,7 @@ from phytoscope.modelcard import UNKNOWN, ModelCard, card_path_for
 from phytoscope.training import dataset as ds
 from phytoscope.training import frames_eval as fe
 from tests.conftest import make_tiny_model
-
-FRAME_DIR = Path(__file__).resolve().parents[1] / "data" / "frame"
+from tests.training.frame_fixtures import frame_with_coco
 
 
 class _ByBox:
@@ -100,26 +98,8 @@ def test_held_out_frames_follow_the_split_of_their_cells_crops(tmp_path):
 
 
 def test_evaluate_frames_command_writes_json_and_markdown(tmp_path, capsys):
-    notes = json.loads((FRAME_DIR / "annotations.json").read_text())
     frames_dir, coco_dir = tmp_path / "frames", tmp_path / "coco"
-    frames_dir.mkdir()
-    coco_dir.mkdir()
-    shutil.copy(FRAME_DIR / notes["image"], frames_dir / notes["image"])
-    coco = {
-        "images": [{"id": 1, "file_name": notes["image"]}],
-        "categories": [{"id": 1, "name": "Pseudo-nitzschia-delicatissima"}],
-        "annotations": [
-            {
-                "id": k + 1,
-                "image_id": 1,
-                "category_id": 1,
-                "bbox": [x, y, w, h],
-                "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]],
-            }
-            for k, (x, y, w, h) in enumerate(notes["boxes_xywh"])
-        ],
-    }
-    (coco_dir / "instances.json").write_text(json.dumps(coco))
+    notes = frame_with_coco(frames_dir, coco_dir)
     stem = Path(notes["image"]).stem
     crop = ds.Item(tmp_path / f"{stem}_a001_1.jpg", "l", "Pseudo-nitzschia", "s", "g", "test")
     split = ds.write_split([crop], tmp_path / "split.csv", tmp_path)

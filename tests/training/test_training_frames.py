@@ -3,39 +3,18 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 
 from phytoscope.training import dataset as ds
 from phytoscope.training import frames
-
-FRAME_DIR = Path(__file__).resolve().parents[1] / "data" / "frame"
+from tests.training.frame_fixtures import FRAME_DIR, frame_with_coco
 
 
 def _frame_with_coco(tmp_path: Path) -> tuple[Path, Path]:
     """The half-size fixture frame and a COCO file holding its three cells as rectangles."""
-    notes = json.loads((FRAME_DIR / "annotations.json").read_text())
     frames_dir, coco_dir = tmp_path / "marzi" / "full_frames" / "Pn", tmp_path / "coco"
-    frames_dir.mkdir(parents=True)
-    coco_dir.mkdir()
-    shutil.copy(FRAME_DIR / notes["image"], frames_dir / notes["image"])
-    annotations = [
-        {
-            "id": k + 1,
-            "image_id": 1,
-            "category_id": 1,
-            "bbox": [x, y, w, h],
-            "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]],
-        }
-        for k, (x, y, w, h) in enumerate(notes["boxes_xywh"])
-    ]
-    coco = {
-        "images": [{"id": 1, "file_name": notes["image"]}],
-        "categories": [{"id": 1, "name": "Pseudo-nitzschia-delicatissima"}],
-        "annotations": annotations,
-    }
-    (coco_dir / "instances.json").write_text(json.dumps(coco))
+    frame_with_coco(frames_dir, coco_dir)
     return frames_dir.parent, coco_dir
 
 
