@@ -144,11 +144,13 @@ def run_open_set(args: argparse.Namespace) -> int:
         if item.cls not in card.class_names:
             novel.setdefault(f"eyepiece {item.label}", []).append(item)
     details = None
-    study = args.out / "evaluation" / "openset" / "openset.json"
-    if study.exists():  # the study's figures for the shipped method, for the card
+    # the study's figures for the shipped method, for the card: the grid's file or the
+    # shipped method's own run (`evaluate --open-set --methods chosen`) beside it
+    for study in sorted((args.out / "evaluation" / "openset").rglob("openset.json")):
         chosen = json.loads(study.read_text(encoding="utf-8"))["methods"].get(heldout.CHOSEN.name)
         if chosen:
-            details = {"study": "evaluation/openset/openset.json", **chosen["summary"]}
+            details = {"study": study.relative_to(args.out).as_posix(), **chosen["summary"]}
+            break
     cards = openset_forms.ship(
         base,
         args.keras or base.with_name("genus.keras"),
