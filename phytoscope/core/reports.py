@@ -36,7 +36,7 @@ from phytoscope.core.sample_text import (
     stored_manual,
     stored_unidentified,
 )
-from phytoscope.core.samples import describe_unidentified
+from phytoscope.core.unidentified import describe_unidentified
 from phytoscope.errors import ConfigError
 from phytoscope.imaging.preprocess import to_uint8
 from phytoscope.sources import iter_inputs

@@ -13,8 +13,9 @@ from phytoscope.core.sample import (
     describe_volume,
     format_per_l,
 )
-from phytoscope.core.samples import SampleDraft, describe_unidentified
+from phytoscope.core.samples import SampleDraft
 from phytoscope.core.session import Saved
+from phytoscope.core.unidentified import describe_unidentified
 from phytoscope.modelcard import UNKNOWN
 
 

@@ -21,7 +21,7 @@ from phytoscope.core.sample import (
     level_words,
     threshold_words,
 )
-from phytoscope.core.samples import describe_closest_hab
+from phytoscope.core.unidentified import describe_closest_hab
 
 
 def _number(per_l: float) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from phytoscope.core.samples import closest_hab, describe_unidentified
+from phytoscope.core.unidentified import closest_hab, describe_unidentified
 from phytoscope.modelcard import ClassInfo
 from phytoscope.types import Prediction
 from tests.cards import card_of

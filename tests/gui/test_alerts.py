@@ -13,7 +13,7 @@ from PySide6.QtCore import QPoint, QSettings, Qt
 
 from phytoscope.core import hab
 from phytoscope.core.sample import evidence_by_label, given_volume
-from phytoscope.core.samples import unidentified
+from phytoscope.core.unidentified import unidentified
 from phytoscope.gui import wording
 from phytoscope.gui.alerts import AlertPanel
 from phytoscope.gui.style import (
