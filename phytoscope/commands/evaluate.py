@@ -7,6 +7,7 @@ import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,9 +107,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--methods",
-        choices=("chosen", "study"),
+        choices=("chosen", "previous", "study"),
         default="chosen",
-        help="chosen: the shipped method only; study: the comparison grid (slow); with "
+        help="chosen: the shipped method only; previous: the one before it and the shipped one "
+        "side by side; study: the comparison grid (slow); with "
         "--frames/--frames-coco the frames' segments are embedded too (hard negatives, frame "
         "figures)",
     )
@@ -289,6 +291,18 @@ def run(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def heldout_methods() -> dict[str, tuple[Any, ...]]:
+    """``--methods`` choices: the open-set methods each one runs (numpy/scipy imported only
+    when one is run)."""
+    from phytoscope.training import heldout
+
+    return {
+        "chosen": (heldout.CHOSEN,),
+        "previous": (heldout.PREVIOUS, heldout.CHOSEN),
+        "study": heldout.STUDY,
+    }
+
+
 def run_open_set(args: argparse.Namespace) -> int:
     """``--open-set``: leave-classes-out and leave-one-source-out tables (models/README.md)."""
     from phytoscope.training import embedcache, heldout
@@ -311,7 +325,7 @@ def run_open_set(args: argparse.Namespace) -> int:
         frames=(args.frames, args.frames_coco) if args.frames and args.frames_coco else None,
         say=lambda m: print(m, flush=True),
     )
-    methods = heldout.STUDY if args.methods == "study" else (heldout.CHOSEN,)
+    methods = heldout_methods()[args.methods]
     result = heldout.study(emb, card.class_names, methods, say=lambda m: print(m, flush=True))
     out = args.out or Path("build") / "evaluation" / "openset"
     paths = heldout.write_results(result, out)

@@ -139,6 +139,7 @@ def extended_head(
     per_class: int = 16,
     coverage: float = 0.95,
     softmax_weight: float = 0.0,
+    scale_quantile: float | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> openset.Head:
     """A :class:`openset.Head` whose kept columns are the base head's and whose novelty
@@ -149,7 +150,7 @@ def extended_head(
     w, b = fit_columns(features, labels, weights, bias, free)
     _check(cancel)
     return openset.with_novelty(
-        features, labels, classes, w, b, per_class, seed, coverage, softmax_weight
+        features, labels, classes, w, b, per_class, seed, coverage, softmax_weight, scale_quantile
     )
 
 

@@ -64,16 +64,24 @@ class Method:
     """also train on the training frames' segments (debris as hard negatives)"""
     softmax_weight: float = 0.0
     """weight of ``1 - max softmax`` added to the cosine novelty (openset.Head)"""
+    scale_quantile: float | None = None
+    """divide each class's cosine distances by this quantile of its own (openset.class_scales)"""
 
     @property
     def name(self) -> str:
         views = "+".join(self.views[1:])
         frames = "+frames" if self.frames else ""
         softmax = f"_sm{self.softmax_weight:g}" if self.softmax_weight else ""
-        return f"k{self.per_class}_l2{self.l2:g}_cov{self.coverage:g}_{views}{frames}{softmax}"
+        scale = "" if self.scale_quantile is None else f"_scale{self.scale_quantile:g}"
+        return (
+            f"k{self.per_class}_l2{self.l2:g}_cov{self.coverage:g}_{views}{frames}{softmax}{scale}"
+        )
 
 
-CHOSEN = Method(per_class=64, l2=1e-2, coverage=0.87, frames=True, softmax_weight=0.25)
+PREVIOUS = Method(per_class=64, l2=1e-2, coverage=0.87, frames=True, softmax_weight=0.25)
+"""The method of model 1.2.0: raw cosine distances, one threshold for every class."""
+
+CHOSEN = replace(PREVIOUS, scale_quantile=0.5)
 """The method the shipped model uses (chosen by measurement: models/README.md)."""
 
 STUDY: tuple[Method, ...] = (
@@ -84,6 +92,8 @@ STUDY: tuple[Method, ...] = (
     Method(per_class=64, coverage=0.87, frames=True),
     Method(per_class=64, coverage=0.87, views=("original", "instrument")),
     Method(per_class=64, l2=1e-2, coverage=0.87, softmax_weight=0.25),
+    PREVIOUS,
+    replace(PREVIOUS, scale_quantile=0.9),
     CHOSEN,
 )
 """The comparison grid of ``phytoscope evaluate --open-set --methods study``."""
@@ -149,10 +159,29 @@ def fit(
     if protos_key not in memo:
         memo[protos_key] = openset.fit_prototypes(features, labels, len(classes), method.per_class)
     protos, owners = memo[protos_key]
+    scale = None
+    if method.scale_quantile is not None:
+        distances_key = ("distances", rows_key, classes, method.per_class)
+        if distances_key not in memo:
+            distances = openset.held_out_distances(
+                features, labels, len(classes), method.per_class, groups=emb.item[rows]
+            )
+            memo[distances_key] = (distances, labels)
+        distances, _ = memo[distances_key]
+        scale = openset.class_scales(distances, labels, method.scale_quantile)
     val = originals(emb, split="val") & np.isin(emb.cls, classes)
     val &= np.isin(emb.source, np.unique(emb.source[rows]))
     unthresholded = openset.Head(
-        classes, weights, bias, protos, owners, 0.0, method.coverage, method.softmax_weight
+        classes,
+        weights,
+        bias,
+        protos,
+        owners,
+        0.0,
+        method.coverage,
+        method.softmax_weight,
+        class_scale=scale,
+        scale_quantile=method.scale_quantile,
     )
     threshold = openset.threshold_at_coverage(
         openset.head_novelty(unthresholded, emb.features[val]), method.coverage

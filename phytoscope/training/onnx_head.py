@@ -173,6 +173,19 @@ def _const(name: str, value: np.ndarray) -> Any:
     return numpy_helper.from_array(np.ascontiguousarray(value), PREFIX + name)
 
 
+def closeness_affine(head: Head) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(A (D, M), b (M,) or None)`` with ``unit @ A + b`` = each prototype's *closeness*
+    ``1 - (1 - cos) / s``, so that ``1 - max closeness`` is the head's cosine novelty
+    (:func:`openset.novelty_against`); without class scales, plain cosines (``b`` None).
+    The ONNX and Keras forms both write the novelty this way."""
+    prototypes_t = head.prototypes.T.astype(np.float32)
+    scale = head.prototype_scale
+    if scale is None:
+        return prototypes_t, None
+    inverse = (1.0 / scale).astype(np.float32)
+    return (prototypes_t * inverse[None, :]).astype(np.float32), (1.0 - inverse).astype(np.float32)
+
+
 def with_head(base_onnx: Path | Any, head: Head) -> Any:
     """The base backbone with ``head``: outputs ``logits`` (N, C) and ``novelty`` (N,)."""
     import onnx
@@ -184,13 +197,14 @@ def with_head(base_onnx: Path | Any, head: Head) -> Any:
     p = PREFIX
     f = FEATURES
     dim = head.dim
+    prototypes_t, closeness_bias = closeness_affine(head)
     graph.initializer.extend(
         [
             _const("weights", head.weights.astype(np.float32)),
             _const("bias", head.bias.astype(np.float32)),
             _const("ones", np.ones((dim, 1), np.float32)),
             _const("eps", np.array([1e-12], np.float32)),
-            _const("prototypes_t", head.prototypes.T.astype(np.float32)),
+            _const("prototypes_t", prototypes_t),
             _const("k", np.array([1], np.int64)),
             _const("one", np.array([1.0], np.float32)),
             _const("flat", np.array([-1], np.int64)),
@@ -208,9 +222,20 @@ def with_head(base_onnx: Path | Any, head: Head) -> Any:
         helper.make_node(
             "MatMul", [p + "unit", p + "prototypes_t"], [p + "cosines"], name=p + "cosines"
         ),
+    ]
+    closeness = p + "cosines"
+    if closeness_bias is not None:  # 1 - (1 - cos) / s, so that 1 - max is the scaled novelty
+        graph.initializer.append(_const("closeness_bias", closeness_bias))
+        closeness = p + "closeness"
+        nodes.append(
+            helper.make_node(
+                "Add", [p + "cosines", p + "closeness_bias"], [closeness], name=closeness
+            )
+        )
+    nodes += [
         helper.make_node(
             "TopK",
-            [p + "cosines", p + "k"],
+            [closeness, p + "k"],
             [p + "best", p + "best_index"],
             axis=1,
             name=p + "best",

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from phytoscope.modelcard import ModelCard, card_path_for, sha256_of
-from phytoscope.training import export
+from phytoscope.training import export, onnx_head
 from phytoscope.training.openset import Head
 
 
@@ -44,7 +44,10 @@ def keras_with_head(base_keras: Path, head: Head) -> Any:
     n_classes, n_protos = len(head.classes), len(head.prototypes)
     logits_layer = keras.layers.Dense(n_classes, name="logits")
     unit = keras.layers.UnitNormalization(axis=-1, name="openset_unit")(features)
-    cosine_layer = keras.layers.Dense(n_protos, use_bias=False, name="openset_cosines")
+    prototypes_t, closeness_bias = onnx_head.closeness_affine(head)
+    cosine_layer = keras.layers.Dense(
+        n_protos, use_bias=closeness_bias is not None, name="openset_cosines"
+    )
     cosines = cosine_layer(unit)
     best = keras.layers.GlobalMaxPooling1D(name="openset_best")(
         keras.layers.Reshape((n_protos, 1), name="openset_column")(cosines)
@@ -63,7 +66,9 @@ def keras_with_head(base_keras: Path, head: Head) -> Any:
     novelty = keras.layers.Reshape((), name="novelty")(cosine_novelty)
     model = keras.Model(inputs, {"logits": logits, "novelty": novelty}, name="phytoscope_openset")
     logits_layer.set_weights([head.weights, head.bias])
-    cosine_layer.set_weights([head.prototypes.T.astype(np.float32)])
+    cosine_layer.set_weights(
+        [prototypes_t] if closeness_bias is None else [prototypes_t, closeness_bias]
+    )
     novelty_layer.set_weights([np.array([[-1.0]], np.float32), np.array([1.0], np.float32)])
     if doubt_layer is not None:
         w = np.float32(head.softmax_weight)

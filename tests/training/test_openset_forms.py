@@ -18,8 +18,8 @@ tf = pytest.importorskip("tensorflow")
 TINY = Path(__file__).resolve().parents[1] / "data" / "models" / "tiny"
 
 
-@pytest.mark.parametrize("softmax_weight", [0.0, 0.25])
-def test_keras_head_matches_the_onnx_head(softmax_weight):
+@pytest.mark.parametrize(("softmax_weight", "scaled"), [(0.0, False), (0.25, True)])
+def test_keras_head_matches_the_onnx_head(softmax_weight, scaled):
     import onnxruntime as ort
 
     from phytoscope.modelcard import ModelCard
@@ -37,6 +37,7 @@ def test_keras_head_matches_the_onnx_head(softmax_weight):
         np.arange(7) % card.num_classes,
         0.2,
         softmax_weight=softmax_weight,
+        class_scale=rng.uniform(0.5, 2.0, card.num_classes).astype(np.float32) if scaled else None,
     )
     x = rng.uniform(-1, 1, (5, 32, 32, 3)).astype(np.float32)
     model = onnx_head.with_head(TINY / "tiny.onnx", head)
