@@ -201,6 +201,18 @@ def test_int8_form_is_written_with_its_own_card(base, teach, tmp_path):
     card = ModelCard.load(card_path_for(result.int8_path))
     card.verify_file()
     assert card.precision == "int8" and "agrees with FP32" in card.training["int8_calibration"]
+    # its own novelty threshold: the same share of the lab's images below it as FP32's
+    fp32 = ModelCard.load(card_path_for(result.model_path))
+    assert card.novelty is not None and fp32.novelty is not None
+    assert "same share of the lab's" in card.novelty.chosen
+    from phytoscope.training.openset_forms import backend_outputs
+
+    prepared = learn_data.load([teach], card.input, fp32.class_names).prepared
+    _, fp32_novelty = backend_outputs(fp32, prepared)
+    _, int8_novelty = backend_outputs(card, prepared)
+    fp32_kept = (fp32_novelty <= fp32.novelty.threshold).mean()
+    int8_kept = (int8_novelty <= card.novelty.threshold).mean()
+    assert abs(fp32_kept - int8_kept) <= 2 / len(prepared)
     names, _ = _predict(card_path_for(result.int8_path), "Mesodinium")
     assert names.count("Alexandrium") >= 28
 
