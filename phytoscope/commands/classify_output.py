@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from phytoscope.core.unidentified import describe_unidentified
 from phytoscope.errors import ConfigError
 
 FORMATS = ("table", "csv", "json")
@@ -150,10 +151,7 @@ def summary_text(result: ClassifyResult) -> str:
         for label, n in s.counts.most_common():
             buf.write(f"    {label:<32} {n:>6}\n")
         if s.counts.get(UNKNOWN):
-            n = s.counts[UNKNOWN]
-            buf.write(
-                f"    {n} organism{'s' if n != 1 else ''} not identified: check by microscope\n"
-            )
+            buf.write(f"    {describe_unidentified(s.counts[UNKNOWN])}\n")
         if s.flagged:
             buf.write("    flags: " + ", ".join(f"{k} {v}" for k, v in s.flagged.items()) + "\n")
     if result.skipped:

@@ -50,19 +50,31 @@ def describe_closest_hab(closest: Mapping[str, int] | None) -> str:
     )
 
 
-def describe_unidentified(reasons: dict[str, int], closest: Mapping[str, int] | None = None) -> str:
-    """``3 organisms not identified: check by microscope (2 unlike any class, 1 unsure)``,
-    and how many of them look most like a HAB taxon (:func:`closest_hab`)."""
-    n = sum(reasons.values())
-    if not n:
+REASON_WORDS = {
+    "novel": "unlike any class the model knows",
+    "unsure": "too uncertain",
+    "other": "without a reason recorded",
+}
+"""How each ``unknown_reason`` is said, in every front end (CLI, reports, window)."""
+
+
+def describe_unidentified(
+    reasons: int | Mapping[str, int], closest: Mapping[str, int] | None = None
+) -> str:
+    """``3 organisms not identified: check by microscope (2 unlike any class the model
+    knows, 1 too uncertain)``, and how many of them look most like a HAB taxon
+    (:func:`closest_hab`); empty when there are none. ``reasons``: counts by
+    ``unknown_reason`` (:func:`unidentified`), or a bare count when no reasons were kept.
+    The one wording of the unidentified count, so the summary, the report and the alert
+    panel say the same thing in the same words."""
+    counts = {"other": int(reasons)} if isinstance(reasons, int) else dict(reasons)
+    n = sum(int(v) for v in counts.values())
+    if n <= 0:
         return ""
-    words = {
-        "novel": "unlike any class the model knows",
-        "unsure": "below the class threshold",
-        "other": "reason not recorded",
-    }
-    parts = [f"{k} {words.get(r, r)}" for r, k in sorted(reasons.items())]
+    order = [*REASON_WORDS, *sorted(set(counts) - set(REASON_WORDS))]
+    parts = [f"{counts[r]:,} {REASON_WORDS.get(r, r)}" for r in order if counts.get(r)]
+    detail = "" if isinstance(reasons, int) else f" ({', '.join(parts)})"
     noun = "organism" if n == 1 else "organisms"
-    text = f"{n} {noun} not identified: check by microscope ({', '.join(parts)})"
+    text = f"{n:,} {noun} not identified: check by microscope{detail}"
     hab = describe_closest_hab(closest)
     return f"{text}; {hab}" if hab else text

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from phytoscope.core.unidentified import describe_unidentified
 from phytoscope.gui import wording
 from phytoscope.gui.evidence import EvidenceStrip, ImageDialog
 from phytoscope.gui.flow import FlowLayout
@@ -324,7 +325,7 @@ class AlertPanel(QWidget):
     ) -> None:
         """How many organisms were not identified (they are in no alert), how many of them
         look most like a HAB taxon, with a way to review them; hidden when there are none."""
-        text = wording.unknown_words(unknowns, closest)
+        text = describe_unidentified(unknowns, closest)
         self.unknown.setText(text)
         self.unknown_box.setVisible(bool(text))
 

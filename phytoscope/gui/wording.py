@@ -10,7 +10,6 @@ decide a level themselves.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,6 @@ from phytoscope.core.sample import (
     level_words,
     threshold_words,
 )
-from phytoscope.core.unidentified import describe_closest_hab
 
 
 def _number(per_l: float) -> str:
@@ -174,33 +172,6 @@ def interval_words(assessment: Any) -> str:
     return (
         f"95 % interval {_number(c.low_per_l)} – {_number(c.high_per_l)} {unit} · {c.count} counted"
     )
-
-
-def unknown_words(
-    unknowns: int | Mapping[str, int], closest: Mapping[str, int] | None = None
-) -> str:
-    """``"12 organisms not identified — check by microscope (9 unlike any trained class,
-    3 too uncertain)"``, and how many look most like a HAB taxon; empty when there are
-    none."""
-    if isinstance(unknowns, Mapping):
-        total = sum(int(v) for v in unknowns.values())
-        parts = []
-        if unknowns.get("novel"):
-            parts.append(f"{unknowns['novel']} unlike any class the model knows")
-        if unknowns.get("unsure"):
-            parts.append(f"{unknowns['unsure']} too uncertain")
-        other = total - int(unknowns.get("novel", 0)) - int(unknowns.get("unsure", 0))
-        if other:
-            parts.append(f"{other} without a reason recorded")
-        detail = f" ({', '.join(parts)})" if parts else ""
-    else:
-        total, detail = int(unknowns), ""
-    if total <= 0:
-        return ""
-    noun = "organism" if total == 1 else "organisms"
-    text = f"{total:,} {noun} not identified — check by microscope{detail}"
-    hab = describe_closest_hab(closest)
-    return f"{text}; {hab}" if hab else text
 
 
 # -- percentages -----------------------------------------------------------------------

@@ -13,7 +13,7 @@ from PySide6.QtCore import QPoint, QSettings, Qt
 
 from phytoscope.core import hab
 from phytoscope.core.sample import evidence_by_label, given_volume
-from phytoscope.core.unidentified import unidentified
+from phytoscope.core.unidentified import describe_unidentified, unidentified
 from phytoscope.gui import wording
 from phytoscope.gui.alerts import AlertPanel
 from phytoscope.gui.style import (
@@ -113,11 +113,11 @@ def test_unidentified_organisms_are_counted_by_reason():
     ]
     counts = unidentified(predictions)  # the core's count, the one the window shows
     assert counts == {"novel": 2, "unsure": 1}
-    text = wording.unknown_words(counts)
-    assert text.startswith("3 organisms not identified — check by microscope")
+    text = describe_unidentified(counts)  # the words of the CLI, the report and the window
+    assert text.startswith("3 organisms not identified: check by microscope")
     assert "2 unlike any class" in text and "1 too uncertain" in text
-    assert wording.unknown_words(0) == ""
-    closest = wording.unknown_words(counts, {"Pseudo-nitzschia": 2})
+    assert describe_unidentified(0) == ""
+    closest = describe_unidentified(counts, {"Pseudo-nitzschia": 2})
     assert "2 closest to Pseudo-nitzschia (HAB-relevant)" in closest
 
 
@@ -170,7 +170,7 @@ def test_panel_shows_alerts_first_with_ladder_evidence_and_unknowns(qtbot, qsett
 
     assert "Scotland" in panel.title.text() and "2 alerts" in panel.title.text()
     assert panel.unknown_box.isVisible()
-    assert panel.unknown.text().startswith("12 organisms not identified — check by microscope")
+    assert panel.unknown.text().startswith("12 organisms not identified: check by microscope")
     # Dinophysis is yellow: orange and red are still on show as the levels to come
     dino = panel.card_of["Dinophysis"]
     chips = [w.text() for w in dino.ladder.findChildren(type(dino.chip))]
