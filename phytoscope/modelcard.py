@@ -83,6 +83,17 @@ class NoveltySpec:
     output: str = "novelty"
     chosen: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    frame_threshold: float | None = None
+    """The threshold for organisms cut out of whole frames by the segmentation (a ROI with a
+    box): such crops carry their frame's background and neighbours, so their scores run
+    higher than those of the single-organism crops ``threshold`` was chosen on; this one is
+    chosen by the same coverage rule on validation frames' segments. None: ``threshold``."""
+
+    def threshold_for(self, from_frame: bool) -> float:
+        """The threshold that applies to an organism cut from a whole frame or not."""
+        if from_frame and self.frame_threshold is not None:
+            return self.frame_threshold
+        return self.threshold
 
 
 @dataclass(frozen=True)

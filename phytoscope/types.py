@@ -15,6 +15,11 @@ Box = tuple[int, int, int, int]
 """(x, y, width, height) in pixels of the source image."""
 
 
+SEGMENTED = "segmented"
+"""``Roi.meta`` key, True for a piece the segmentation cut out of a whole frame (not an
+instrument's own crop): the model card may hold such pieces to their own novelty threshold."""
+
+
 @dataclass(frozen=True, eq=False)
 class Roi:
     """One region of interest: a cropped organism (or a whole image treated as one).
@@ -33,7 +38,8 @@ class Roi:
     flags
         Quality flags raised while reading or segmenting (``"blurry"``, ``"edge"`` ...).
     meta
-        Extra facts from the source (IFCB: trigger number, ml_analyzed of its bin).
+        Extra facts from the source (IFCB: trigger number, ml_analyzed of its bin;
+        :data:`SEGMENTED` for a piece the segmentation cut out of a whole frame).
     """
 
     source: str
@@ -42,6 +48,11 @@ class Roi:
     box: Box | None = None
     flags: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def segmented(self) -> bool:
+        """Cut out of a whole frame by the segmentation (:data:`SEGMENTED`)."""
+        return bool(self.meta.get(SEGMENTED, False))
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,16 @@ def run_open_set(args: argparse.Namespace) -> int:
         if chosen:
             details = {"study": study.relative_to(args.out).as_posix(), **chosen["summary"]}
             break
+    frame_val_items = None
+    if frames is not None:
+        from phytoscope.training import frames as fr
+
+        say("segmenting the annotated frames (validation frames: their own threshold)")
+        frame_val_items = [
+            i
+            for i in fr.frame_items(frames[0], frames[1], ds.read_split(split, args.data_root))
+            if i.split == "val"
+        ]
     cards = openset_forms.ship(
         base,
         args.keras or base.with_name("genus.keras"),
@@ -166,6 +176,7 @@ def run_open_set(args: argparse.Namespace) -> int:
         if args.calibration_method == "auto"
         else args.calibration_method,
         details=details,
+        frame_val_items=frame_val_items,
         say=say,
     )
     for c in cards:

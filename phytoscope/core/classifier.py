@@ -39,17 +39,22 @@ def decide(
     card: ModelCard,
     k: int = 3,
     novelty: np.ndarray | None = None,
+    from_frame: Sequence[bool] | None = None,
 ) -> list[Decision]:
     """(label, confidence, top-k, reason) per row.
 
     The label is "unknown" with reason :data:`NOVEL` when ``novelty`` is above the card's
     novelty threshold (checked first: a confident softmax over the wrong set of classes is
-    exactly what it guards against), or :data:`UNSURE` below the class's confidence
-    threshold; the reason is "" for an identified organism.
+    exactly what it guards against; rows ``from_frame``, cut out of a whole frame, are held
+    to the card's frame threshold where it has one), or :data:`UNSURE` below the class's
+    confidence threshold; the reason is "" for an identified organism.
     """
     names = card.class_names
     thresholds = np.array([c.threshold for c in card.classes], dtype=np.float32)
-    limit = card.novelty.threshold if card.novelty is not None and novelty is not None else None
+    limits: list[float] | None = None
+    if card.novelty is not None and novelty is not None:
+        framed = [False] * len(probabilities) if from_frame is None else list(from_frame)
+        limits = [card.novelty.threshold_for(f) for f in framed]
     k = min(k, len(names))
     order = np.argsort(-probabilities, axis=1)[:, :k]
     out: list[Decision] = []
@@ -57,7 +62,7 @@ def decide(
         best = int(ranked[0])
         confidence = float(row[best])
         reason = ""
-        if limit is not None and float(novelty[n]) > limit:  # type: ignore[index]
+        if limits is not None and float(novelty[n]) > limits[n]:  # type: ignore[index]
             reason = NOVEL
         elif confidence < thresholds[best]:
             reason = UNSURE
@@ -85,7 +90,13 @@ class Classifier:
             return []
         outputs = self.backend.infer(batch)
         probabilities = softmax(outputs.logits.astype(np.float64))
-        decisions = decide(probabilities, self.card, self.top_k, outputs.novelty)
+        decisions = decide(
+            probabilities,
+            self.card,
+            self.top_k,
+            outputs.novelty,
+            from_frame=[roi.segmented for roi in rois],
+        )
         novelty = outputs.novelty
         # one small float32 row per organism (20 classes: 80 bytes) keeps every class's score
         scores = probabilities.astype(np.float32)

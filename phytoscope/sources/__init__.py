@@ -26,7 +26,7 @@ from phytoscope.imaging.decode import IMAGE_SUFFIXES, decode_file
 from phytoscope.sources import ifcb, video
 from phytoscope.sources.paths import Entry, InputIndex, expand_paths, resolve_inputs
 from phytoscope.sources.video import VIDEO_SUFFIXES, VideoSampling
-from phytoscope.types import Roi, Skipped
+from phytoscope.types import SEGMENTED, Roi, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,12 @@ def rois_from_image(
         )
         return
     pieces, quality = seg.segment_frame(image)
-    frame_meta = {**meta, "focus": round(quality.focus, 1), "frame_objects": quality.objects}
+    frame_meta = {
+        **meta,
+        "focus": round(quality.focus, 1),
+        "frame_objects": quality.objects,
+        SEGMENTED: True,
+    }
     if not pieces:
         if quality.blurry:
             yield Skipped(

@@ -37,7 +37,7 @@ from phytoscope.imaging import segment as seg
 from phytoscope.modelcard import UNKNOWN
 from phytoscope.training import dataset as ds
 from phytoscope.training import frames as fr
-from phytoscope.types import Roi
+from phytoscope.types import SEGMENTED, Roi
 
 VARIANTS: dict[str, seg.SegmentParams] = {
     "before (no box merging)": seg.SegmentParams(merge=False),
@@ -126,7 +126,10 @@ def evaluate_frame(
     pieces, _ = seg.segment_frame(image, params)
     elapsed = time.perf_counter() - start
     boxes = [box for box, _ in pieces]
-    rois = [Roi(source=name, index=k, image=crop, box=box) for k, (box, crop) in enumerate(pieces)]
+    rois = [
+        Roi(source=name, index=k, image=crop, box=box, meta={SEGMENTED: True})
+        for k, (box, crop) in enumerate(pieces)
+    ]
     predictions = classifier.predict(rois) if rois else []
     hab = {c.name for c in classifier.card.classes if c.hab}
     matches = fr.match_segments(image.shape, annotations, boxes)

@@ -40,6 +40,7 @@ from phytoscope.errors import Cancelled, ConfigError, ModelError
 from phytoscope.modelcard import (
     ClassInfo,
     ModelCard,
+    NoveltySpec,
     card_path_for,
     resolve,
     select,
@@ -333,6 +334,7 @@ def learn(request: LearnRequest, progress: Progress | None = None) -> LearnResul
                 bank=(x, y),
             )
         written = replace(ModelCard.load(card_path_for(path)), not_recognised=missing)
+        written = replace(written, novelty=frame_novelty(written.novelty, card.novelty))
         written.save(card_path_for(path))
         int8 = None
         if request.int8:
@@ -419,6 +421,25 @@ def _notes(
     return " ".join([*parts, missing_text] if missing_text else parts)
 
 
+def frame_novelty(new: NoveltySpec | None, base: NoveltySpec | None) -> NoveltySpec | None:
+    """``new`` with a threshold for pieces cut out of whole frames: the base model's margin
+    between its frame and crop thresholds, added to the new crop threshold. A lab has no
+    annotated validation frames to choose it on, and without one its frames would fall back
+    to the crops' threshold, under which whole-frame cells come out "unknown" far more
+    often (models/evaluation/frames/); the card says it is carried over, not measured."""
+    if new is None or base is None or base.frame_threshold is None:
+        return new
+    margin = base.frame_threshold - base.threshold
+    threshold = new.threshold + margin
+    return replace(
+        new,
+        frame_threshold=threshold,
+        chosen=f"{new.chosen}; pieces cut out of whole frames: {threshold:.4f}, the base "
+        f"model's margin of {margin:+.4f} over its crop threshold carried over (not measured "
+        "on this model)",
+    )
+
+
 def write_int8(fp32_path: Path, data: TeachingSet, progress: Progress) -> Path:
     """The INT8 form beside the FP32 one, calibrated on the lab's own images (the head's
     ``openset/`` nodes stay in float); its card says how it agrees with FP32 on them.
@@ -455,9 +476,12 @@ def write_int8(fp32_path: Path, data: TeachingSet, progress: Progress) -> Path:
     novelty = int8.novelty
     if novelty is not None:
         kept = float((fp32_novelty <= novelty.threshold).mean())
+        threshold = threshold_at_coverage(int8_novelty, max(kept, 1.0 / len(int8_novelty)))
+        frame = novelty.frame_threshold
         novelty = replace(
             novelty,
-            threshold=threshold_at_coverage(int8_novelty, max(kept, 1.0 / len(int8_novelty))),
+            threshold=threshold,
+            frame_threshold=None if frame is None else frame + threshold - novelty.threshold,
             chosen=f"{novelty.chosen}; this INT8 form's own threshold keeps the same share of "
             f"the lab's {len(int8_novelty)} images below it as the FP32 one ({kept:.1%})",
         )

@@ -136,6 +136,39 @@ def rethreshold(card: ModelCard, val_prepared: np.ndarray, coverage: float) -> M
     return card
 
 
+def frame_rethreshold(
+    card: ModelCard, frame_prepared: np.ndarray, coverage: float, same_as: ModelCard | None = None
+) -> ModelCard:
+    """The card with a threshold of its own for pieces cut out of whole frames.
+
+    A piece the segmentation cuts from a frame carries the frame's background, halos and
+    neighbours, so every score runs higher than on an instrument's single-organism crops:
+    with the crops' threshold only about half of the validation frames' segments (debris and
+    cells of known classes) were classified, and annotated Pseudo-nitzschia cells were
+    "unknown" (models/evaluation/frames/). The same coverage rule on the validation frames'
+    own segments (this form's scores) gives frames their threshold; the crops' is unchanged.
+    ``same_as``: a form computing the same numbers (Keras beside FP32 ONNX) whose frame
+    threshold this one shares, as it shares the crops' one.
+    """
+    from phytoscope.training.openset import threshold_at_coverage
+
+    assert card.novelty is not None
+    if same_as is not None and same_as.novelty is not None:
+        assert same_as.novelty.frame_threshold is not None
+        threshold = same_as.novelty.frame_threshold
+    else:
+        _, novelty = backend_outputs(card, frame_prepared)
+        threshold = threshold_at_coverage(novelty, coverage)
+    chosen = (
+        f"{card.novelty.chosen}; pieces cut out of whole frames: {threshold:.4f}, keeping "
+        f"{coverage:.0%} of the {len(frame_prepared)} segments of the validation frames"
+    )
+    novelty_spec = replace(card.novelty, frame_threshold=threshold, chosen=chosen)
+    card = replace(card, novelty=novelty_spec)
+    card.save(card_path_for(card.model_path))
+    return card
+
+
 def backend_outputs(card: ModelCard, prepared: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(logits, novelty) of prepared images through the backend that runs ``card``."""
     from phytoscope import backends
@@ -210,12 +243,14 @@ def ship(
     calibration_images: int = 300,
     int8_method: str = "minmax-average",
     details: dict[str, Any] | None = None,
+    frame_val_items: list[Any] | None = None,
     say: Any = lambda _m: None,
 ) -> list[ModelCard]:
     """Fit ``method``'s head on all training embeddings and write the three forms with cards
     (and the embedding bank beside the FP32 model) into ``out_dir``; every form is then
     measured through its backend on the test split and on ``novel_items`` (name -> items of
-    organisms no class covers)."""
+    organisms no class covers). ``frame_val_items``: the validation frames' segments, on
+    which each form gets its threshold for whole frames (:func:`frame_rethreshold`)."""
     import shutil
     import tempfile
 
@@ -284,12 +319,19 @@ def ship(
     novel = {k: ds.prepared_arrays(v, fp32_card.input, cache_dir) for k, v in novel_items.items()}
     val_items = [i for i in split_items if i.split == "val"]
     val_prepared = ds.prepared_arrays(val_items, fp32_card.input, cache_dir)
-    cards = []
+    frame_prepared = (
+        ds.prepared_arrays(frame_val_items, fp32_card.input, cache_dir) if frame_val_items else None
+    )
+    cards: list[ModelCard] = []
     for path in paths:
         card = ModelCard.load(card_path_for(path))
         if card.precision == "int8":
             say("choosing the INT8 form's own novelty threshold")
             card = rethreshold(card, val_prepared, method.coverage)
+        if frame_prepared is not None:
+            say(f"choosing {path.name}'s threshold for whole frames")
+            fp32_twin = cards[0] if card.format == "keras" and cards else None
+            card = frame_rethreshold(card, frame_prepared, method.coverage, same_as=fp32_twin)
         say(f"measuring {path.name}")
         card = replace(card, accuracy=measure(card, test_prepared, test_items, novel))
         card.save(card_path_for(path))

@@ -80,8 +80,29 @@ def test_decide_calls_novel_organisms_unknown_whatever_the_softmax_says():
     assert [d[0] for d in decide(probabilities, card)] == ["B", "B", "A"]
 
 
+def test_pieces_cut_from_whole_frames_are_held_to_the_frame_threshold():
+    card = _card(NoveltySpec(method="test", threshold=5.0, frame_threshold=7.0))
+    probabilities = np.array([[0.01, 0.99]] * 4)
+    novelty = np.array([6.0, 6.0, 8.0, 4.0], np.float32)
+    decisions = decide(probabilities, card, novelty=novelty, from_frame=[False, True, True, True])
+    assert [d[0] for d in decisions] == ["unknown", "B", "unknown", "B"]
+    # a card without a frame threshold holds frame pieces to the crops' threshold
+    plain = _card(NoveltySpec(method="test", threshold=5.0))
+    assert decide(probabilities[:1], plain, novelty=novelty[:1], from_frame=[True])[0][0] == (
+        "unknown"
+    )
+    assert card.novelty is not None and card.novelty.threshold_for(True) == 7.0
+    assert card.novelty.threshold_for(False) == 5.0
+
+
 def test_card_with_novelty_round_trips_as_schema_2_and_without_as_schema_1(tmp_path):
-    spec = NoveltySpec(method="mahalanobis", threshold=12.5, chosen="val 95 %", details={"k": 1})
+    spec = NoveltySpec(
+        method="mahalanobis",
+        threshold=12.5,
+        chosen="val 95 %",
+        details={"k": 1},
+        frame_threshold=14.0,
+    )
     with_novelty = _card(spec)
     raw = with_novelty.to_dict()
     assert raw["schema"] == 2 and raw["novelty"]["threshold"] == 12.5

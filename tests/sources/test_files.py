@@ -112,3 +112,4 @@ def test_segment_choice_is_checked(image_folder):
 def test_never_segment_keeps_whole_image(image_folder):
     items = list(iter_inputs([image_folder / "b_colour.jpg"], segment="never"))
     assert len(items) == 1 and items[0].box is None
+    assert not items[0].segmented  # an instrument's crop: the crops' novelty threshold

@@ -47,6 +47,7 @@ def test_every_frame_is_segmented_into_organisms_of_its_own_source(clip, streame
         assert r.meta["frame"] == split_frame_source(r.source)[1]
         assert r.meta["time_s"] == pytest.approx(r.meta["frame"] / 2.0)
         assert r.image.ndim == 3 and r.image.shape[2] == 3  # RGB, as every source gives
+        assert r.segmented  # cut out of a frame: held to the card's frame threshold
 
 
 def test_the_focus_gate_flags_the_defocused_frame_only(clip, streamed):

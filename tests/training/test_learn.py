@@ -279,3 +279,16 @@ def test_the_shipped_model_carries_a_bank_that_belongs_to_it():
     assert np.bincount(labels).max() <= 200
     weights, bias = kept_columns(card, classes, features, labels)  # raises on a foreign bank
     assert ((features @ weights + bias).argmax(axis=1) == labels).mean() > 0.95
+
+
+def test_a_learnt_model_keeps_the_base_models_margin_for_whole_frames():
+    from phytoscope.modelcard import NoveltySpec
+    from phytoscope.training.learn import frame_novelty
+
+    base = NoveltySpec("cosine-prototypes", 0.22, frame_threshold=0.34)
+    new = frame_novelty(NoveltySpec("cosine-prototypes", 0.25, chosen="rule"), base)
+    assert new is not None and new.frame_threshold == pytest.approx(0.37)
+    assert "carried over" in new.chosen
+    # a base without a frame threshold: frames keep the crops' threshold
+    plain = NoveltySpec("cosine-prototypes", 0.25)
+    assert frame_novelty(plain, NoveltySpec("cosine-prototypes", 0.22)) == plain
