@@ -59,11 +59,16 @@ def unknown_rules(card: Any) -> list[tuple[str, str]]:
     novelty = getattr(card, "novelty", None)
     if novelty is not None:
         chosen = f" ({novelty.chosen})" if novelty.chosen else ""
+        frames = (
+            f" ({novelty.frame_threshold:.6g} for organisms cut out of whole frames)"
+            if getattr(novelty, "frame_threshold", None) is not None
+            else ""
+        )
         lines.append(
             (
                 "Unlike every trained class",
                 f"'unknown' when the {novelty.method} novelty score is above "
-                f"{novelty.threshold:.6g}{chosen}",
+                f"{novelty.threshold:.6g}{frames}{chosen}",
             )
         )
     limits = [(c.name, c.threshold) for c in card.classes if c.threshold > 0]

@@ -79,6 +79,13 @@ def test_novelty_rule_is_explained_with_its_threshold():
         in lines["Unlike every trained class"]
     )
     assert lines["Too uncertain"] == "'unknown' below 98.249 % for A"
+    framed = type(card)(
+        **{**card.__dict__, "novelty": NoveltySpec("energy", 7.25, frame_threshold=9.5)}
+    )
+    assert (
+        "above 7.25 (9.5 for organisms cut out of whole frames)"
+        in dict(unknown_rules(framed))["Unlike every trained class"]
+    )
 
 
 def test_settings_show_rule_sets_by_name_and_return_their_code(qtbot):
