@@ -84,8 +84,9 @@ class NoveltySpec:
     chosen: str = ""
     details: dict[str, Any] = field(default_factory=dict)
     frame_threshold: float | None = None
-    """The threshold for organisms cut out of whole frames by the segmentation (a ROI with a
-    box): such crops carry their frame's background and neighbours, so their scores run
+    """The threshold for organisms cut out of whole frames by the segmentation
+    (``Roi.segmented``; an IFCB ROI has a box but is the instrument's own crop): such pieces
+    carry their frame's background and neighbours, so their scores run
     higher than those of the single-organism crops ``threshold`` was chosen on; this one is
     chosen by the same coverage rule on validation frames' segments. None: ``threshold``."""
 

@@ -61,7 +61,7 @@ def unknown_rules(card: Any) -> list[tuple[str, str]]:
         chosen = f" ({novelty.chosen})" if novelty.chosen else ""
         frames = (
             f" ({novelty.frame_threshold:.6g} for organisms cut out of whole frames)"
-            if getattr(novelty, "frame_threshold", None) is not None
+            if novelty.frame_threshold is not None
             else ""
         )
         lines.append(

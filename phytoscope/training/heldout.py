@@ -124,9 +124,9 @@ def originals(emb: Embeddings, set_name: str = "known", split: str | None = None
 
 
 Memo = dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]]
-"""Logistic weights by (training rows, classes, l2) and prototypes by (training rows,
-classes, per class): methods that differ in one knob share the rest, which makes a grid of
-methods several times cheaper."""
+"""Logistic weights by (training rows, classes, l2), prototypes and cross-fitted class
+distances (with their labels) by (training rows, classes, per class): methods that differ in
+one knob share the rest, which makes a grid of methods several times cheaper."""
 
 
 def fit(

@@ -117,6 +117,15 @@ def write_int8(
     return out_path
 
 
+def own_threshold(card: ModelCard, prepared: np.ndarray, coverage: float) -> float:
+    """The novelty below which ``coverage`` of ``prepared`` (known organisms) lie, scored by
+    this form through its own backend: the coverage rule every re-chosen threshold uses."""
+    from phytoscope.training.openset import threshold_at_coverage
+
+    _, novelty = backend_outputs(card, prepared)
+    return threshold_at_coverage(novelty, coverage)
+
+
 def rethreshold(card: ModelCard, val_prepared: np.ndarray, coverage: float) -> ModelCard:
     """The same coverage rule on this form's own novelty of the validation images.
 
@@ -125,11 +134,8 @@ def rethreshold(card: ModelCard, val_prepared: np.ndarray, coverage: float) -> M
     quarter of the known test organisms unknown (models/README.md); its own threshold keeps
     the coverage the card promises.
     """
-    from phytoscope.training.openset import threshold_at_coverage
-
     assert card.novelty is not None
-    _, novelty = backend_outputs(card, val_prepared)
-    threshold = threshold_at_coverage(novelty, coverage)
+    threshold = own_threshold(card, val_prepared, coverage)
     chosen = card.novelty.chosen + "; re-chosen on this form's own validation novelty"
     card = replace(card, novelty=replace(card.novelty, threshold=threshold, chosen=chosen))
     card.save(card_path_for(card.model_path))
@@ -150,15 +156,12 @@ def frame_rethreshold(
     ``same_as``: a form computing the same numbers (Keras beside FP32 ONNX) whose frame
     threshold this one shares, as it shares the crops' one.
     """
-    from phytoscope.training.openset import threshold_at_coverage
-
     assert card.novelty is not None
     if same_as is not None and same_as.novelty is not None:
         assert same_as.novelty.frame_threshold is not None
         threshold = same_as.novelty.frame_threshold
     else:
-        _, novelty = backend_outputs(card, frame_prepared)
-        threshold = threshold_at_coverage(novelty, coverage)
+        threshold = own_threshold(card, frame_prepared, coverage)
     chosen = (
         f"{card.novelty.chosen}; pieces cut out of whole frames: {threshold:.4f}, keeping "
         f"{coverage:.0%} of the {len(frame_prepared)} segments of the validation frames"
