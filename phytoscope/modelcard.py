@@ -20,10 +20,11 @@ from typing import Any
 
 from phytoscope.errors import ModelError
 
-SCHEMA_VERSION = 2
-"""2 added the ``novelty`` section; a card without one is still written as schema 1, so
-older phytoscope versions keep reading it, and a card with one is refused by them rather
-than read without its "unknown" rule."""
+SCHEMA_VERSION = 3
+"""2 added the ``novelty`` section, 3 its ``frame_threshold``. A card is written with the
+lowest schema that holds it (no novelty: 1; novelty without a frame threshold: 2), so older
+phytoscope versions keep reading what they can apply, and refuse, saying "upgrade", a card
+whose "unknown" rule they would otherwise drop or misread."""
 FORMATS = ("onnx", "keras", "tensorrt")
 UNKNOWN = "unknown"
 
@@ -200,7 +201,14 @@ class ModelCard:
         out["not_recognised"] = list(self.not_recognised)
         if self.novelty is None:
             out.pop("novelty")
-        return {"schema": SCHEMA_VERSION if self.novelty is not None else 1, **out}
+        return {"schema": self.schema, **out}
+
+    @property
+    def schema(self) -> int:
+        """The lowest card schema that holds this card (:data:`SCHEMA_VERSION`)."""
+        if self.novelty is None:
+            return 1
+        return 2 if self.novelty.frame_threshold is None else 3
 
     def save(self, path: Path | str) -> Path:
         path = Path(path)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -96,17 +98,20 @@ def test_pieces_cut_from_whole_frames_are_held_to_the_frame_threshold():
 
 
 def test_card_with_novelty_round_trips_as_schema_2_and_without_as_schema_1(tmp_path):
-    spec = NoveltySpec(
-        method="mahalanobis",
-        threshold=12.5,
-        chosen="val 95 %",
-        details={"k": 1},
-        frame_threshold=14.0,
-    )
+    spec = NoveltySpec(method="mahalanobis", threshold=12.5, chosen="val 95 %", details={"k": 1})
     with_novelty = _card(spec)
     raw = with_novelty.to_dict()
     assert raw["schema"] == 2 and raw["novelty"]["threshold"] == 12.5
     assert ModelCard.from_dict(raw).novelty == spec
+    # a frame threshold needs schema 3: a schema-2 reader must refuse it, not drop it
+    framed = replace(spec, frame_threshold=14.0)
+    raw = _card(framed).to_dict()
+    assert raw["schema"] == 3 and raw["novelty"]["frame_threshold"] == 14.0
+    assert ModelCard.from_dict(raw).novelty == framed
+    from phytoscope.errors import ModelError
+
+    with pytest.raises(ModelError, match="upgrade phytoscope"):
+        ModelCard.from_dict({**raw, "schema": raw["schema"] + 1})
     plain = _card().to_dict()
     assert plain["schema"] == 1 and "novelty" not in plain
     assert ModelCard.from_dict(plain).novelty is None
