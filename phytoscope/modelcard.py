@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,15 @@ class ModelCard:
             raise ModelError(
                 f"model card{where}: format must be one of {FORMATS}, not {card.format!r}"
             )
+        if card.novelty is not None:
+            for key in ("threshold", "frame_threshold"):
+                value = getattr(card.novelty, key)
+                if key == "frame_threshold" and value is None:
+                    continue
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ModelError(f"model card{where}: novelty.{key} must be a number")
+                if not math.isfinite(value):
+                    raise ModelError(f"model card{where}: novelty.{key} must be finite")
         if not card.classes:
             raise ModelError(f"model card{where} lists no classes")
         if len(set(card.class_names)) != len(card.classes):

@@ -112,6 +112,12 @@ def test_card_with_novelty_round_trips_as_schema_2_and_without_as_schema_1(tmp_p
 
     with pytest.raises(ModelError, match="upgrade phytoscope"):
         ModelCard.from_dict({**raw, "schema": raw["schema"] + 1})
+    # a hand-edited threshold that is not a finite number is refused on loading, not at the
+    # first organism
+    for key, bad in (("threshold", "0.2"), ("frame_threshold", float("nan")), ("threshold", True)):
+        broken = {**raw, "novelty": {**raw["novelty"], key: bad}}
+        with pytest.raises(ModelError, match=f"novelty.{key} must be"):
+            ModelCard.from_dict(broken)
     plain = _card().to_dict()
     assert plain["schema"] == 1 and "novelty" not in plain
     assert ModelCard.from_dict(plain).novelty is None
