@@ -47,8 +47,8 @@ if str(ROOT) not in sys.path:
 
 from phytoscope.bench.machine import machine_facts  # noqa: E402
 from phytoscope.modelcard import ModelCard  # noqa: E402
+from phytoscope.training import bank, extend, onnx_head, openset  # noqa: E402
 from phytoscope.training import dataset as ds  # noqa: E402
-from phytoscope.training import extend, onnx_head, openset  # noqa: E402
 from phytoscope.training.blas import one_blas_thread  # noqa: E402
 from phytoscope.training.learn_curve import curve_markdown, examples_curve  # noqa: E402
 
@@ -141,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     train, test = split == "train", split == "test"
     test_truth = [items[i].cls for i in np.flatnonzero(test)]
 
-    shipped_bank = openset.bank_path_for(card.model_path)
+    shipped_bank = bank.bank_path_for(card.model_path)
     if args.write_bank:
-        openset.save_bank(shipped_bank, x[train], y[train], classes)
+        bank.save_bank(shipped_bank, x[train], y[train], classes)
         print(f"written: {shipped_bank} ({int(train.sum())} training embeddings, <= 200 per class)")
         return 0
     base = work / "base"
@@ -154,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copy(shipped_bank, base / shipped_bank.name)
         bank_note = "shipped (models/genus.bank.npz)"
     else:
-        openset.save_bank(openset.bank_path_for(base / card.file), x[train], y[train], classes)
+        bank.save_bank(bank.bank_path_for(base / card.file), x[train], y[train], classes)
         bank_note = "built here from the training split (200 per class at most, float16)"
-    bank_x, bank_y, _ = openset.load_bank(openset.bank_path_for(base / card.file))
+    bank_x, bank_y, _ = bank.load_bank(bank.bank_path_for(base / card.file))
 
     shipped_logits, _ = _run_onnx(card.model_path, prepared[test], card)
     shipped_w, shipped_b = extend.base_head(card.model_path)

@@ -40,13 +40,12 @@ from phytoscope.errors import Cancelled, ConfigError, ModelError
 from phytoscope.modelcard import (
     ClassInfo,
     ModelCard,
-    NoveltySpec,
     card_path_for,
     resolve,
     select,
 )
 from phytoscope.progress import Progress
-from phytoscope.training import extend, learn_data, onnx_head, openset
+from phytoscope.training import bank, extend, learn_data, onnx_head, openset, openset_forms
 from phytoscope.training.blas import one_blas_thread
 from phytoscope.training.cardnotes import card_notes
 from phytoscope.training.learn_data import ROUGH_BELOW, Skipped, TeachingSet
@@ -140,14 +139,14 @@ def check_out_dir(out_dir: Path, card: ModelCard) -> Path:
 
 def load_base_bank(card: ModelCard) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """The base model's embedding bank, restricted to the classes its card names."""
-    path = openset.bank_path_for(card.model_path)
+    path = bank.bank_path_for(card.model_path)
     if not path.exists():
         raise ModelError(
             f"the base model {card.model_path.name} has no embedding bank ({path.name} beside "
             "it): learning keeps the base classes through it. Use a model written by "
             "`phytoscope learn` or one shipped with its bank"
         )
-    features, labels, classes = openset.load_bank(path)
+    features, labels, classes = bank.load_bank(path)
     keep = [i for i, c in enumerate(classes) if c in card.class_names and (labels == i).any()]
     remap = np.full(len(classes), -1, np.int64)
     remap[keep] = np.arange(len(keep))
@@ -214,7 +213,7 @@ def kept_columns(
     if agreement < BANK_AGREEMENT:
         raise ModelError(
             f"the base model classifies only {agreement:.0%} of its own embedding bank "
-            f"({openset.bank_path_for(card.model_path).name}) right: the bank was made with "
+            f"({bank.bank_path_for(card.model_path).name}) right: the bank was made with "
             "another version of the model; rebuild it or use the model it came with"
         )
     return weights, bias
@@ -334,7 +333,9 @@ def learn(request: LearnRequest, progress: Progress | None = None) -> LearnResul
                 bank=(x, y),
             )
         written = replace(ModelCard.load(card_path_for(path)), not_recognised=missing)
-        written = replace(written, novelty=frame_novelty(written.novelty, card.novelty))
+        written = replace(
+            written, novelty=openset_forms.frame_novelty(written.novelty, card.novelty)
+        )
         written.save(card_path_for(path))
         int8 = None
         if request.int8:
@@ -373,7 +374,7 @@ def _class_results(
     rows = []
     for info in infos:
         in_base = info.name in base_classes
-        bank = int((bank_y == base_classes.index(info.name)).sum()) if in_base else 0
+        banked = int((bank_y == base_classes.index(info.name)).sum()) if in_base else 0
         local = counts.get(info.name, 0)
         origin = "base + learnt" if in_base and local else "base" if in_base else "learnt"
         cv = report["per_class"].get(info.name, {})
@@ -382,7 +383,7 @@ def _class_results(
                 name=info.name,
                 origin=origin,
                 local_images=local,
-                bank_images=bank,
+                bank_images=banked,
                 top1=cv.get("top1"),
                 coverage=cv.get("coverage"),
                 rough=not in_base and local < ROUGH_BELOW,
@@ -421,25 +422,6 @@ def _notes(
     return " ".join([*parts, missing_text] if missing_text else parts)
 
 
-def frame_novelty(new: NoveltySpec | None, base: NoveltySpec | None) -> NoveltySpec | None:
-    """``new`` with a threshold for pieces cut out of whole frames: the base model's margin
-    between its frame and crop thresholds, added to the new crop threshold. A lab has no
-    annotated validation frames to choose it on, and without one its frames would fall back
-    to the crops' threshold, under which whole-frame cells come out "unknown" far more
-    often (models/evaluation/frames/); the card says it is carried over, not measured."""
-    if new is None or base is None or base.frame_threshold is None:
-        return new
-    margin = base.frame_threshold - base.threshold
-    threshold = new.threshold + margin
-    return replace(
-        new,
-        frame_threshold=threshold,
-        chosen=f"{new.chosen}; pieces cut out of whole frames: {threshold:.4f}, the base "
-        f"model's margin of {margin:+.4f} over its crop threshold carried over (not measured "
-        "on this model)",
-    )
-
-
 def write_int8(fp32_path: Path, data: TeachingSet, progress: Progress) -> Path:
     """The INT8 form beside the FP32 one, calibrated on the lab's own images (the head's
     ``openset/`` nodes stay in float); its card says how it agrees with FP32 on them.
@@ -452,7 +434,6 @@ def write_int8(fp32_path: Path, data: TeachingSet, progress: Progress) -> Path:
     lab's images below it as the FP32 threshold does (quantile matching: the same rule,
     coverage measured on the images at hand).
     """
-    from phytoscope.training import openset_forms
     from phytoscope.training.openset import threshold_at_coverage
 
     card = ModelCard.load(card_path_for(fp32_path))

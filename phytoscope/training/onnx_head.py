@@ -28,7 +28,8 @@ from phytoscope.modelcard import (
     card_path_for,
     sha256_of,
 )
-from phytoscope.training.openset import METHOD, Head, bank_path_for, save_bank
+from phytoscope.training.bank import bank_path_for, save_bank
+from phytoscope.training.openset import METHOD, Head
 
 FEATURES = "features"
 PREFIX = "openset/"

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from phytoscope.modelcard import ModelCard, card_path_for, sha256_of
+from phytoscope.modelcard import ModelCard, NoveltySpec, card_path_for, sha256_of
 from phytoscope.training import export, onnx_head
 from phytoscope.training.openset import Head
 
@@ -170,6 +170,25 @@ def frame_rethreshold(
     card = replace(card, novelty=novelty_spec)
     card.save(card_path_for(card.model_path))
     return card
+
+
+def frame_novelty(new: NoveltySpec | None, base: NoveltySpec | None) -> NoveltySpec | None:
+    """``new`` with a threshold for pieces cut out of whole frames: the base model's margin
+    between its frame and crop thresholds, added to the new crop threshold. A lab has no
+    annotated validation frames to choose it on, and without one its frames would fall back
+    to the crops' threshold, under which whole-frame cells come out "unknown" far more
+    often (models/evaluation/frames/); the card says it is carried over, not measured."""
+    if new is None or base is None or base.frame_threshold is None:
+        return new
+    margin = base.frame_threshold - base.threshold
+    threshold = new.threshold + margin
+    return replace(
+        new,
+        frame_threshold=threshold,
+        chosen=f"{new.chosen}; pieces cut out of whole frames: {threshold:.4f}, the base "
+        f"model's margin of {margin:+.4f} over its crop threshold carried over (not measured "
+        "on this model)",
+    )
 
 
 def backend_outputs(card: ModelCard, prepared: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

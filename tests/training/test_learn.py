@@ -22,7 +22,7 @@ from phytoscope.errors import Cancelled, ConfigError, ModelError, SourceError
 from phytoscope.imaging.preprocess import normalise, prepare_uint8
 from phytoscope.modelcard import ModelCard, card_path_for
 from phytoscope.progress import CancelToken, Progress
-from phytoscope.training import extend, learn_data, openset
+from phytoscope.training import bank, extend, learn_data, openset
 from phytoscope.training.learn import LearnRequest, learn
 from phytoscope.training.learn_curve import examples_curve
 from tests.training.learn_fixtures import base_with_bank, variants, write_class
@@ -128,9 +128,9 @@ def test_a_base_model_without_a_bank_is_refused_with_the_reason(base, teach, tmp
 def test_a_bank_of_another_model_version_is_refused(base, teach, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(base.parent, other)
-    features, labels, classes = openset.load_bank(openset.bank_path_for(base))
+    features, labels, classes = bank.load_bank(bank.bank_path_for(base))
     shuffled = np.random.default_rng(0).permutation(labels)  # embeddings no longer match
-    openset.save_bank(openset.bank_path_for(other / base.name), features, shuffled, classes)
+    bank.save_bank(bank.bank_path_for(other / base.name), features, shuffled, classes)
     with pytest.raises(ModelError, match="another version of the model"):
         learn(LearnRequest((teach,), tmp_path / "out", model=other))
 
@@ -164,7 +164,7 @@ def test_learnt_genera_are_classified_flagged_and_monitored(base, teach, tmp_pat
     assert learnt["Karenia brevis"]["rough"] is True
     assert card.accuracy["per_class"]["Alexandrium"]["top1"] >= 0.9
     assert "rough" in card.notes and "Karenia brevis" in card.notes
-    assert openset.bank_path_for(result.model_path).exists()
+    assert bank.bank_path_for(result.model_path).exists()
 
     names, unknown = _predict(result.card_path, "Mesodinium")
     assert names.count("Alexandrium") >= 30 and unknown.mean() <= 0.1
@@ -283,7 +283,7 @@ def test_the_shipped_model_carries_a_bank_that_belongs_to_it():
 
 def test_a_learnt_model_keeps_the_base_models_margin_for_whole_frames():
     from phytoscope.modelcard import NoveltySpec
-    from phytoscope.training.learn import frame_novelty
+    from phytoscope.training.openset_forms import frame_novelty
 
     base = NoveltySpec("cosine-prototypes", 0.22, frame_threshold=0.34)
     new = frame_novelty(NoveltySpec("cosine-prototypes", 0.25, chosen="rule"), base)

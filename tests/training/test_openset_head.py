@@ -9,7 +9,7 @@ from phytoscope import backends
 from phytoscope.errors import ModelError
 from phytoscope.imaging.preprocess import normalise
 from phytoscope.modelcard import ModelCard, card_path_for
-from phytoscope.training import onnx_head, openset
+from phytoscope.training import bank, onnx_head, openset
 
 CLASSES = ("a", "b", "c")
 
@@ -45,12 +45,12 @@ def test_cross_validate_reports_every_class():
 def test_bank_round_trip_caps_each_class(tmp_path):
     rng = np.random.default_rng(2)
     x, y = _clusters(rng)
-    path = openset.save_bank(tmp_path / "m.bank.npz", x, y, CLASSES, cap_per_class=10)
-    features, labels, classes = openset.load_bank(path)
+    path = bank.save_bank(tmp_path / "m.bank.npz", x, y, CLASSES, cap_per_class=10)
+    features, labels, classes = bank.load_bank(path)
     assert classes == CLASSES and features.shape == (30, 8)
     assert np.bincount(labels).tolist() == [10, 10, 10]
     with pytest.raises(ModelError):
-        openset.load_bank(tmp_path / "missing.bank.npz")
+        bank.load_bank(tmp_path / "missing.bank.npz")
 
 
 @pytest.mark.parametrize(("softmax_weight", "scale_quantile"), [(0.0, None), (0.25, 0.5)])
@@ -78,7 +78,7 @@ def test_exported_graph_computes_the_head(
     new = ModelCard.load(card_path_for(path))
     assert new.novelty is not None and new.novelty.method == openset.METHOD
     assert new.class_names == ("Alpha", "Delta")
-    assert openset.bank_path_for(path).exists()
+    assert bank.bank_path_for(path).exists()
     # every backend reads the two outputs by name; they equal the numpy reference
     with backends.create("onnxruntime", model=card_path_for(path)) as backend:
         out = backend.infer(normalise(prepared, new.input))
